@@ -1,0 +1,75 @@
+"""alliance-stats: the therapeutic alliance research toolkit.
+
+Load and score alliance and outcome measures, check their reliability, and relate the
+alliance to outcome. Everything public is available flat: ``import alliance_stats as als``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .datasets import list_samples, load_sample, sample_path
+from .exceptions import (
+    AllianceStatsError,
+    AllianceStatsWarning,
+    ColumnError,
+    DataFileError,
+    InstrumentKeyError,
+    InvalidValuesWarning,
+    ItemRangeError,
+    ProvisionalKeyWarning,
+    QSortError,
+    SessionDataError,
+)
+from .instruments import Instrument, get_instrument, instruments, register_instrument
+from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .reliability import clinical_cutoffs, reliability, reliable_change
+from .scoring import resolve_items, score
+from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
+
+try:
+    __version__ = _version("alliance-stats")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    # instruments and scoring
+    "Instrument",
+    "instruments",
+    "get_instrument",
+    "register_instrument",
+    "score",
+    "resolve_items",
+    # loading
+    "read_sessions",
+    "read_table",
+    "read_qsorts",
+    "session_grid",
+    "pseudonymize",
+    "row_accounting",
+    "PQS_DISTRIBUTION",
+    # reliability and change
+    "reliability",
+    "reliable_change",
+    "clinical_cutoffs",
+    # simulation and samples
+    "simulate_study",
+    "SimulatedStudy",
+    "ALLIANCE_TYPES",
+    "TREATMENT_PHASES",
+    "list_samples",
+    "load_sample",
+    "sample_path",
+    # errors and warnings
+    "AllianceStatsError",
+    "InstrumentKeyError",
+    "ItemRangeError",
+    "SessionDataError",
+    "QSortError",
+    "ColumnError",
+    "DataFileError",
+    "AllianceStatsWarning",
+    "ProvisionalKeyWarning",
+    "InvalidValuesWarning",
+    "__version__",
+]

@@ -1,0 +1,125 @@
+"""Errors and warnings raised by alliance-stats.
+
+Every error subclasses :class:`AllianceStatsError` (itself a :class:`ValueError`), names
+the column, row, patient, session or study at fault, and says what would fix it.
+Warnings subclass :class:`AllianceStatsWarning`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AllianceStatsError",
+    "InstrumentKeyError",
+    "ItemRangeError",
+    "SessionDataError",
+    "QSortError",
+    "ColumnError",
+    "DataFileError",
+    "AllianceStatsWarning",
+    "ProvisionalKeyWarning",
+    "InvalidValuesWarning",
+]
+
+
+def _fmt_labels(labels, limit: int = 10) -> str:
+    """Format a list of row labels for an error message, shortening long lists."""
+    labels = list(labels)
+    shown = ", ".join(repr(x) if isinstance(x, str) else str(x) for x in labels[:limit])
+    if len(labels) > limit:
+        shown += f", ... ({len(labels) - limit} more)"
+    return shown
+
+
+class AllianceStatsError(ValueError):
+    """Base class of every error raised by alliance-stats for bad input."""
+
+
+class InstrumentKeyError(AllianceStatsError):
+    """An instrument key (scoring definition) is unknown or invalid."""
+
+
+class ColumnError(AllianceStatsError, KeyError):
+    """A column named in a call is not in the data, or is ambiguous."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ItemRangeError(AllianceStatsError):
+    """An item response lies outside the instrument's response scale or is not a number.
+
+    Attributes
+    ----------
+    column : str
+        The data column holding the bad value(s).
+    rows : list
+        Row labels (``data.index``) of the bad values.
+    values : list
+        The offending values.
+    allowed : tuple
+        The response scale ``(min, max)``.
+    """
+
+    def __init__(self, column, rows, values, allowed, instrument: str | None = None):
+        self.column = column
+        self.rows = list(rows)
+        self.values = list(values)
+        self.allowed = tuple(allowed)
+        self.instrument = instrument
+        inst = f" ({instrument})" if instrument else ""
+        msg = (
+            f"column {column!r}{inst}: {len(self.rows)} value(s) outside the response scale "
+            f"{self.allowed[0]}..{self.allowed[1]} or not numeric, at row(s) "
+            f"{_fmt_labels(self.rows)} with value(s) {_fmt_labels(self.values)}. "
+            "Correct the data, map the column to the right item, or pass on_invalid='nan' "
+            "to treat these values as missing (they are then counted and reported)."
+        )
+        super().__init__(msg)
+
+
+class SessionDataError(AllianceStatsError):
+    """Session identifiers are missing, malformed, duplicated or out of order.
+
+    Attributes
+    ----------
+    rows : list
+        Row labels of the offending rows.
+    """
+
+    def __init__(self, message: str, rows=()):
+        self.rows = list(rows)
+        super().__init__(message)
+
+
+class QSortError(AllianceStatsError):
+    """A Q-sort does not have the expected items, piles or forced distribution.
+
+    Attributes
+    ----------
+    session : object
+        The session (row label) whose sort is invalid.
+    found, expected : list of int
+        Counts of items per pile found and expected.
+    """
+
+    def __init__(self, message: str, session=None, found=None, expected=None):
+        self.session = session
+        self.found = found
+        self.expected = expected
+        super().__init__(message)
+
+
+class DataFileError(AllianceStatsError):
+    """A data file cannot be read: unknown format, missing sheet, unreadable content."""
+
+
+class AllianceStatsWarning(UserWarning):
+    """Base class of warnings issued by alliance-stats."""
+
+
+class ProvisionalKeyWarning(AllianceStatsWarning):
+    """A scoring key has not been verified against the instrument's manual."""
+
+
+class InvalidValuesWarning(AllianceStatsWarning):
+    """Invalid values were set to missing (``on_invalid='nan'``) and counted."""

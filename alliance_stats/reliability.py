@@ -1,0 +1,301 @@
+"""Internal consistency (alpha, omega) and reliable / clinically significant change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .exceptions import AllianceStatsError, ColumnError
+from .instruments import get_instrument
+from .scoring import item_matrix, resolve_items, warn_provisional
+
+__all__ = ["reliability", "cronbach_alpha", "omega_total", "reliable_change", "clinical_cutoffs"]
+
+
+def cronbach_alpha(X: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Raw Cronbach's alpha of complete rows of ``X`` (n x k) with Feldt's (1965) CI.
+
+    alpha = k / (k - 1) * (1 - sum(item variances) / variance of the sum). The CI uses
+    (1 - alpha) / (1 - alpha_hat) ~ F(n - 1, (n - 1)(k - 1)), as psych::alpha.ci does.
+    """
+    n, k = X.shape
+    cov = np.cov(X, rowvar=False, ddof=1)
+    alpha = k / (k - 1) * (1 - np.trace(cov) / cov.sum())
+    df1, df2 = n - 1, (n - 1) * (k - 1)
+    q = (1 - level) / 2
+    lo = 1 - (1 - alpha) * stats.f.ppf(1 - q, df1, df2)
+    hi = 1 - (1 - alpha) * stats.f.ppf(q, df1, df2)
+    return float(alpha), float(lo), float(hi)
+
+
+def _minres_one_factor(R: np.ndarray, tol: float = 1e-12, max_iter: int = 10_000) -> np.ndarray:
+    """Loadings of a one-factor minimum-residual (unweighted least squares) solution.
+
+    Iterated principal axes: communalities start at the squared multiple correlations and
+    are replaced by the squared loadings of the first principal axis of the reduced
+    correlation matrix until they stop changing. At convergence the off-diagonal residuals
+    are minimal in the least-squares sense (the criterion psych::fa(fm = "minres") minimizes).
+    """
+    k = R.shape[0]
+    try:
+        h2 = 1 - 1 / np.diag(np.linalg.inv(R))
+    except np.linalg.LinAlgError:
+        h2 = np.full(k, 0.5)
+    for _ in range(max_iter):
+        Rr = R.copy()
+        np.fill_diagonal(Rr, h2)
+        vals, vecs = np.linalg.eigh(Rr)
+        lam = vecs[:, -1] * np.sqrt(max(vals[-1], 0.0))
+        new = lam**2
+        if np.max(np.abs(new - h2)) < tol:
+            h2 = new
+            break
+        h2 = new
+    if lam.sum() < 0:
+        lam = -lam
+    return lam
+
+
+def omega_total(X: np.ndarray) -> float:
+    """McDonald's omega total from a one-factor minres solution on the item correlations.
+
+    omega_t = 1 - sum(uniquenesses) / sum(R), with uniqueness 1 - loading^2 and sum(R) the
+    sum of all entries of the correlation matrix (the variance of the standardized sum).
+    """
+    R = np.corrcoef(X, rowvar=False)
+    lam = _minres_one_factor(R)
+    u2 = 1 - lam**2
+    return float(1 - u2.sum() / R.sum())
+
+
+def reliability(
+    data: pd.DataFrame,
+    instrument,
+    *,
+    items=None,
+    scales=None,
+    level: float = 0.95,
+    on_invalid: str = "raise",
+) -> pd.DataFrame:
+    """Internal consistency of each scale of an instrument.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per completed form. Not modified.
+    instrument : str or Instrument
+    items : list, dict, str or None
+        Item columns (see :func:`resolve_items`).
+    scales : list of str, optional
+        Scales to report; default every subscale and the total.
+    level : float
+        Confidence level of the alpha CI.
+    on_invalid : {"raise", "nan"}
+        As in :func:`score`.
+
+    Returns
+    -------
+    DataFrame
+        One row per scale: ``scale, n, n_excluded, n_items, alpha, alpha_ci_low,
+        alpha_ci_high, omega_total, mean_r``. Reversed items are reverse-scored by the key
+        first. Rows with any missing item of the scale are left out (listwise) and counted
+        in ``n_excluded``.
+
+    Notes
+    -----
+    alpha is the raw (covariance-based) coefficient, with Feldt's CI; omega total comes from
+    a one-factor minimum-residual factor analysis of the item correlations; mean_r is the
+    mean off-diagonal inter-item correlation. Checked against R's psych package (alpha,
+    alpha.ci, omega with nfactors = 1): see tests/reference/.
+    """
+    inst = get_instrument(instrument)
+    warn_provisional(inst)
+    cols = resolve_items(data, inst, items)
+    X, _ = item_matrix(data, inst, cols, on_invalid=on_invalid)
+    if inst.reversed:
+        r = np.asarray(inst.reversed) - 1
+        X[:, r] = (inst.scale[0] + inst.scale[1]) - X[:, r]
+    all_scales = inst.scales
+    if scales is None:
+        scales = list(all_scales)
+    unknown = [s for s in scales if s not in all_scales]
+    if unknown:
+        raise ColumnError(f"{inst.name!r} has no scale(s) {unknown}; its scales are {list(all_scales)}")
+    rows = []
+    for s in scales:
+        idx = np.asarray(all_scales[s]) - 1
+        sub = X[:, idx]
+        complete = ~np.isnan(sub).any(axis=1)
+        Xc = sub[complete]
+        n, k = Xc.shape
+        row = {"scale": s, "n": n, "n_excluded": int((~complete).sum()), "n_items": k}
+        if k < 2 or n < 3:
+            row.update(alpha=np.nan, alpha_ci_low=np.nan, alpha_ci_high=np.nan, omega_total=np.nan, mean_r=np.nan)
+        else:
+            sd = Xc.std(axis=0, ddof=1)
+            if np.any(sd == 0):
+                const = [cols[i] for i, z in zip(idx, sd) if z == 0]
+                raise AllianceStatsError(
+                    f"scale {s!r} of {inst.name!r}: item column(s) {const} do not vary in the "
+                    f"{n} complete rows, so correlations are undefined; check the data or drop "
+                    "the scale with scales=[...]"
+                )
+            a, lo, hi = cronbach_alpha(Xc, level)
+            R = np.corrcoef(Xc, rowvar=False)
+            row.update(
+                alpha=a,
+                alpha_ci_low=lo,
+                alpha_ci_high=hi,
+                omega_total=omega_total(Xc),
+                mean_r=float(R[np.triu_indices(k, 1)].mean()),
+            )
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["alliance_stats"] = {"instrument": inst.name, "provenance": inst.provenance, "items": cols}
+    return out
+
+
+def reliable_change(
+    data: pd.DataFrame,
+    *,
+    pre: str,
+    post: str,
+    reliability: float,
+    sd: float | None = None,
+    cutoff: float | None = None,
+    higher_is_better: bool = True,
+    z: float = 1.96,
+) -> pd.DataFrame:
+    """Reliable change index and clinical-significance category (Jacobson & Truax 1991).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient. Not modified.
+    pre, post : str
+        Columns with the scores before and after treatment.
+    reliability : float
+        Reliability of the measure, r_xx in (0, 1) (e.g. Cronbach's alpha or test-retest).
+    sd : float, optional
+        Standard deviation for the standard error; default the sample SD of ``pre``.
+    cutoff : float, optional
+        Clinical cut-off (e.g. cut-off c of :func:`clinical_cutoffs`); needed for
+        ``recovered``.
+    higher_is_better : bool
+        True for alliance and well-being scores, False for symptom scores (PHQ-9, CORE-OM).
+    z : float
+        Critical |RC| (1.96 for p < .05).
+
+    Returns
+    -------
+    DataFrame
+        Aligned to ``data.index``: ``change`` (post - pre), ``rc``, ``reliable`` (bool),
+        ``category`` (``recovered`` / ``improved`` / ``unchanged`` / ``deteriorated``; missing
+        where pre or post is missing). ``attrs["alliance_stats"]`` holds SE, S_diff, the
+        change needed, and the number of rows not classified.
+
+    Notes
+    -----
+    SE = SD_pre * sqrt(1 - r_xx), S_diff = sqrt(2) * SE, RC = (post - pre) / S_diff,
+    reliable when |RC| > z. Recovered: reliable improvement and a post score past the
+    cut-off (above it when higher is better, below it otherwise); improved: reliable
+    improvement only; deteriorated: reliable worsening; otherwise unchanged.
+    """
+    for c in (pre, post):
+        if c not in data.columns:
+            raise ColumnError(f"column {c!r} is not in the data")
+    if not 0 < reliability < 1:
+        raise AllianceStatsError(f"reliability must lie strictly between 0 and 1, got {reliability}")
+    x0 = pd.to_numeric(data[pre], errors="coerce")
+    x1 = pd.to_numeric(data[post], errors="coerce")
+    for c, orig, num in ((pre, data[pre], x0), (post, data[post], x1)):
+        bad = orig.notna() & num.isna()
+        if bad.any():
+            raise AllianceStatsError(
+                f"column {c!r} holds values that are not numbers at rows {bad[bad].index.tolist()[:10]}"
+            )
+    if sd is None:
+        sd = float(x0.std(ddof=1))
+        if not np.isfinite(sd):
+            raise AllianceStatsError(f"cannot estimate the SD of {pre!r} from fewer than 2 scores; pass sd=")
+    if sd <= 0:
+        raise AllianceStatsError(f"sd must be positive, got {sd}")
+    se = sd * np.sqrt(1 - reliability)
+    sdiff = np.sqrt(2) * se
+    change = x1 - x0
+    rc = change / sdiff
+    reliable = rc.abs() > z
+    better = rc > z if higher_is_better else rc < -z
+    worse = rc < -z if higher_is_better else rc > z
+    cat = pd.Series("unchanged", index=data.index, dtype=object)
+    cat[better] = "improved"
+    if cutoff is not None:
+        past = x1 > cutoff if higher_is_better else x1 < cutoff
+        cat[better & past] = "recovered"
+    cat[worse] = "deteriorated"
+    missing = change.isna()
+    cat[missing] = np.nan
+    cats = ["recovered", "improved", "unchanged", "deteriorated"]
+    out = pd.DataFrame(
+        {
+            "change": change,
+            "rc": rc,
+            "reliable": reliable.where(~missing, False).astype(bool),
+            "category": pd.Categorical(cat, categories=cats),
+        },
+        index=data.index,
+    )
+    out.attrs["alliance_stats"] = {
+        "se": float(se),
+        "s_diff": float(sdiff),
+        "change_needed": float(z * sdiff),
+        "sd": float(sd),
+        "reliability": float(reliability),
+        "cutoff": cutoff,
+        "n_not_classified": int(missing.sum()),
+    }
+    return out
+
+
+def clinical_cutoffs(
+    *,
+    mean_dysfunctional: float,
+    sd_dysfunctional: float,
+    mean_functional: float,
+    sd_functional: float,
+    higher_is_better: bool = True,
+) -> pd.DataFrame:
+    """Jacobson & Truax (1991) clinical cut-offs a, b and c.
+
+    a: two SDs beyond the dysfunctional mean, towards health; b: two SDs beyond the
+    functional mean, towards dysfunction; c: the point between the two means weighted by
+    their SDs, ``(SD_dys * M_func + SD_func * M_dys) / (SD_dys + SD_func)``.
+
+    Returns
+    -------
+    DataFrame
+        Index ``a, b, c``; columns ``value`` and ``definition``.
+    """
+    for nm, v in (("sd_dysfunctional", sd_dysfunctional), ("sd_functional", sd_functional)):
+        if not v > 0:
+            raise AllianceStatsError(f"{nm} must be positive, got {v}")
+    sgn = 1 if higher_is_better else -1
+    a = mean_dysfunctional + sgn * 2 * sd_dysfunctional
+    b = mean_functional - sgn * 2 * sd_functional
+    c = (sd_dysfunctional * mean_functional + sd_functional * mean_dysfunctional) / (
+        sd_dysfunctional + sd_functional
+    )
+    s = "+" if higher_is_better else "-"
+    t = "-" if higher_is_better else "+"
+    return pd.DataFrame(
+        {
+            "value": [a, b, c],
+            "definition": [
+                f"M_dys {s} 2 SD_dys",
+                f"M_func {t} 2 SD_func",
+                "(SD_dys * M_func + SD_func * M_dys) / (SD_dys + SD_func)",
+            ],
+        },
+        index=pd.Index(["a", "b", "c"], name="cutoff"),
+    )

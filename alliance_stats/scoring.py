@@ -1,0 +1,261 @@
+"""Scoring of instrument items by each form's key."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import ColumnError, InstrumentKeyError, InvalidValuesWarning, ItemRangeError, ProvisionalKeyWarning
+from .instruments import Instrument, get_instrument
+
+__all__ = ["score", "resolve_items", "item_matrix"]
+
+
+def warn_provisional(inst: Instrument, stacklevel: int = 3) -> None:
+    """Emit a ProvisionalKeyWarning for a key that is not verified."""
+    if inst.provenance == "provisional":
+        warnings.warn(
+            f"the scoring key of {inst.name!r} is provisional: {inst.notes} "
+            f"Supply the official key from the manual with "
+            f"als.register_instrument('path/to/{inst.name}.toml', replace=True) "
+            f"(see als.get_instrument({inst.name!r}).to_dict() for the fields).",
+            ProvisionalKeyWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def _auto_patterns(inst: Instrument) -> list[str]:
+    bases = []
+    for b in (inst.prefix, inst.prefix.replace("_", ""), *inst.aliases):
+        b = re.sub(r"[^0-9a-z]+", "_", b.lower()).strip("_")
+        for v in (b, b.replace("_", "")):
+            if v and v not in bases:
+                bases.append(v)
+    pats = []
+    for b in bases:
+        pats += [f"{b}{{}}", f"{b}_{{}}", f"{b}_item{{}}", f"{b}_{{:02d}}", f"{b}{{:02d}}", f"{b}.{{}}"]
+    return pats
+
+
+def resolve_items(data: pd.DataFrame, instrument, items=None) -> list[str]:
+    """Map item numbers 1..n of ``instrument`` to columns of ``data``.
+
+    Parameters
+    ----------
+    data : DataFrame
+    instrument : str or Instrument
+    items : list, dict, str or None
+        A list of n column names in item order; a dict ``{item_number: column}``; a pattern
+        with ``{}`` for the item number (``"wai{}"``, ``"WAI_{:02d}"``); or None to look for
+        the usual names (``wai_sr1``, ``wai_sr_1``, ``waisr_01`` ...), case-insensitively.
+
+    Returns
+    -------
+    list of str
+        Column names, item 1 first.
+    """
+    inst = get_instrument(instrument)
+    n = inst.n_items
+    columns = list(data.columns)
+    if items is None:
+        lower = {str(c).lower(): c for c in columns}
+        tried = _auto_patterns(inst)
+        for pat in tried:
+            names = [pat.format(i) for i in range(1, n + 1)]
+            if all(nm in lower for nm in names):
+                return [lower[nm] for nm in names]
+        raise ColumnError(
+            f"could not find the {n} item columns of {inst.name!r}; looked for names like "
+            f"{', '.join(repr(p.format(1)) for p in tried[:6])}. Pass items= as a pattern "
+            f"(e.g. items='item{{}}'), a list of {n} column names, or a dict {{item: column}}."
+        )
+    if isinstance(items, str):
+        if "{" not in items:
+            raise ColumnError(
+                f"items={items!r} is not a pattern: put {{}} where the item number goes, e.g. '{items}{{}}'"
+            )
+        try:
+            cols = [items.format(i) for i in range(1, n + 1)]
+        except (IndexError, KeyError, ValueError) as exc:
+            raise ColumnError(f"items pattern {items!r} cannot be filled with item numbers: {exc}") from None
+    elif isinstance(items, Mapping):
+        keys = {}
+        for k, v in items.items():
+            try:
+                keys[int(k)] = v
+            except (TypeError, ValueError):
+                raise ColumnError(f"items mapping key {k!r} is not an item number of {inst.name!r}") from None
+        missing = [i for i in range(1, n + 1) if i not in keys]
+        extra = [i for i in keys if not 1 <= i <= n]
+        if missing or extra:
+            raise ColumnError(
+                f"items mapping for {inst.name!r} must cover items 1..{n} exactly; "
+                f"missing {missing}, outside the range {extra}"
+            )
+        cols = [keys[i] for i in range(1, n + 1)]
+    else:
+        cols = list(items)
+        if len(cols) != n:
+            raise ColumnError(f"{inst.name!r} has {n} items but items= lists {len(cols)} columns")
+    absent = [c for c in cols if c not in data.columns]
+    if absent:
+        raise ColumnError(
+            f"item column(s) {absent[:10]}{' ...' if len(absent) > 10 else ''} of {inst.name!r} "
+            f"are not in the data (columns include {columns[:8]}{' ...' if len(columns) > 8 else ''})"
+        )
+    return cols
+
+
+def _column_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return float values and a mask of entries that are present but not numbers."""
+    if pd.api.types.is_bool_dtype(series):
+        vals = np.full(len(series), np.nan)
+        return vals, series.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(series), dtype=bool)
+    s = series.astype("object")
+    blank = s.map(lambda v: isinstance(v, str) and v.strip() == "")
+    s = s.mask(blank)
+    num = pd.to_numeric(s, errors="coerce")
+    not_number = (s.notna() & num.isna()).to_numpy()
+    return num.to_numpy(dtype=float, na_value=np.nan), not_number
+
+
+def item_matrix(data: pd.DataFrame, instrument, cols, *, on_invalid: str = "raise"):
+    """Validated item responses as a float matrix (rows x items), NaN for missing.
+
+    Returns the matrix and a dict ``{column: number of values set missing}``.
+    """
+    inst = get_instrument(instrument)
+    if on_invalid not in ("raise", "nan"):
+        raise ValueError(f"on_invalid must be 'raise' or 'nan', got {on_invalid!r}")
+    lo, hi = inst.scale
+    X = np.empty((len(data), len(cols)), dtype=float)
+    invalid: dict[str, int] = {}
+    for j, c in enumerate(cols):
+        vals, not_number = _column_values(data[c])
+        with np.errstate(invalid="ignore"):
+            bad = not_number | (vals < lo) | (vals > hi)
+            if inst.integer:
+                bad |= np.isfinite(vals) & (vals != np.round(vals))
+            bad |= np.isinf(vals)
+        if bad.any():
+            if on_invalid == "raise":
+                idx = np.flatnonzero(bad)
+                raise ItemRangeError(
+                    c,
+                    rows=data.index[idx].tolist(),
+                    values=data[c].iloc[idx].tolist(),
+                    allowed=(lo, hi),
+                    instrument=inst.name + (" (whole numbers)" if inst.integer else ""),
+                )
+            vals = np.where(bad, np.nan, vals)
+            invalid[c] = int(bad.sum())
+        X[:, j] = vals
+    return X, invalid
+
+
+def score(
+    data: pd.DataFrame,
+    instrument,
+    *,
+    items=None,
+    prefix: str | None = None,
+    scoring: str | None = None,
+    on_invalid: str = "raise",
+) -> pd.DataFrame:
+    """Score an instrument's subscales and total by its key.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per completed form (session x rater), one column per item. Not modified.
+    instrument : str or Instrument
+        Name or alias of a registered key (see :func:`instruments`), e.g. ``"wai-sr"``.
+    items : list, dict, str or None
+        Which columns hold items 1..n (see :func:`resolve_items`), e.g. ``"wai{}"``.
+    prefix : str, optional
+        Prefix of the output columns; default the key's (``wai_sr``, ``phq9`` ...).
+    scoring : {"mean", "sum"}, optional
+        Override the key's convention.
+    on_invalid : {"raise", "nan"}
+        A response outside the scale, not a number, or (on Likert scales) not a whole number
+        raises :class:`ItemRangeError`; with ``"nan"`` it is set missing, counted in
+        ``result.attrs["alliance_stats"]["invalid"]`` and reported by a warning.
+
+    Returns
+    -------
+    DataFrame
+        Aligned to ``data.index``: ``{prefix}_{subscale}`` for each subscale,
+        ``{prefix}_total``, and ``{prefix}_n_missing`` (items missing in the row).
+
+    Notes
+    -----
+    Reversed items are scored ``(min + max) - x``. A scale score is the mean of its answered
+    items (times the number of items for ``sum`` scoring, i.e. prorated) when at most
+    ``max_missing`` of its items are missing, and missing otherwise. CORE-OM's clinical
+    score multiplies the mean by 10 (``multiplier``).
+
+    Examples
+    --------
+    >>> import pandas as pd, alliance_stats as als
+    >>> df = pd.DataFrame({f"phq{i}": [1, 2] for i in range(1, 10)})
+    >>> als.score(df, "phq-9", items="phq{}")["phq9_total"].tolist()
+    [9.0, 18.0]
+    """
+    inst = get_instrument(instrument)
+    if inst.kind == "qsort":
+        raise InstrumentKeyError(
+            f"{inst.name!r} is a Q-sort, not a rating scale: read it with als.read_qsorts() and "
+            "analyse it with the PQS functions"
+        )
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    scoring = scoring or inst.scoring
+    if scoring not in ("mean", "sum"):
+        raise InstrumentKeyError(f"scoring must be 'mean' or 'sum', got {scoring!r}")
+    warn_provisional(inst)
+    cols = resolve_items(data, inst, items)
+    X, invalid = item_matrix(data, inst, cols, on_invalid=on_invalid)
+    if invalid:
+        warnings.warn(
+            f"{sum(invalid.values())} invalid value(s) of {inst.name!r} set missing: "
+            + ", ".join(f"{c}: {k}" for c, k in invalid.items()),
+            InvalidValuesWarning,
+            stacklevel=2,
+        )
+    if inst.reversed:
+        r = np.asarray(inst.reversed) - 1
+        X[:, r] = (inst.scale[0] + inst.scale[1]) - X[:, r]
+    present = ~np.isnan(X)
+    Xz = np.where(present, X, 0.0)
+    p = prefix or inst.prefix
+    out = {}
+    for scale, its in inst.scales.items():
+        idx = np.asarray(its) - 1
+        n_ok = present[:, idx].sum(axis=1)
+        total = Xz[:, idx].sum(axis=1)
+        ok = (len(idx) - n_ok) <= inst.max_missing_for(scale)
+        ok &= n_ok > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            val = np.where(ok, total / n_ok, np.nan)
+        if scoring == "sum":
+            val = val * len(idx)
+        if inst.multiplier != 1:
+            val = val * inst.multiplier
+        out[f"{p}_{scale}"] = val
+    out[f"{p}_n_missing"] = (~present).sum(axis=1)
+    res = pd.DataFrame(out, index=data.index)
+    res.attrs["alliance_stats"] = {
+        "instrument": inst.name,
+        "provenance": inst.provenance,
+        "scoring": scoring,
+        "items": list(cols),
+        "invalid": invalid,
+    }
+    return res
+

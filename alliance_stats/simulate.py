@@ -1,0 +1,405 @@
+"""Simulated alliance studies with known true parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import AllianceStatsError
+
+__all__ = ["simulate_study", "SimulatedStudy", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
+
+ALLIANCE_TYPES = ("magical", "working", "therapeutic", "structuralizing")
+TREATMENT_PHASES = ("beginning", "middle", "termination")
+
+# Default moves between alliance types from one session to the next: mostly staying, some
+# progression, little regression (a stylized clinical picture; rows sum to 1).
+DEFAULT_TYPE_TRANSITIONS = np.array(
+    [
+        [0.70, 0.25, 0.04, 0.01],
+        [0.05, 0.75, 0.17, 0.03],
+        [0.02, 0.08, 0.80, 0.10],
+        [0.01, 0.04, 0.10, 0.85],
+    ]
+)
+DEFAULT_TYPE_START = np.array([0.55, 0.40, 0.05, 0.0])
+PQS_DISTRIBUTION = (5, 8, 12, 16, 18, 16, 12, 8, 5)
+
+
+@dataclass
+class SimulatedStudy:
+    """A simulated study: the data and the truth that generated it.
+
+    Attributes
+    ----------
+    sessions : DataFrame
+        One row per attended session: ``therapist, patient, session, therapy, age, gender,
+        phase, alliance_type``, WAI-SR client items ``wai1..wai12`` (1-5), CALPAS therapist
+        items ``calpas1..calpas24`` (1-7), PHQ-9 items ``phq1..phq9`` (0-3).
+    qsorts : DataFrame
+        PQS sorts of a subset of sessions by two judges: ``therapist, patient, session,
+        judge, therapy, pqs1..pqs100``.
+    patients : DataFrame
+        True patient-level values: trait alliance, baseline severity, improvement, planned
+        and attended sessions, dropout, rupture status.
+    episodes : DataFrame
+        Planted rupture episodes: ``patient, pre_session, rupture_session, trough_session,
+        n_decline_sessions, depth, repaired, repair_session``.
+    truth : dict
+        The generating parameters and realized rates.
+    type_transitions : DataFrame
+        True transition matrix between alliance types.
+    """
+
+    sessions: pd.DataFrame
+    qsorts: pd.DataFrame
+    patients: pd.DataFrame
+    episodes: pd.DataFrame
+    truth: dict
+    type_transitions: pd.DataFrame = field(repr=False)
+
+    def __repr__(self) -> str:
+        t = self.truth
+        return (
+            f"SimulatedStudy({t['n_therapists']} therapists, {t['n_patients']} patients, "
+            f"{len(self.sessions)} sessions, {len(self.episodes)} planted ruptures, "
+            f"{len(self.qsorts)} Q-sorts, seed={t['seed']})"
+        )
+
+
+def _piles_from_scores(scores: np.ndarray, distribution) -> np.ndarray:
+    """Forced-distribution piles (1..len) from latent item scores, one row per sort."""
+    ranks = np.argsort(np.argsort(scores, axis=1, kind="stable"), axis=1)
+    bounds = np.cumsum(distribution)
+    return np.searchsorted(bounds, ranks, side="right") + 1
+
+
+def simulate_study(
+    *,
+    n_therapists: int = 20,
+    patients_per_therapist: int = 8,
+    max_sessions: int = 20,
+    min_sessions: int = 6,
+    seed=None,
+    alliance_mean: float = 3.8,
+    alliance_sd_between: float = 0.5,
+    alliance_sd_within: float = 0.25,
+    alliance_ar: float = 0.3,
+    therapist_share: float = 0.15,
+    between_r: float = 0.28,
+    within_effect: float = -1.5,
+    baseline_mean: float = 15.0,
+    baseline_sd: float = 4.0,
+    improvement_mean: float = 6.0,
+    improvement_sd: float = 4.0,
+    residual_sd: float = 2.0,
+    rupture_rate: float = 0.06,
+    rupture_depth: float = 1.0,
+    repair_prob: float = 0.65,
+    multi_session_prob: float = 0.25,
+    repair_effect: float = 2.0,
+    unrepaired_effect: float = -1.0,
+    dropout_rate: float = 0.15,
+    missed_session_rate: float = 0.03,
+    missing_item_rate: float = 0.01,
+    item_sd: float = 0.35,
+    pqs_fraction: float = 0.15,
+    type_transitions=None,
+) -> SimulatedStudy:
+    """Simulate therapists -> patients -> sessions with known alliance-outcome parameters.
+
+    Parameters
+    ----------
+    n_therapists, patients_per_therapist : int
+        Design; patients are nested in therapists.
+    max_sessions, min_sessions : int
+        Each patient's planned number of sessions is uniform on [min, max]; dropout and missed
+        sessions make the attended sessions ragged.
+    seed : int or None
+        Same seed, same data.
+    alliance_mean, alliance_sd_between, alliance_sd_within, alliance_ar : float
+        Client-rated WAI-SR alliance (1-5 mean scale): trait mean and SD between patients,
+        SD of the within-patient (state) deviations, and their session-to-session AR(1)
+        coefficient.
+    therapist_share : float
+        Therapist share of the between-patient alliance variance.
+    between_r : float
+        Latent correlation between a patient's trait alliance and their improvement (PHQ-9
+        points, baseline minus end), before rupture effects; default near the meta-analytic
+        r = .28 (Fluckiger et al. 2018).
+    within_effect : float
+        Within-patient lagged effect: PHQ-9 points at session t+1 per point of (observed)
+        WAI-SR alliance at session t above the patient's own trait level. Negative = a better
+        alliance is followed by fewer symptoms.
+    baseline_mean, baseline_sd, improvement_mean, improvement_sd, residual_sd : float
+        PHQ-9 at the first session, expected improvement by the planned last session (on a
+        log-time curve), and session-level noise.
+    rupture_rate : float
+        Probability that a rupture starts at an eligible session (not the first two or the
+        last two).
+    rupture_depth : float
+        Mean drop of the latent alliance in a rupture (WAI-SR points).
+    repair_prob, multi_session_prob : float
+        Share of ruptures that are repaired (back to the pre-rupture level), and share that
+        unfold as a 2-3 session decline rather than a single-session V.
+    repair_effect, unrepaired_effect : float
+        Extra improvement (PHQ-9 points) of patients with at least one repaired rupture, and
+        with an unrepaired one (negative: less improvement).
+    dropout_rate, missed_session_rate, missing_item_rate : float
+        Share of patients who drop out early, of sessions missed (gaps), and of item
+        responses left blank.
+    item_sd : float
+        Noise of an item response around the latent alliance.
+    pqs_fraction : float
+        Share of patients whose first, middle and last sessions are Q-sorted by two judges.
+    type_transitions : array (4 x 4), optional
+        Transition matrix between the alliance types (magical, working, therapeutic,
+        structuralizing).
+
+    Returns
+    -------
+    SimulatedStudy
+        ``.sessions``, ``.qsorts``, ``.patients``, ``.episodes``, ``.truth``,
+        ``.type_transitions``.
+    """
+    if n_therapists < 1 or patients_per_therapist < 1:
+        raise AllianceStatsError("n_therapists and patients_per_therapist must be at least 1")
+    if not 2 <= min_sessions <= max_sessions:
+        raise AllianceStatsError(
+            f"need 2 <= min_sessions <= max_sessions, got min_sessions={min_sessions}, max_sessions={max_sessions}"
+        )
+    for nm, v in (
+        ("between_r", between_r),
+        ("therapist_share", therapist_share),
+        ("rupture_rate", rupture_rate),
+        ("repair_prob", repair_prob),
+        ("dropout_rate", dropout_rate),
+        ("missed_session_rate", missed_session_rate),
+        ("missing_item_rate", missing_item_rate),
+        ("pqs_fraction", pqs_fraction),
+        ("multi_session_prob", multi_session_prob),
+    ):
+        lo = -1 if nm == "between_r" else 0
+        if not lo <= v <= 1 or (nm == "between_r" and abs(v) >= 1):
+            raise AllianceStatsError(f"{nm} must lie in [{lo}, 1), got {v}")
+    P_T = np.asarray(DEFAULT_TYPE_TRANSITIONS if type_transitions is None else type_transitions, dtype=float)
+    if P_T.shape != (4, 4) or np.any(P_T < 0) or not np.allclose(P_T.sum(axis=1), 1):
+        raise AllianceStatsError("type_transitions must be a 4 x 4 matrix of probabilities whose rows sum to 1")
+
+    rng = np.random.default_rng(seed)
+    T, P, S = n_therapists, n_therapists * patients_per_therapist, max_sessions
+    ther = np.repeat(np.arange(T), patients_per_therapist)
+    therapy = np.where(np.arange(T) % 2 == 0, "CBT", "PDT")
+
+    # patient level ----------------------------------------------------------------------
+    th_eff = rng.normal(0, np.sqrt(therapist_share) * alliance_sd_between, T)
+    pa_eff = rng.normal(0, np.sqrt(1 - therapist_share) * alliance_sd_between, P)
+    trait = alliance_mean + th_eff[ther] + pa_eff
+    z_a = (trait - alliance_mean) / alliance_sd_between
+    baseline = np.clip(rng.normal(baseline_mean, baseline_sd, P), 5, 27)
+    improvement = improvement_mean + improvement_sd * (
+        between_r * z_a + np.sqrt(1 - between_r**2) * rng.standard_normal(P)
+    )
+    planned = rng.integers(min_sessions, max_sessions + 1, P)
+    dropped = rng.random(P) < dropout_rate
+    n_att = np.where(dropped, np.maximum(2, (planned * rng.uniform(0.3, 0.8, P)).astype(int)), planned)
+    sess_idx = np.arange(S)[None, :]
+    attended = sess_idx < n_att[:, None]
+    missed = (rng.random((P, S)) < missed_session_rate) & (sess_idx > 0) & (sess_idx < n_att[:, None] - 1)
+    attended &= ~missed
+
+    # within-patient alliance states -----------------------------------------------------
+    w = np.empty((P, S))
+    w[:, 0] = rng.normal(0, alliance_sd_within, P)
+    innov = np.sqrt(1 - alliance_ar**2) * alliance_sd_within
+    for s in range(1, S):
+        w[:, s] = alliance_ar * w[:, s - 1] + rng.normal(0, innov, P)
+
+    # ruptures ---------------------------------------------------------------------------
+    D = np.zeros((P, S))
+    free_from = np.full(P, 2)  # first 0-based session where a rupture may start
+    blocked = np.zeros(P, dtype=bool)  # after an unrepaired rupture no further episodes
+    episodes = []
+    for s in range(2, S):
+        cand = (~blocked) & (s >= free_from) & (s <= n_att - 3) & attended[:, s] & attended[:, s - 1]
+        start = cand & (rng.random(P) < rupture_rate)
+        for i in np.flatnonzero(start):
+            depth = max(0.4, rng.normal(rupture_depth, 0.15 * rupture_depth))
+            k = int(rng.integers(2, 4)) if rng.random() < multi_session_prob else 1
+            k = min(k, n_att[i] - 2 - s)
+            k = max(k, 1)
+            for j in range(k):
+                D[i, s + j] -= depth * (j + 1) / k
+            repaired = rng.random() < repair_prob
+            if repaired:
+                repair_s = s + k
+                free_from[i] = repair_s + 2
+            else:
+                D[i, s + k :] -= 0.7 * depth
+                repair_s = None
+                blocked[i] = True
+            episodes.append(
+                {
+                    "patient": i + 1,
+                    "pre_session": s,  # 1-based number of the session before the drop
+                    "rupture_session": s + 1,
+                    "trough_session": s + k,
+                    "n_decline_sessions": k,
+                    "depth": depth,
+                    "repaired": repaired,
+                    "repair_session": None if repair_s is None else repair_s + 1,
+                }
+            )
+    ep = pd.DataFrame(
+        episodes,
+        columns=[
+            "patient", "pre_session", "rupture_session", "trough_session",
+            "n_decline_sessions", "depth", "repaired", "repair_session",
+        ],
+    )
+    any_rep = np.zeros(P, dtype=bool)
+    any_unrep = np.zeros(P, dtype=bool)
+    if len(ep):
+        any_rep[ep.loc[ep.repaired, "patient"].to_numpy() - 1] = True
+        any_unrep[ep.loc[~ep.repaired, "patient"].to_numpy() - 1] = True
+    improvement = improvement + repair_effect * any_rep + unrepaired_effect * any_unrep
+
+    latent = trait[:, None] + w + D
+
+    # WAI-SR client items ------------------------------------------------------------------
+    wai_bias = rng.normal(0, 0.15, 12)
+    wai = np.clip(np.round(latent[:, :, None] + wai_bias + rng.normal(0, item_sd, (P, S, 12))), 1, 5)
+    wai[rng.random(wai.shape) < missing_item_rate] = np.nan
+    with np.errstate(invalid="ignore"):
+        wai_obs = np.nanmean(np.where(np.isnan(wai), np.nan, wai), axis=2)
+    wai_obs = np.where(np.isnan(wai_obs), latent, wai_obs)
+
+    # PHQ-9 ----------------------------------------------------------------------------------
+    frac = np.log1p(sess_idx) / np.log(np.maximum(planned, 2))[:, None]
+    mu = baseline[:, None] - improvement[:, None] * frac
+    lag_dev = np.zeros((P, S))
+    lag_dev[:, 1:] = np.where(attended[:, :-1], wai_obs[:, :-1] - trait[:, None], 0.0)
+    y = mu + within_effect * lag_dev + rng.normal(0, residual_sd, (P, S))
+    total = np.clip(np.round(y), 0, 27).astype(int)
+    q, r = np.divmod(total, 9)
+    order = np.argsort(rng.random((P, S, 9)), axis=2)
+    rank = np.argsort(order, axis=2)
+    phq = (q[:, :, None] + (rank < r[:, :, None])).astype(float)
+    phq[rng.random(phq.shape) < missing_item_rate] = np.nan
+
+    # CALPAS therapist items -------------------------------------------------------------------
+    c_lat = 5.0 + 0.8 * (latent - alliance_mean) + rng.normal(0, 0.3, (P, S))
+    calpas = np.clip(np.round(c_lat[:, :, None] + rng.normal(0, 0.6, (P, S, 24))), 1, 7)
+    calpas[rng.random(calpas.shape) < missing_item_rate] = np.nan
+
+    # alliance types and phases ---------------------------------------------------------------
+    cum = np.cumsum(P_T, axis=1)
+    states = np.empty((P, S), dtype=int)
+    states[:, 0] = np.searchsorted(np.cumsum(DEFAULT_TYPE_START), rng.random(P), side="right")
+    for s in range(1, S):
+        u = rng.random(P)
+        states[:, s] = (u[:, None] > cum[states[:, s - 1]]).sum(axis=1)
+    states = np.minimum(states, 3)
+    third = n_att[:, None] / 3.0
+    phase = np.where(sess_idx < third, 0, np.where(sess_idx < 2 * third, 1, 2))
+
+    # assemble -----------------------------------------------------------------------------
+    pi, si = np.nonzero(attended)
+    age = np.round(rng.normal(38, 12, P).clip(18, 80)).astype(int)
+    gender = rng.choice(["female", "male", "diverse"], P, p=[0.62, 0.36, 0.02])
+    sessions = pd.DataFrame(
+        {
+            "therapist": ther[pi] + 1,
+            "patient": pi + 1,
+            "session": si + 1,
+            "therapy": therapy[ther[pi]],
+            "age": age[pi],
+            "gender": gender[pi],
+            "phase": pd.Categorical(np.asarray(TREATMENT_PHASES)[phase[pi, si]], categories=TREATMENT_PHASES),
+            "alliance_type": pd.Categorical(np.asarray(ALLIANCE_TYPES)[states[pi, si]], categories=ALLIANCE_TYPES),
+        }
+    )
+    for j in range(12):
+        sessions[f"wai{j + 1}"] = wai[pi, si, j]
+    for j in range(24):
+        sessions[f"calpas{j + 1}"] = calpas[pi, si, j]
+    for j in range(9):
+        sessions[f"phq{j + 1}"] = phq[pi, si, j]
+
+    # PQS -----------------------------------------------------------------------------------------
+    protos = {t: rng.normal(0, 1, 100) for t in ("CBT", "PDT")}
+    load = np.zeros(100)
+    linked = rng.choice(100, 12, replace=False)
+    load[linked] = rng.choice([-0.8, 0.8], 12)
+    rated = np.flatnonzero(rng.random(P) < pqs_fraction)
+    rows = []
+    for i in rated:
+        att = np.flatnonzero(attended[i])
+        for s in sorted({att[0], att[len(att) // 2], att[-1]}):
+            za = (wai_obs[i, s] - alliance_mean) / alliance_sd_between
+            base = protos[therapy[ther[i]]] + load * za + rng.normal(0, 0.7, 100)
+            for judge in (1, 2):
+                piles = _piles_from_scores((base + rng.normal(0, 0.5, 100))[None, :], PQS_DISTRIBUTION)[0]
+                rows.append([ther[i] + 1, i + 1, s + 1, f"J{judge}", therapy[ther[i]], *piles])
+    qsorts = pd.DataFrame(
+        rows, columns=["therapist", "patient", "session", "judge", "therapy"] + [f"pqs{k}" for k in range(1, 101)]
+    )
+
+    patients = pd.DataFrame(
+        {
+            "therapist": ther + 1,
+            "patient": np.arange(1, P + 1),
+            "therapy": therapy[ther],
+            "trait_alliance": trait,
+            "therapist_alliance_effect": th_eff[ther],
+            "baseline": baseline,
+            "improvement": improvement,
+            "planned_sessions": planned,
+            "attended_sessions": attended.sum(axis=1),
+            "last_session": n_att,
+            "dropout": dropped,
+            "any_repaired_rupture": any_rep,
+            "any_unrepaired_rupture": any_unrep,
+        }
+    )
+    eligible = int(sum(max(0, n - 4) for n in n_att))
+    truth = {
+        "seed": seed,
+        "n_therapists": T,
+        "patients_per_therapist": patients_per_therapist,
+        "n_patients": P,
+        "n_sessions": int(attended.sum()),
+        "max_sessions": max_sessions,
+        "min_sessions": min_sessions,
+        "alliance_mean": alliance_mean,
+        "alliance_sd_between": alliance_sd_between,
+        "alliance_sd_within": alliance_sd_within,
+        "alliance_ar": alliance_ar,
+        "therapist_share": therapist_share,
+        "between_r": between_r,
+        "within_effect": within_effect,
+        "residual_sd": residual_sd,
+        "rupture_rate": rupture_rate,
+        "rupture_depth": rupture_depth,
+        "repair_prob": repair_prob,
+        "multi_session_prob": multi_session_prob,
+        "repair_effect": repair_effect,
+        "unrepaired_effect": unrepaired_effect,
+        "dropout_rate": dropout_rate,
+        "missed_session_rate": missed_session_rate,
+        "missing_item_rate": missing_item_rate,
+        "pqs_fraction": pqs_fraction,
+        "n_ruptures": len(ep),
+        "realized_rupture_rate": len(ep) / eligible if eligible else float("nan"),
+        "pqs_linked_items": sorted((linked + 1).tolist()),
+    }
+    return SimulatedStudy(
+        sessions=sessions,
+        qsorts=qsorts,
+        patients=patients,
+        episodes=ep,
+        truth=truth,
+        type_transitions=pd.DataFrame(P_T, index=list(ALLIANCE_TYPES), columns=list(ALLIANCE_TYPES)),
+    )
