@@ -74,12 +74,13 @@ def read_table(source, *, sheet=None) -> tuple[pd.DataFrame, dict]:
                 df = pd.read_csv(path, sep=";", decimal=",")  # European spreadsheet export
                 meta["separator"] = ";"
         elif fmt == "excel":
-            xl = pd.ExcelFile(path)
+            with pd.ExcelFile(path) as xl:
+                names = xl.sheet_names
             if sheet is None:
-                sheet = xl.sheet_names[0]
-            elif sheet not in xl.sheet_names and not (isinstance(sheet, int) and sheet < len(xl.sheet_names)):
-                raise DataFileError(f"{str(path)!r} has no sheet {sheet!r}; its sheets are {xl.sheet_names}")
-            df = xl.parse(sheet)
+                sheet = names[0]
+            elif sheet not in names and not (isinstance(sheet, int) and 0 <= sheet < len(names)):
+                raise DataFileError(f"{str(path)!r} has no sheet {sheet!r}; its sheets are {names}")
+            df = pd.read_excel(path, sheet_name=sheet)
             meta["sheet"] = sheet
         elif fmt in ("spss", "stata"):
             import pyreadstat

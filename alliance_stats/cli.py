@@ -1,0 +1,139 @@
+"""The ``alliance-stats`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from .exceptions import AllianceStatsError, AllianceStatsWarning
+
+
+def _parse_instruments(values: list[str], items: str | None) -> dict:
+    spec: dict = {}
+    for v in values:
+        name, _, pat = v.partition("=")
+        spec[name.strip()] = pat.strip() or None
+    if items is not None:
+        if len(spec) != 1:
+            raise AllianceStatsError("--items applies to a single --instrument; write --instrument NAME=PATTERN for several")
+        (name,) = spec
+        spec[name] = items
+    return spec
+
+
+def _cmd_instruments(args) -> int:
+    from .instruments import instruments
+
+    df = instruments()
+    if args.csv:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        cols = ["name", "rater", "n_items", "scale_min", "scale_max", "scoring", "subscales", "provenance"]
+        print(df[cols].to_string(index=False))
+    return 0
+
+
+def _cmd_score(args) -> int:
+    from .io import read_sessions, read_table
+    from .scoring import score
+
+    spec = _parse_instruments(args.instrument, args.items)
+    if args.patient or args.session:
+        if not (args.patient and args.session):
+            raise AllianceStatsError("give both --patient and --session (or neither to score rows as they are)")
+        df = read_sessions(
+            args.file, patient=args.patient, session=args.session, therapist=args.therapist,
+            rater=args.rater, instruments=spec, sheet=args.sheet, on_invalid=args.on_invalid,
+        )
+    else:
+        df, _ = read_table(args.file, sheet=args.sheet)
+        parts = [df] + [score(df, name, items=pat, on_invalid=args.on_invalid) for name, pat in spec.items()]
+        df = pd.concat(parts, axis=1)
+    out = Path(args.output)
+    if out.suffix.lower() == ".xlsx":
+        df.to_excel(out, index=False)
+    elif out.suffix.lower() == ".parquet":
+        df.to_parquet(out, index=False)
+    else:
+        df.to_csv(out, index=False)
+    print(f"scored {len(df)} rows ({', '.join(spec)}) -> {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .pipeline import run_demo
+
+    path = run_demo(args.out, force=args.force, progress=not args.quiet)
+    print(f"results written to {path}/ (open report.md)", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="alliance-stats",
+        description="Therapeutic alliance research toolkit: score, check and analyse alliance data.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pi = sub.add_parser("instruments", help="list the instrument keys", description="List every registered instrument form.")
+    pi.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    pi.set_defaults(func=_cmd_instruments)
+
+    ps = sub.add_parser(
+        "score",
+        help="score instrument items in a data file",
+        description="Score one or more instruments in FILE (CSV, TSV, Excel, SPSS, Stata, Parquet) "
+        "and write the data with the scores appended.",
+    )
+    ps.add_argument("file", help="data file")
+    ps.add_argument("--instrument", "-i", action="append", required=True, metavar="NAME[=PATTERN]",
+                    help="instrument to score, e.g. wai-sr or wai-sr=WAISR_{} (repeatable)")
+    ps.add_argument("--items", help="item column pattern for a single instrument, e.g. 'wai{}'")
+    ps.add_argument("--patient", help="patient ID column (with --session: validate and sort as a session table)")
+    ps.add_argument("--session", help="session number column")
+    ps.add_argument("--therapist", help="therapist ID column")
+    ps.add_argument("--rater", help="rater column")
+    ps.add_argument("--sheet", help="Excel sheet name")
+    ps.add_argument("--on-invalid", choices=["raise", "nan"], default="raise",
+                    help="out-of-range responses: stop with an error (default) or set missing and count them")
+    ps.add_argument("-o", "--output", required=True, help="output file (.csv, .xlsx or .parquet)")
+    ps.set_defaults(func=_cmd_score)
+
+    pd_ = sub.add_parser(
+        "demo",
+        help="run the standard analysis on the sample data",
+        description="Load, score and check the synthetic sample study and write tables and a report.",
+    )
+    pd_.add_argument("--out", default="results", help="results folder (default: results)")
+    pd_.add_argument("--force", action="store_true", help="replace an existing results folder")
+    pd_.add_argument("--quiet", action="store_true", help="no progress bar")
+    pd_.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    seen: set = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"alliance-stats: warning: {message}"
+        if issubclass(category, AllianceStatsWarning) and text not in seen:
+            seen.add(text)
+            print(text, file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        return args.func(args)
+    except (AllianceStatsError, OSError) as exc:
+        msg = " ".join(str(exc).split())
+        print(f"alliance-stats: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
