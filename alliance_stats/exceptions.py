@@ -21,10 +21,20 @@ __all__ = [
 ]
 
 
+def _show(value) -> str:
+    """A value as a person would write it: 'a' for strings, 1 (not np.int64(1)) for numbers."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _fmt_labels(labels, limit: int = 10) -> str:
     """Format a list of row labels for an error message, shortening long lists."""
     labels = list(labels)
-    shown = ", ".join(repr(x) if isinstance(x, str) else str(x) for x in labels[:limit])
+    shown = ", ".join(_show(x) for x in labels[:limit])
     if len(labels) > limit:
         shown += f", ... ({len(labels) - limit} more)"
     return shown

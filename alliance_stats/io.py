@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ColumnError, DataFileError, InvalidValuesWarning, QSortError, SessionDataError
-from .exceptions import _fmt_labels
+from .exceptions import _fmt_labels, _show
 from .instruments import get_instrument
 from .scoring import resolve_items, score
 
@@ -141,13 +141,13 @@ def _check_ids(df: pd.DataFrame, keys: list[str]) -> list[tuple[object, str]]:
         problems += [(r, f"missing {c} ID") for r in df.index[miss]]
     s = pd.to_numeric(df["session"], errors="coerce")
     bad = df["session"].notna() & (s.isna() | (s < 1) | (s != np.round(s)))
-    problems += [(r, f"session {df.at[r, 'session']!r} is not a positive whole number") for r in df.index[bad]]
+    problems += [(r, f"session {_show(df.at[r, 'session'])} is not a positive whole number") for r in df.index[bad]]
     flagged = {r for r, _ in problems}
     ok = df.loc[~df.index.isin(flagged)]
     dup_keys = [k for k in keys if k != "therapist"]
     dup = ok.duplicated(dup_keys, keep=False)
     for r in ok.index[dup]:
-        desc = ", ".join(f"{k} {ok.at[r, k]!r}" for k in dup_keys)
+        desc = ", ".join(f"{k} {_show(ok.at[r, k])}" for k in dup_keys)
         problems.append((r, f"duplicate {' x '.join(dup_keys)} ({desc})"))
     return problems
 
@@ -504,7 +504,7 @@ def read_qsorts(
         r, sid, why = problems[0]
         more = f" ({len(problems) - 1} more invalid sort(s) follow)" if len(problems) > 1 else ""
         raise QSortError(
-            f"Q-sort of session {sid!r} (row {r}): {why}{more}. Correct the sort, or pass "
+            f"Q-sort of session {_show(sid)} (row {r}): {why}{more}. Correct the sort, or pass "
             "on_invalid='flag' to keep it flagged and out of the analyses.",
             session=sid,
         )
