@@ -1,0 +1,75 @@
+"""Speed measurements for alliance-stats (run: make bench, or python benchmarks/run.py).
+
+Prints a Markdown table; copy it into benchmarks/README.md with the machine and date.
+Each figure is the best of `repeat` runs (wall clock, time.perf_counter).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import alliance_stats as als
+
+
+def best_of(fn, repeat=5):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def wai_sr_rows(n, seed=0, missing=0.01):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(1, 6, size=(n, 12)).astype(float)
+    X[rng.random(X.shape) < missing] = np.nan
+    return pd.DataFrame(X, columns=[f"wai{i}" for i in range(1, 13)])
+
+
+def bench_scoring():
+    rows = []
+    for n in (10_000, 100_000, 1_000_000):
+        df = wai_sr_rows(n)
+        t = best_of(lambda: als.score(df, "wai-sr", items="wai{}"))
+        rows.append({"benchmark": "score WAI-SR (12 items, 1% missing)", "rows": n, "seconds": t})
+    df = wai_sr_rows(1_000_000)
+    df36 = pd.DataFrame(np.random.default_rng(1).integers(1, 8, size=(1_000_000, 36)), columns=[f"w{i}" for i in range(1, 37)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.ProvisionalKeyWarning)
+        t = best_of(lambda: als.score(df36, "wai-36-client", items="w{}"))
+    rows.append({"benchmark": "score WAI-36 (36 items, 14 reversed)", "rows": 1_000_000, "seconds": t})
+    t = best_of(lambda: als.reliability(df, "wai-sr", items="wai{}"), repeat=3)
+    rows.append({"benchmark": "reliability WAI-SR (alpha, omega, 4 scales)", "rows": 1_000_000, "seconds": t})
+    return rows
+
+
+def bench_loading():
+    path = als.sample_path("sessions_csv")
+    ids = dict(patient="client_id", session="session_no", therapist="therapist_id")
+    inst = {"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}
+    t = best_of(lambda: als.read_sessions(path, instruments=inst, **ids))
+    big = pd.concat([als.load_sample("sessions_csv").assign(client_id=lambda d, k=k: d.client_id + f"-{k}") for k in range(50)], ignore_index=True)
+    t2 = best_of(lambda: als.read_sessions(big, instruments=inst, **ids), repeat=3)
+    return [
+        {"benchmark": "read_sessions sample CSV + score 2 instruments", "rows": 1821, "seconds": t},
+        {"benchmark": "read_sessions DataFrame + validate IDs + score 2 instruments", "rows": len(big), "seconds": t2},
+    ]
+
+
+def main():
+    rows = bench_scoring() + bench_loading()
+    out = pd.DataFrame(rows)
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {platform.system()} {platform.release()}, "
+          f"Python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}")
+    print(out.to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
