@@ -28,6 +28,8 @@ def _show(value) -> str:
             value = value.item()
         except (ValueError, TypeError):
             pass
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -38,6 +40,19 @@ def _fmt_labels(labels, limit: int = 10) -> str:
     if len(labels) > limit:
         shown += f", ... ({len(labels) - limit} more)"
     return shown
+
+
+def user_stacklevel() -> int:
+    """Stack level of the first frame outside alliance_stats, for warnings.warn."""
+    import sys
+    from pathlib import Path
+
+    pkg = str(Path(__file__).resolve().parent)
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(pkg):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class AllianceStatsError(ValueError):
@@ -70,7 +85,7 @@ class ItemRangeError(AllianceStatsError):
         The response scale ``(min, max)``.
     """
 
-    def __init__(self, column, rows, values, allowed, instrument: str | None = None):
+    def __init__(self, column, rows, values, allowed, instrument: str | None = None, integer: bool = False):
         self.column = column
         self.rows = list(rows)
         self.values = list(values)
@@ -79,7 +94,8 @@ class ItemRangeError(AllianceStatsError):
         inst = f" ({instrument})" if instrument else ""
         msg = (
             f"column {column!r}{inst}: {len(self.rows)} value(s) outside the response scale "
-            f"{self.allowed[0]}..{self.allowed[1]} or not numeric, at row(s) "
+            f"{_show(self.allowed[0])}..{_show(self.allowed[1])}{' (whole numbers)' if integer else ''} "
+            f"or not numeric, at row(s) "
             f"{_fmt_labels(self.rows)} with value(s) {_fmt_labels(self.values)}. "
             "Correct the data, map the column to the right item, or pass on_invalid='nan' "
             "to treat these values as missing (they are then counted and reported)."

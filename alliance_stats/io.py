@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ColumnError, DataFileError, InvalidValuesWarning, QSortError, SessionDataError
-from .exceptions import _fmt_labels, _show
+from .exceptions import _fmt_labels, _show, user_stacklevel
 from .instruments import get_instrument
 from .scoring import resolve_items, score
 
@@ -520,7 +520,7 @@ def read_qsorts(
         warnings.warn(
             f"{len(problems)} of {len(out)} Q-sorts are invalid and flagged (qsort_valid = False)",
             InvalidValuesWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     out = out.reset_index(drop=True)
     meta.update(

@@ -9,13 +9,13 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .exceptions import ColumnError, InstrumentKeyError, InvalidValuesWarning, ItemRangeError, ProvisionalKeyWarning
+from .exceptions import user_stacklevel, ColumnError, InstrumentKeyError, InvalidValuesWarning, ItemRangeError, ProvisionalKeyWarning
 from .instruments import Instrument, get_instrument
 
 __all__ = ["score", "resolve_items", "item_matrix"]
 
 
-def warn_provisional(inst: Instrument, stacklevel: int = 3) -> None:
+def warn_provisional(inst: Instrument) -> None:
     """Emit a ProvisionalKeyWarning for a key that is not verified."""
     if inst.provenance == "provisional":
         warnings.warn(
@@ -24,7 +24,7 @@ def warn_provisional(inst: Instrument, stacklevel: int = 3) -> None:
             f"als.register_instrument('path/to/{inst.name}.toml', replace=True) "
             f"(see als.get_instrument({inst.name!r}).to_dict() for the fields).",
             ProvisionalKeyWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -151,7 +151,8 @@ def item_matrix(data: pd.DataFrame, instrument, cols, *, on_invalid: str = "rais
                     rows=data.index[idx].tolist(),
                     values=data[c].iloc[idx].tolist(),
                     allowed=(lo, hi),
-                    instrument=inst.name + (" (whole numbers)" if inst.integer else ""),
+                    instrument=inst.name,
+                    integer=inst.integer,
                 )
             vals = np.where(bad, np.nan, vals)
             invalid[c] = int(bad.sum())
@@ -226,7 +227,7 @@ def score(
             f"{sum(invalid.values())} invalid value(s) of {inst.name!r} set missing: "
             + ", ".join(f"{c}: {k}" for c, k in invalid.items()),
             InvalidValuesWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if inst.reversed:
         r = np.asarray(inst.reversed) - 1

@@ -1,0 +1,125 @@
+"""Write the tutorial notebooks from their cell lists (run: python notebooks/_build.py).
+
+Notebooks are committed without outputs; `make test` executes them top to bottom.
+"""
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).parent
+
+
+def write(name: str, cells: list[tuple[str, str]]) -> None:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+    nbf.write(nb, HERE / name)
+
+
+NB01 = [
+    ("md", """# 01 · Loading and scoring alliance data
+
+This notebook walks you from a raw **SPSS export** to a tidy, scored session table, then checks
+the scales' **reliability** and classifies each patient's **reliable change** (Jacobson & Truax,
+1991).
+
+The data are **synthetic**: a simulated study of 160 patients treated by 20 therapists. The
+patients rated the WAI-SR after every session, the therapists rated the CALPAS, and the patients
+also filled in the PHQ-9. `sample_data/README.md` is the codebook."""),
+    ("code", """import pandas as pd
+import alliance_stats as als
+
+als.list_samples()"""),
+    ("md", """## 1. Look at the raw export
+This is what a survey tool or a clinic's SPSS file gives you. There is one row per session.
+The item columns are named by the survey tool (`WAISR_1` …), and categorical variables are stored
+as numeric codes with value labels."""),
+    ("code", """raw = als.load_sample("sessions_spss")
+raw.iloc[:5, :14]"""),
+    ("md", """## 2. Which instruments can be scored?
+Each form's scoring key is a small data file. *Provenance* tells you whether the key was checked
+against the published source (`verified`) or is `provisional`. Scoring with a provisional key warns
+you, and you can register the official key from your manual."""),
+    ("code", """als.instruments()[["name", "rater", "n_items", "scale_min", "scale_max", "scoring", "subscales", "provenance"]]"""),
+    ("code", """als.get_instrument("wai-sr")"""),
+    ("md", """## 3. Read, validate and score in one call
+`read_sessions` renames the ID columns to `therapist`, `patient`, `session`. It checks them
+(missing IDs, session numbers that are not positive whole numbers, duplicate sessions), sorts the
+table and scores every instrument you name. Each instrument is mapped to its item columns with a
+pattern, where `{}` stands for the item number."""),
+    ("code", """df = als.read_sessions(
+    als.sample_path("sessions_spss"),
+    patient="client_id", session="session_no", therapist="therapist_id",
+    instruments={"wai-sr": "WAISR_{}", "calpas-t": "CALPAS_T_{}", "phq-9": "PHQ9_{}"},
+)
+df[["therapist", "patient", "session", "therapy", "wai_sr_task", "wai_sr_bond", "wai_sr_goal",
+    "wai_sr_total", "calpas_t_total", "phq9_total", "phq9_n_missing"]].head()"""),
+    ("md", """The warning above concerns the CALPAS. Its item-to-scale map is not publicly verified, so the
+package ships it as provisional. Before you publish CALPAS subscale scores, register the key from
+the manual, for example `als.register_instrument("calpas-t-official.toml", replace=True)`.
+
+Nothing is dropped silently. The table records where it came from and what happened to every row.
+The SPSS value labels are kept: `therapy` is now a category with the labels `CBT` and `PDT`."""),
+    ("code", """als.row_accounting(df)"""),
+    ("code", """meta = df.attrs["alliance_stats"]
+meta["value_labels"]["therapy"], df["therapy"].cat.categories.tolist(), meta["instruments"]["wai-sr"]["provenance"]"""),
+    ("md", """### What happens with bad data?
+Suppose someone typed a 6 into a WAI-SR item, which only runs from 1 to 5. You get an error that
+names the column, the row and the value, not a silent wrong mean:"""),
+    ("code", """bad = raw.copy()
+bad.loc[3, "WAISR_7"] = 6
+try:
+    als.read_sessions(bad, patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"})
+except als.ItemRangeError as err:
+    print(err)"""),
+    ("md", """If you decide such values should count as missing, pass `on_invalid="nan"`. They are then set
+missing, counted, and reported. Missing items follow each key's rule: a scale is scored from the
+answered items (prorated) when no more than `max_missing` of its items are missing."""),
+    ("md", """## 4. Sessions that did not happen
+Patients miss sessions. `session_grid` turns the gaps into explicit rows, so that a later "previous
+session" lag never silently jumps over a missed session."""),
+    ("code", """grid = als.session_grid(df)
+print(f"{(~grid.observed).sum()} missed sessions made explicit")
+grid.loc[~grid.observed, ["therapist", "patient", "session", "wai_sr_total"]].head()"""),
+    ("md", """## 5. Reliability
+Cronbach's alpha with a 95% CI (Feldt), McDonald's omega total (one-factor minres) and the mean
+inter-item correlation, per subscale and total. Reversed items are reverse-scored by the key first.
+The numbers match R's `psych` package (see `tests/reference/`). Here we use the first session of
+each patient, so that every row is an independent person."""),
+    ("code", """first = df[df.session == df.groupby("patient").session.transform("min")]
+als.reliability(first, "wai-sr", items="WAISR_{}")"""),
+    ("md", """## 6. Reliable and clinically significant change (Jacobson & Truax, 1991)
+For each patient we compare the first and the last PHQ-9. The reliable change index is
+RC = (post − pre) / S_diff, with S_diff = √2 · SD_pre · √(1 − r_xx). A patient has *recovered* when the
+improvement is reliable and the last score lies below the clinical cut-off (PHQ-9 < 10).
+Lower PHQ-9 scores are better, so we pass `higher_is_better=False`."""),
+    ("code", """ends = (df.dropna(subset=["phq9_total"]).sort_values("session")
+          .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))
+r_xx = als.reliability(first, "phq-9", items="PHQ9_{}").loc[0, "alpha"]
+rc = als.reliable_change(ends, pre="pre", post="post", reliability=r_xx, cutoff=10, higher_is_better=False)
+print(f"alpha = {r_xx:.2f}; change needed for reliability: {rc.attrs['alliance_stats']['change_needed']:.1f} PHQ-9 points")
+rc["category"].value_counts().reindex(["recovered", "improved", "unchanged", "deteriorated"])"""),
+    ("md", """If you have norms for a functional and a dysfunctional population, `clinical_cutoffs` gives
+Jacobson & Truax's cut-offs a, b and c. The norms below are made up for illustration:"""),
+    ("code", """als.clinical_cutoffs(mean_dysfunctional=15, sd_dysfunctional=5, mean_functional=4, sd_functional=3.5,
+                     higher_is_better=False)"""),
+    ("md", """## 7. Sharing data without identities
+`pseudonymize` replaces IDs with keyed hashes (HMAC-SHA256). The same key gives the same
+pseudonyms, so tables stay joinable. Keep the key secret."""),
+    ("code", """shared = als.pseudonymize(df, ["patient", "therapist"], key="keep-this-key-private")
+shared[["therapist", "patient", "session", "wai_sr_total"]].head(3)"""),
+    ("md", """## References
+- Hatcher, R. L., & Gillaspy, J. A. (2006). Development and validation of a revised short version
+  of the Working Alliance Inventory. *Psychotherapy Research, 16*(1), 12–25.
+- Jacobson, N. S., & Truax, P. (1991). Clinical significance: A statistical approach to defining
+  meaningful change in psychotherapy research. *Journal of Consulting and Clinical Psychology,
+  59*(1), 12–19.
+- Kroenke, K., Spitzer, R. L., & Williams, J. B. (2001). The PHQ-9. *Journal of General Internal
+  Medicine, 16*(9), 606–613.
+- Revelle, W. (2024). *psych: Procedures for psychological, psychometric, and personality
+  research* (R package)."""),
+]
+
+if __name__ == "__main__":
+    write("01_load_and_score.ipynb", NB01)
