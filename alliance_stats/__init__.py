@@ -23,6 +23,8 @@ from .exceptions import (
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .models.meta import MetaResult, aggregate_effects, meta_analysis
+from .plots import forest_plot, funnel_plot
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -52,6 +54,13 @@ __all__ = [
     "reliability",
     "reliable_change",
     "clinical_cutoffs",
+    # meta-analysis
+    "meta_analysis",
+    "MetaResult",
+    "aggregate_effects",
+    # figures
+    "forest_plot",
+    "funnel_plot",
     # simulation and samples
     "simulate_study",
     "SimulatedStudy",

@@ -1,0 +1,1 @@
+"""Statistical models: meta-analysis (and, in later issues, mixed models, rupture-repair, sequences, PQS)."""

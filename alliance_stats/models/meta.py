@@ -1,0 +1,583 @@
+"""Meta-analysis of alliance-outcome correlations (and any effect size with a variance)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..exceptions import AllianceStatsError, ColumnError
+from ..exceptions import _show
+from ._meta_fit import METHODS, fit_three_level, fit_uni
+from .._format import apa_p, fmt_ci
+
+__all__ = ["meta_analysis", "MetaResult", "aggregate_effects"]
+
+
+def _design(data: pd.DataFrame, moderators) -> tuple[np.ndarray, list[str]]:
+    """Intercept plus moderators; text columns become treatment-coded dummies (levels sorted,
+    the first is the reference, as in R)."""
+    cols = [np.ones(len(data))]
+    names = ["intercept"]
+    if moderators is None:
+        return np.column_stack(cols), names
+    if isinstance(moderators, str):
+        terms = [t.strip() for t in moderators.lstrip("~").split("+") if t.strip()]
+    else:
+        terms = list(moderators)
+    for t in terms:
+        if t not in data.columns:
+            raise ColumnError(f"moderator {t!r} is not a column of the data (moderators are column names joined by '+')")
+        s = data[t]
+        if pd.api.types.is_bool_dtype(s):
+            cols.append(s.astype(float).to_numpy())
+            names.append(f"{t}[True]")
+        elif pd.api.types.is_numeric_dtype(s):
+            cols.append(s.to_numpy(dtype=float))
+            names.append(t)
+        else:
+            levels = sorted(s.astype(str).unique()) if not isinstance(s.dtype, pd.CategoricalDtype) else [str(c) for c in s.cat.categories if (s == c).any()]
+            if len(levels) < 2:
+                raise AllianceStatsError(f"moderator {t!r} has a single level ({levels}); it cannot explain anything")
+            for lev in levels[1:]:
+                cols.append((s.astype(str) == lev).to_numpy(dtype=float))
+                names.append(f"{t}[{lev}]")
+    return np.column_stack(cols), names
+
+
+@dataclass
+class MetaResult:
+    """Result of :func:`meta_analysis`. Plain data: no refitting happens behind attributes.
+
+    Attributes
+    ----------
+    estimate : float
+        Pooled r (correlations) or pooled effect (generic input); for a meta-regression, the
+        intercept.
+    ci, pi : tuple of float
+        Confidence and prediction interval of the pooled value (same scale as ``estimate``).
+    z, se_z : float
+        Pooled value on the analysis scale (Fisher z for correlations) and its standard error.
+    statistic, df, pval : float
+        Test of the pooled value: z (df = inf) or Knapp-Hartung t (df = k - p).
+    tau2, tau, i2, h2 : float
+        Between-study variance (total over levels for three-level models), its root, I^2 (%)
+        and H^2.
+    q, q_df, q_p : float
+        Cochran's Q (residual heterogeneity), its df and p-value.
+    k : int
+        Number of effect sizes analysed.
+    table : DataFrame
+        One row per effect size: label, (cluster), r, n, yi, vi, weight (%), ci_low, ci_high.
+    coefficients : DataFrame
+        ``term, estimate, se, statistic, pval, ci_low, ci_high`` (analysis scale).
+    variance_components : DataFrame
+        ``level, variance, sd, i2``.
+    qm, qm_df, qm_p : float
+        Omnibus test of the moderators (None without moderators).
+    excluded : DataFrame
+        Effect sizes left out with ``on_invalid='drop'``, with the reason.
+    """
+
+    estimate: float
+    ci: tuple
+    pi: tuple
+    z: float
+    se_z: float
+    statistic: float
+    df: float
+    pval: float
+    tau2: float
+    tau: float
+    i2: float
+    h2: float
+    q: float
+    q_df: int
+    q_p: float
+    k: int
+    table: pd.DataFrame
+    coefficients: pd.DataFrame
+    variance_components: pd.DataFrame
+    method: str
+    test: str
+    level: float
+    measure: str
+    qm: float | None = None
+    qm_df: tuple | None = None
+    qm_p: float | None = None
+    r2: float | None = None
+    three_level: bool = False
+    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["label", "reason"]))
+    k0: int | None = None
+    side: str | None = None
+    _fit: dict = field(default=None, repr=False)
+    _inputs: dict = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ derived analyses
+    def _refit(self, y, v, X=None, **kw):
+        X = np.ones((len(y), 1)) if X is None else X
+        args = dict(method=self.method, test=self.test, level=self.level)
+        args.update(kw)
+        return fit_uni(y, v, X, **args)
+
+    def _check_simple(self, what):
+        if self.three_level or self._inputs["X"].shape[1] > 1:
+            raise AllianceStatsError(f"{what} is defined for random-effects models without moderators or clusters")
+
+    def egger(self, model: str = "rma") -> pd.DataFrame:
+        """Egger's regression test for funnel-plot asymmetry.
+
+        ``model="rma"`` (metafor's ``regtest`` default): the standard error is added as a
+        moderator to the same random-effects model; ``model="lm"``: the classic weighted
+        regression of the effects on their standard errors with a multiplicative dispersion
+        (Egger et al. 1997). Returns ``statistic, df, pval, limit_estimate, model``; the limit
+        estimate is the intercept (the effect as the standard error goes to 0).
+        """
+        self._check_simple("Egger's test")
+        y, v = self._inputs["y"], self._inputs["v"]
+        X = np.column_stack([np.ones_like(y), np.sqrt(v)])
+        if model == "rma":
+            f = self._refit(y, v, X)
+        elif model == "lm":
+            f = fit_uni(y, v, X, method="FE", test="knha", level=self.level)
+        else:
+            raise AllianceStatsError(f"model must be 'rma' or 'lm', got {model!r}")
+        return pd.DataFrame(
+            [{"statistic": f["stat"][1], "df": f["df"], "pval": f["pval"][1], "limit_estimate": f["b"][0], "model": model}]
+        )
+
+    def trim_and_fill(self, side: str | None = None, estimator: str = "L0", max_iter: int = 100) -> "MetaResult":
+        """Duval & Tweedie's trim-and-fill: the model refitted with imputed mirror-image studies.
+
+        The side with missing studies is chosen from the sign of the slope of the effects on
+        their standard errors (as metafor does) unless given. Returns a new result whose
+        ``k0`` is the number of filled studies, ``side`` the side they were filled on, and
+        whose ``table`` marks them with ``filled = True``.
+        """
+        self._check_simple("trim-and-fill")
+        y0, v0 = self._inputs["y"], self._inputs["v"]
+        if estimator not in ("L0", "R0"):
+            raise AllianceStatsError("estimator must be 'L0' or 'R0'")
+        if side is None:
+            f = self._refit(y0, v0, np.column_stack([np.ones_like(y0), np.sqrt(v0)]), test="z")
+            side = "right" if f["b"][1] < 0 else "left"
+        if side not in ("left", "right"):
+            raise AllianceStatsError("side must be 'left' or 'right'")
+        sgn = -1.0 if side == "right" else 1.0
+        order = np.argsort(sgn * y0, kind="stable")
+        y, v = sgn * y0[order], v0[order]
+        k = len(y)
+        k0, prev, it = 0, -1, 0
+        while k0 != prev:
+            prev = k0
+            it += 1
+            if it > max_iter:
+                raise AllianceStatsError("trim-and-fill did not converge")
+            beta = self._refit(y[: k - k0], v[: k - k0], test="z")["b"][0]
+            c = y - beta
+            ranks = stats.rankdata(np.abs(c), method="ordinal")
+            signed = np.sign(c) * ranks
+            if estimator == "L0":
+                sr = signed[signed > 0].sum()
+                k0 = (4 * sr - k * (k + 1)) / (2 * k - 1)
+            else:
+                k0 = (k - np.max(-signed[signed < 0])) - 1 if np.any(signed < 0) else k - 1
+            k0 = int(max(0, np.round(k0)))
+        if k0 > 0:
+            fill_y = sgn * (2 * beta - y[k - k0 :])
+            fill_v = v[k - k0 :]
+            yy = np.concatenate([y0, fill_y])
+            vv = np.concatenate([v0, fill_v])
+            labels = list(self.table["label"]) + [f"Filled {i + 1}" for i in range(k0)]
+            filled = np.r_[np.zeros(len(y0), bool), np.ones(k0, bool)]
+        else:
+            yy, vv, labels, filled = y0, v0, list(self.table["label"]), np.zeros(len(y0), bool)
+        res = _build(yy, vv, np.ones((len(yy), 1)), ["intercept"], labels, None, self.method, "z", self.level,
+                     self.measure, n=None)
+        res.table["filled"] = filled
+        res.k0, res.side = k0, side
+        return res
+
+    def leave_one_out(self) -> pd.DataFrame:
+        """The model refitted with each effect size left out in turn.
+
+        Returns ``left_out, estimate, ci_low, ci_high, z, se_z, pval, tau2, i2, q`` (estimate
+        and CI back-transformed for correlations).
+        """
+        self._check_simple("leave-one-out")
+        y, v = self._inputs["y"], self._inputs["v"]
+        rows = []
+        for i, lab in enumerate(self.table["label"]):
+            keep = np.arange(len(y)) != i
+            f = self._refit(y[keep], v[keep])
+            tr = self._back
+            rows.append(
+                {"left_out": lab, "estimate": tr(f["b"][0]), "ci_low": tr(f["ci_lb"][0]), "ci_high": tr(f["ci_ub"][0]),
+                 "z": f["b"][0], "se_z": f["se"][0], "pval": f["pval"][0], "tau2": f["tau2"], "i2": f["I2"], "q": f["QE"]}
+            )
+        return pd.DataFrame(rows)
+
+    def _back(self, x):
+        return np.tanh(x) if self.measure == "r" else x
+
+    # ------------------------------------------------------------------ presentation
+    def summary(self) -> str:
+        what = "correlation (r; analysed as Fisher z)" if self.measure == "r" else "effect"
+        model = "three-level random-effects" if self.three_level else ("mixed-effects meta-regression" if self.qm is not None else ("fixed-effect" if self.method == "FE" else "random-effects"))
+        lv = int(round(self.level * 100))
+        lines = [
+            f"Meta-analysis ({model}, {self.method}, {'Knapp-Hartung t' if self.test == 'knha' else 'z'} test)",
+            f"k = {self.k} effect sizes" + (f" in {self.table['cluster'].nunique()} clusters" if self.three_level else ""),
+            f"Pooled {what}: {self.estimate:.3f}, {lv}% CI [{self.ci[0]:.3f}, {self.ci[1]:.3f}]"
+            + (f", {lv}% PI [{self.pi[0]:.3f}, {self.pi[1]:.3f}]" if self.method != "FE" else ""),
+            f"Test: {'t' if self.test == 'knha' else 'z'}{'' if np.isinf(self.df) else f'({self.df:.0f})'} = {self.statistic:.2f}, p {apa_p(self.pval, eq=True)}",
+            f"Heterogeneity: Q({self.q_df}) = {self.q:.2f}, p {apa_p(self.q_p, eq=True)}; tau^2 = {self.tau2:.4f}, tau = {self.tau:.4f}, I^2 = {self.i2:.1f}%"
+            + ("" if self.three_level else f", H^2 = {self.h2:.2f}"),
+        ]
+        if self.three_level:
+            for _, r in self.variance_components.iterrows():
+                lines.append(f"  {r['level']}: variance {r['variance']:.4f} (I^2 {r['i2']:.1f}%)")
+        if self.qm is not None:
+            df = f"{self.qm_df[0]}" + (f", {self.qm_df[1]}" if self.qm_df[1] is not None else "")
+            stat = "F" if self.test == "knha" else "QM"
+            lines.append(f"Moderators: {stat}({df}) = {self.qm:.2f}, p {apa_p(self.qm_p, eq=True)}" + (f"; R^2 = {self.r2:.1f}%" if self.r2 is not None else ""))
+            lines.append(self.coefficients.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        if len(self.excluded):
+            lines.append(f"Excluded: {len(self.excluded)} effect size(s): " + "; ".join(f"{a} ({b})" for a, b in self.excluded.itertuples(index=False)))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def to_apa(self) -> pd.DataFrame:
+        """APA-style coefficient table (estimates to 2 decimals, p as '< .001', CIs in brackets)."""
+        lv = int(round(self.level * 100))
+        c = self.coefficients
+        rows = []
+        for _, r in c.iterrows():
+            rows.append({
+                "Term": r["term"],
+                "Estimate": f"{r['estimate']:.2f}",
+                "SE": f"{r['se']:.2f}",
+                ("t" if self.test == "knha" else "z"): f"{r['statistic']:.2f}",
+                "p": apa_p(r["pval"]),
+                f"{lv}% CI": fmt_ci(r["ci_low"], r["ci_high"]),
+            })
+        out = pd.DataFrame(rows)
+        if self.measure == "r" and self.qm is None:
+            out.insert(1, "r", f"{self.estimate:.2f}")
+            out.insert(2, f"r {lv}% CI", fmt_ci(*self.ci))
+        return out
+
+    def _repr_html_(self) -> str:
+        head = html.escape(self.summary().split("\n")[0])
+        body = "<br>".join(html.escape(x) for x in self.summary().split("\n")[1:5])
+        return f"<div><strong>{head}</strong><br>{body}{self.to_apa().to_html(index=False)}</div>"
+
+    def forest_plot(self, ax=None, **kw):
+        """Forest plot; see :func:`alliance_stats.forest_plot`."""
+        from ..plots import forest_plot
+
+        return forest_plot(self, ax=ax, **kw)
+
+    def funnel_plot(self, ax=None, **kw):
+        """Funnel plot; see :func:`alliance_stats.funnel_plot`."""
+        from ..plots import funnel_plot
+
+        return funnel_plot(self, ax=ax, **kw)
+
+    def plot(self, ax=None, **kw):
+        """The forest plot."""
+        return self.forest_plot(ax=ax, **kw)
+
+
+def _build(y, v, X, names, labels, clusters, method, test, level, measure, n, excluded=None, data=None):
+    """Fit and wrap a MetaResult."""
+    back = np.tanh if measure == "r" else (lambda x: x)
+    if clusters is not None:
+        codes, uniq = pd.factorize(pd.Series(clusters), sort=True)
+        if len(uniq) == len(y):
+            raise AllianceStatsError("every cluster holds one effect size: a three-level model cannot separate the levels; drop cluster=")
+        f = fit_three_level(y, v, X, codes, reml=method == "REML", level=level, test=test)
+        vc = pd.DataFrame({"level": ["between clusters", "within clusters"], "variance": f["sigma2"], "sd": np.sqrt(f["sigma2"]), "i2": f["I2_levels"]})
+        h2 = np.nan
+    else:
+        f = fit_uni(y, v, X, method=method, test=test, level=level)
+        vc = pd.DataFrame({"level": ["between studies"], "variance": [f["tau2"]], "sd": [np.sqrt(f["tau2"])], "i2": [f["I2"]]})
+        h2 = f["H2"]
+    b0, se0 = f["b"][0], f["se"][0]
+    pi_half = f["crit"] * np.sqrt(se0**2 + f["tau2"])
+    w = f["weights"] if f["weights"] is not None else 1 / (v + f["tau2"])
+    wpct = 100 * w / w.sum()
+    crit = stats.norm.ppf(1 - (1 - level) / 2)
+    table = pd.DataFrame({"label": labels})
+    if clusters is not None:
+        table["cluster"] = list(clusters)
+    if measure == "r":
+        table["r"] = np.tanh(y)
+        table["n"] = n
+    table["yi"] = y
+    table["vi"] = v
+    table["weight"] = wpct
+    table["ci_low"] = back(y - crit * np.sqrt(v))
+    table["ci_high"] = back(y + crit * np.sqrt(v))
+    coefs = pd.DataFrame({"term": names, "estimate": f["b"], "se": f["se"], "statistic": f["stat"], "pval": f["pval"], "ci_low": f["ci_lb"], "ci_high": f["ci_ub"]})
+    r2 = None
+    if X.shape[1] > 1 and clusters is None and method != "FE":
+        t_re = fit_uni(y, v, np.ones((len(y), 1)), method=method, test=test)["tau2"]
+        r2 = max(0.0, 100 * (t_re - f["tau2"]) / t_re) if t_re > 0 else 0.0
+    res = MetaResult(
+        estimate=float(back(b0)), ci=(float(back(f["ci_lb"][0])), float(back(f["ci_ub"][0]))),
+        pi=(float(back(b0 - pi_half)), float(back(b0 + pi_half))), z=float(b0), se_z=float(se0),
+        statistic=float(f["stat"][0]), df=float(f["df"]), pval=float(f["pval"][0]), tau2=float(f["tau2"]),
+        tau=float(np.sqrt(f["tau2"])), i2=float(f["I2"]), h2=float(h2), q=float(f["QE"]), q_df=int(f["df_q"]),
+        q_p=float(f["QEp"]), k=int(len(y)), table=table, coefficients=coefs, variance_components=vc,
+        method=method, test=test, level=level, measure=measure, qm=f.get("QM"), qm_df=f.get("QMdf"),
+        qm_p=f.get("QMp"), r2=r2, three_level=clusters is not None,
+        excluded=excluded if excluded is not None else pd.DataFrame(columns=["label", "reason"]),
+        _fit=f, _inputs={"y": y, "v": v, "X": X, "data": data},
+    )
+    return res
+
+
+def meta_analysis(
+    data: pd.DataFrame | None = None,
+    *,
+    r=None,
+    n=None,
+    yi=None,
+    vi=None,
+    study=None,
+    cluster=None,
+    method: str = "REML",
+    test: str = "z",
+    moderators=None,
+    level: float = 0.95,
+    on_invalid: str = "raise",
+) -> MetaResult:
+    """Random-effects meta-analysis, meta-regression and three-level models.
+
+    Parameters
+    ----------
+    data : DataFrame, optional
+        One row per effect size; then ``r``, ``n``, ``yi``, ``vi``, ``study``, ``cluster`` are
+        column names. Without ``data`` they are arrays.
+    r, n : column names or arrays
+        Correlations and sample sizes: analysed as Fisher z, ``vi = 1 / (n - 3)``, and
+        back-transformed (``estimate``, ``ci``, ``pi`` are correlations).
+    yi, vi : column names or arrays
+        Generic effect sizes and their sampling variances, analysed as given.
+    study : column name or array, optional
+        Labels of the effect sizes (for tables, plots and error messages).
+    cluster : column name or array, optional
+        Effect sizes nested in clusters (usually studies): fits the three-level model
+        (like metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/effect)``) with two
+        variance components, REML or ML.
+    method : {"REML", "ML", "DL", "PM", "HE", "FE"}
+        Estimator of the between-study variance (FE: fixed-effect / equal-effects model).
+    test : {"z", "knha"}
+        Wald z test, or the Knapp-Hartung adjustment with t (and F) tests on k - p df.
+    moderators : list of column names or str, optional
+        ``["year", "rater"]`` or ``"year + rater"``: a mixed-effects meta-regression with the
+        omnibus test QM. Text columns are dummy coded with their (sorted) first level as the
+        reference, as in R. Names only: no expressions are evaluated.
+    level : float
+        Confidence level of the CIs and the prediction interval.
+    on_invalid : {"raise", "drop"}
+        What to do with |r| >= 1, n <= 3, a non-positive variance or a missing value: raise
+        :class:`AllianceStatsError` naming the study, or leave it out and list it in
+        ``result.excluded``.
+
+    Returns
+    -------
+    MetaResult
+
+    Notes
+    -----
+    Every quantity (pooled estimate, SE, tau^2, I^2, H^2, Q and its p for every method; the
+    Knapp-Hartung CI; the prediction interval; Egger's test; trim-and-fill; leave-one-out;
+    meta-regression coefficients and QM; the three-level variance components) is tested
+    against R's metafor 3.8 within 1e-5 relative on public datasets (dat.molloy2014,
+    dat.mcdaniel1994, dat.konstantopoulos2011) and the synthetic alliance table; see
+    tests/reference/make_metafor_reference.R.
+
+    Examples
+    --------
+    >>> import alliance_stats as als
+    >>> res = als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study")
+    >>> round(res.estimate, 3)
+    0.278
+    """
+    if method not in METHODS:
+        raise AllianceStatsError(f"method must be one of {METHODS}, got {method!r}")
+    if test not in ("z", "knha"):
+        raise AllianceStatsError(f"test must be 'z' or 'knha', got {test!r}")
+    if on_invalid not in ("raise", "drop"):
+        raise AllianceStatsError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
+    if not 0 < level < 1:
+        raise AllianceStatsError(f"level must lie between 0 and 1, got {level}")
+    corr = r is not None or n is not None
+    if corr and (yi is not None or vi is not None):
+        raise AllianceStatsError("give either r and n (correlations) or yi and vi (generic effects), not both")
+    if corr and (r is None or n is None):
+        raise AllianceStatsError("correlations need both r= and n=")
+    if not corr and (yi is None or vi is None):
+        raise AllianceStatsError("give r= and n= (correlations) or yi= and vi= (effect sizes and their variances)")
+
+    if data is not None:
+        if not isinstance(data, pd.DataFrame):
+            raise AllianceStatsError(f"data must be a DataFrame, got {type(data).__name__}")
+        for role, col in dict(r=r, n=n, yi=yi, vi=vi, study=study, cluster=cluster).items():
+            if col is not None and col not in data.columns:
+                raise ColumnError(f"{role}={col!r} is not a column of the data")
+        df = data.reset_index(drop=True)
+        get = lambda c: None if c is None else df[c]  # noqa: E731
+    else:
+        lens = {len(np.atleast_1d(x)) for x in (r, n, yi, vi, study, cluster) if x is not None}
+        if len(lens) != 1:
+            raise AllianceStatsError("the arrays given have different lengths")
+        df = None
+        get = lambda c: None if c is None else pd.Series(np.atleast_1d(c))  # noqa: E731
+    labels = get(study)
+    k_all = len(get(r) if corr else get(yi))
+    labels = labels.astype(str).tolist() if labels is not None else [f"Study {i + 1}" for i in range(k_all)]
+    clusters = get(cluster)
+
+    problems: list[tuple[int, str]] = []
+    if corr:
+        rr = pd.to_numeric(get(r), errors="coerce").to_numpy(dtype=float)
+        nn = pd.to_numeric(get(n), errors="coerce").to_numpy(dtype=float)
+        for i in range(k_all):
+            if np.isnan(rr[i]) or np.isnan(nn[i]):
+                problems.append((i, "missing r or n"))
+            elif abs(rr[i]) >= 1:
+                problems.append((i, f"|r| = {abs(rr[i]):g} is not below 1"))
+            elif nn[i] <= 3:
+                problems.append((i, f"n = {_show(nn[i])} is not above 3"))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.arctanh(rr)
+            v = 1.0 / (nn - 3.0)
+    else:
+        y = pd.to_numeric(get(yi), errors="coerce").to_numpy(dtype=float)
+        v = pd.to_numeric(get(vi), errors="coerce").to_numpy(dtype=float)
+        nn = None
+        for i in range(k_all):
+            if np.isnan(y[i]) or np.isnan(v[i]):
+                problems.append((i, "missing yi or vi"))
+            elif v[i] <= 0:
+                problems.append((i, f"variance {v[i]:g} is not positive"))
+    if clusters is not None:
+        for i in np.flatnonzero(clusters.isna().to_numpy()):
+            problems.append((int(i), "missing cluster"))
+    mod_df = df if df is not None else None
+    if moderators is not None:
+        if mod_df is None:
+            raise AllianceStatsError("moderators= needs data= (moderators are column names)")
+        terms = [t.strip() for t in moderators.lstrip("~").split("+")] if isinstance(moderators, str) else list(moderators)
+        for t in terms:
+            if t not in mod_df.columns:
+                raise ColumnError(f"moderator {t!r} is not a column of the data (moderators are column names joined by '+')")
+            for i in np.flatnonzero(mod_df[t].isna().to_numpy()):
+                problems.append((int(i), f"missing moderator {t!r}"))
+    excluded = pd.DataFrame(columns=["label", "reason"])
+    if problems:
+        if on_invalid == "raise":
+            detail = "; ".join(f"{labels[i]!r}: {why}" for i, why in problems[:8])
+            more = f"; ... ({len(problems) - 8} more)" if len(problems) > 8 else ""
+            raise AllianceStatsError(
+                f"{len(problems)} invalid effect size(s): {detail}{more}. Correct them, or pass "
+                "on_invalid='drop' to leave them out (they are then listed in result.excluded)."
+            )
+        bad = sorted({i for i, _ in problems})
+        why = {}
+        for i, w in problems:
+            why.setdefault(i, w)
+        excluded = pd.DataFrame({"label": [labels[i] for i in bad], "reason": [why[i] for i in bad]})
+        keep = np.setdiff1d(np.arange(k_all), bad)
+    else:
+        keep = np.arange(k_all)
+    y, v = y[keep], v[keep]
+    labels = [labels[i] for i in keep]
+    if nn is not None:
+        nn = nn[keep]
+    if clusters is not None:
+        clusters = clusters.iloc[keep].tolist()
+    if moderators is not None:
+        X, names = _design(mod_df.iloc[keep].reset_index(drop=True), moderators)
+    else:
+        X, names = np.ones((len(y), 1)), ["intercept"]
+    if len(y) < 2:
+        raise AllianceStatsError(f"a meta-analysis needs at least 2 effect sizes; {len(y)} left")
+    if clusters is not None and method not in ("REML", "ML"):
+        raise AllianceStatsError("the three-level model is fitted by REML or ML only")
+    return _build(y, v, X, names, labels, clusters, method, test, level, "r" if corr else "generic", nn,
+                  excluded=excluded, data=None if mod_df is None else mod_df.iloc[keep].reset_index(drop=True))
+
+
+def aggregate_effects(data: pd.DataFrame, *, by: str, r: str, n: str, r_between: float = 0.5, method: str = "borenstein") -> pd.DataFrame:
+    """Combine dependent correlations within each study into one effect size.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per effect size. Not modified.
+    by : str
+        Study column.
+    r, n : str
+        Correlation and sample-size columns (analysed as Fisher z, vi = 1 / (n - 3)).
+    r_between : float
+        Assumed correlation between effect sizes of the same study.
+    method : {"borenstein", "gls"}
+        ``borenstein``: the mean z with variance (1/m^2)(sum v_i + sum_{i != j} rho sqrt(v_i v_j))
+        (Borenstein, Hedges, Higgins & Rothstein 2009, ch. 24). ``gls``: the inverse-variance
+        weighted mean under the same compound-symmetric covariance, as metafor's
+        ``aggregate(..., struct = "CS")``.
+
+    Returns
+    -------
+    DataFrame
+        One row per study: ``study``, ``k`` (effects combined), ``yi`` (Fisher z), ``vi``,
+        ``r`` (back-transformed) and ``n`` (the effective n = 3 + 1/vi, so that
+        ``meta_analysis(r="r", n="n")`` uses exactly vi), plus every other column that is
+        constant within the study.
+    """
+    for c in (by, r, n):
+        if c not in data.columns:
+            raise ColumnError(f"column {c!r} is not in the data")
+    if not -1 < r_between < 1:
+        raise AllianceStatsError(f"r_between must lie in (-1, 1), got {r_between}")
+    if method not in ("borenstein", "gls"):
+        raise AllianceStatsError("method must be 'borenstein' or 'gls'")
+    rr = data[r].to_numpy(dtype=float)
+    nn = data[n].to_numpy(dtype=float)
+    bad = np.flatnonzero(~(np.abs(rr) < 1) | ~(nn > 3))
+    if len(bad):
+        raise AllianceStatsError(
+            f"invalid effect size(s) in {by!r} " + ", ".join(repr(_show(data[by].iloc[i])) for i in bad[:8])
+            + ": need |r| < 1 and n > 3"
+        )
+    rows = []
+    others = [c for c in data.columns if c not in (by, r, n)]
+    for key, g in data.groupby(by, sort=False):
+        z = np.arctanh(g[r].to_numpy(dtype=float))
+        vv = 1 / (g[n].to_numpy(dtype=float) - 3)
+        m = len(z)
+        S = r_between * np.sqrt(np.outer(vv, vv))
+        np.fill_diagonal(S, vv)
+        if method == "borenstein":
+            yi, vi = z.mean(), S.sum() / m**2
+        else:
+            Si = np.linalg.inv(S)
+            vi = 1 / Si.sum()
+            yi = vi * (Si.sum(axis=0) @ z)
+        row = {"study": key, "k": m, "yi": yi, "vi": vi, "r": np.tanh(yi), "n": 3 + 1 / vi}
+        for c in others:
+            if g[c].nunique(dropna=False) == 1:
+                row[c] = g[c].iloc[0]
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    keep = [c for c in out.columns if c in ("study", "k", "yi", "vi", "r", "n") or out[c].notna().all()]
+    return out[keep]
