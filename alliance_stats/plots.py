@@ -96,9 +96,9 @@ def forest_plot(
     has_n = is_r and "n" in t and t["n"].notna().all()
     ax.text(-0.02, y, label_header, transform=trans, ha="right", va="center", fontweight="bold", fontsize=9)
     if has_n:
-        ax.text(1.03, y, "n", transform=trans, ha="left", va="center", fontweight="bold", fontsize=9)
-    ax.text(1.13, y, f"{'r' if is_r else 'Estimate'} [{lv}% CI]", transform=trans, ha="left", va="center", fontweight="bold", fontsize=9)
-    ax.text(1.42, y, "Weight", transform=trans, ha="left", va="center", fontweight="bold", fontsize=9)
+        ax.text(1.04, y, "n", transform=trans, ha="left", va="center", fontweight="bold", fontsize=9)
+    ax.text(1.17, y, f"{'r' if is_r else 'Estimate'} [{lv}% CI]", transform=trans, ha="left", va="center", fontweight="bold", fontsize=9)
+    ax.text(1.62, y, "Weight", transform=trans, ha="left", va="center", fontweight="bold", fontsize=9)
     y -= 1
     for kind, p in rows:
         y -= 1
@@ -109,14 +109,14 @@ def forest_plot(
             ax.scatter([p["est"]], [y], marker="s", s=12 + 90 * p["weight"] / wmax, color=color, zorder=3)
             ax.text(-0.02, y, p["label"], transform=trans, ha="right", va="center", fontsize=8)
             if has_n:
-                ax.text(1.03, y, f"{int(round(p['n']))}", transform=trans, ha="left", va="center", fontsize=8)
-            ax.text(1.13, y, f"{p['est']:.2f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]", transform=trans, ha="left", va="center", fontsize=8)
-            ax.text(1.42, y, f"{p['weight']:.1f}%", transform=trans, ha="left", va="center", fontsize=8)
+                ax.text(1.04, y, f"{int(round(p['n']))}", transform=trans, ha="left", va="center", fontsize=8)
+            ax.text(1.17, y, f"{p['est']:.2f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]", transform=trans, ha="left", va="center", fontsize=8)
+            ax.text(1.62, y, f"{p['weight']:.1f}%", transform=trans, ha="left", va="center", fontsize=8)
         else:
             g, k, est, lo, hi = p
             _diamond(ax, y, lo, est, hi, MUTED)
             ax.text(-0.02, y, f"Subtotal {g} (k = {k})", transform=trans, ha="right", va="center", fontsize=8, fontstyle="italic")
-            ax.text(1.13, y, f"{est:.2f} [{lo:.2f}, {hi:.2f}]", transform=trans, ha="left", va="center", fontsize=8, fontstyle="italic")
+            ax.text(1.17, y, f"{est:.2f} [{lo:.2f}, {hi:.2f}]", transform=trans, ha="left", va="center", fontsize=8, fontstyle="italic")
     y -= 1.5
     _diamond(ax, y, result.ci[0], result.estimate, result.ci[1], INK)
     if show_pi and result.method != "FE":
@@ -124,7 +124,7 @@ def forest_plot(
         ax.plot([result.pi[0]] * 2 + [np.nan] + [result.pi[1]] * 2, [y - 0.15, y + 0.15, np.nan, y - 0.15, y + 0.15], color=INK, lw=1.2)
     model = "FE model" if result.method == "FE" else f"RE model ({result.method})"
     ax.text(-0.02, y, f"{model}, k = {result.k}; I² = {result.i2:.0f}%", transform=trans, ha="right", va="center", fontsize=8.5, fontweight="bold")
-    ax.text(1.13, y, f"{result.estimate:.2f} [{result.ci[0]:.2f}, {result.ci[1]:.2f}]", transform=trans, ha="left", va="center", fontsize=8.5, fontweight="bold")
+    ax.text(1.17, y, f"{result.estimate:.2f} [{result.ci[0]:.2f}, {result.ci[1]:.2f}]", transform=trans, ha="left", va="center", fontsize=8.5, fontweight="bold")
     ax.axvline(0, color=MUTED, lw=0.8, ls="--", zorder=1)
     ax.axvline(result.estimate, color=INK, lw=0.6, ls=":", zorder=1)
     ax.set_ylim(y - 1, n_rows + 0.7)
@@ -135,7 +135,7 @@ def forest_plot(
         ax.set_xlim(xlim)
     ax.set_xlabel(xlabel or ("Correlation (r)" if is_r else "Effect size"))
     if ax.figure is not None:
-        ax.figure.subplots_adjust(left=0.3, right=0.62)
+        ax.figure.subplots_adjust(left=0.3, right=0.58)
     return ax
 
 
@@ -176,10 +176,16 @@ def funnel_plot(
     se_max = se.max() * 1.08
     grid = np.linspace(0, se_max, 100)
     if contours:
-        shades = ["#f0f0f0", "#d9d9d9", "#bdbdbd"]
-        for lv, shade in sorted(zip(levels, shades), reverse=True):
+        lv_sorted = sorted(levels, reverse=True)  # widest region first, narrower ones on top
+        shades = ["#bdbdbd", "#d9d9d9", "#f0f0f0", "#f7f7f7"]
+        for j, lv in enumerate(lv_sorted):
             zc = stats.norm.ppf(1 - (1 - lv) / 2)
-            ax.fill_betweenx(grid, -zc * grid, zc * grid, color=shade, zorder=0, label=f"p > {1 - lv:.2f}")
+            alpha_hi = 1 - lv
+            if j + 1 < len(lv_sorted):
+                label = f"{alpha_hi:.2f} < p < {1 - lv_sorted[j + 1]:.2f}"
+            else:
+                label = f"p > {alpha_hi:.2f}"
+            ax.fill_betweenx(grid, -zc * grid, zc * grid, color=shades[j % len(shades)], zorder=0, label=label)
         ax.axvline(0, color=MUTED, lw=0.8)
     else:
         zc = stats.norm.ppf(1 - (1 - result.level) / 2)
@@ -197,7 +203,7 @@ def funnel_plot(
     ax.set_xlabel("Fisher's z" if result.measure == "r" else "Effect size")
     ax.set_ylabel("Standard error")
     if contours or trim_and_fill:
-        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for s in ("right", "top"):
         ax.spines[s].set_visible(False)
     return ax

@@ -1,0 +1,77 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.patches import Polygon
+
+import alliance_stats as als
+
+
+@pytest.fixture(scope="module")
+def small_meta():
+    m = als.load_sample("meta")
+    agg = als.aggregate_effects(m, by="study", r="r", n="n")
+    return als.meta_analysis(agg.head(14), r="r", n="n", study="study")
+
+
+def _texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_forest_plot_draws_every_study(small_meta):
+    ax = als.forest_plot(small_meta)
+    texts = _texts(ax)
+    labels = small_meta.table["label"].tolist()
+    assert all(lab in texts for lab in labels)
+    # one CI line per study, one square marker per study, one diamond
+    sq = [c for c in ax.collections if len(c.get_offsets()) == 1]
+    assert len(sq) == 14
+    diamonds = [p for p in ax.patches if isinstance(p, Polygon)]
+    assert len(diamonds) == 1
+    xs = diamonds[0].get_xy()[:, 0]
+    assert xs.min() == pytest.approx(small_meta.ci[0]) and xs.max() == pytest.approx(small_meta.ci[1])
+    # the text column shows r [CI] of each study and the pooled estimate
+    row = small_meta.table.iloc[0]
+    assert f"{row['r']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in texts
+    assert f"{small_meta.estimate:.2f} [{small_meta.ci[0]:.2f}, {small_meta.ci[1]:.2f}]" in texts
+    # bigger weight, bigger square
+    sizes = np.array([c.get_sizes()[0] for c in sq])
+    assert np.argmax(sizes) == int(np.argmax(small_meta.table["weight"].to_numpy()))
+    assert ax.get_xlabel() == "Correlation (r)"
+
+
+def test_forest_plot_subgroups(small_meta):
+    ax = small_meta.forest_plot(group="rater")
+    texts = _texts(ax)
+    groups = sorted(als.aggregate_effects(als.load_sample("meta"), by="study", r="r", n="n").head(14)["rater"].unique())
+    assert [g for g in groups if g in texts] == groups
+    subtotals = [t for t in texts if t.startswith("Subtotal")]
+    assert len(subtotals) == len(groups)
+    assert len([p for p in ax.patches if isinstance(p, Polygon)]) == len(groups) + 1
+
+
+def test_forest_plot_into_given_axes(small_meta):
+    fig, axes = plt.subplots(1, 2)
+    out = small_meta.forest_plot(ax=axes[1])
+    assert out is axes[1] and len(axes[0].texts) == 0
+
+
+def test_funnel_plot(small_meta):
+    full = als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study")
+    ax = als.funnel_plot(full)
+    pts = ax.collections[0].get_offsets()
+    assert len(pts) == full.k
+    np.testing.assert_allclose(pts[:, 0], full.table["yi"])
+    lo, hi = ax.get_ylim()
+    assert lo > hi == 0  # standard error axis inverted
+    ax2 = full.funnel_plot(contours=True, trim_and_fill=True)
+    tf = full.trim_and_fill()
+    legend = [t.get_text() for t in ax2.get_legend().get_texts()]
+    assert f"filled (k0 = {tf.k0})" in legend and "p > 0.10" in legend and "0.05 < p < 0.10" in legend
+
+
+def test_plots_refuse_meta_regression():
+    res = als.meta_analysis(als.load_sample("meta"), r="r", n="n", moderators="year")
+    with pytest.raises(als.AllianceStatsError, match="intercept-only"):
+        res.forest_plot()
+    with pytest.raises(als.AllianceStatsError, match="intercept-only"):
+        res.funnel_plot()
