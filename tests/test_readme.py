@@ -1,6 +1,8 @@
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -8,11 +10,12 @@ def _blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_readme_example_runs_as_written():
-    runnable = [b for b in _blocks() if "read_sessions" in b]
-    assert runnable, "the README lost its load-and-score example"
+def test_readme_examples_run_as_written():
+    runnable = [b for b in _blocks() if "read_sessions" in b or "meta_analysis" in b]
+    assert len(runnable) == 2, "the README lost its load-and-score or meta-analysis example"
     ns: dict = {}
     for block in runnable:
         exec(compile(block, str(README), "exec"), ns)
-    df = ns["df"]
-    assert len(df) == 1821 and {"wai_sr_total", "phq9_total"} <= set(df.columns)
+    assert len(ns["df"]) == 1821 and {"wai_sr_total", "phq9_total"} <= set(ns["df"].columns)
+    assert ns["res"].three_level and ns["re"].test == "knha"
+    plt.close("all")
