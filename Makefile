@@ -24,7 +24,7 @@ demo: $(VENV)/.demo
 	$(VENV)/bin/alliance-stats demo --out results --force
 
 test: $(VENV)/.dev
-	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests --nbmake notebooks
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --doctest-modules alliance_stats tests --nbmake notebooks
 
 test-fast: $(VENV)/.dev
 	MPLBACKEND=Agg $(PY) -m pytest -q -m "not slow" tests
