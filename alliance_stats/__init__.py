@@ -24,6 +24,7 @@ from .exceptions import (
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
+from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .plots import forest_plot, funnel_plot
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
@@ -58,6 +59,13 @@ __all__ = [
     "meta_analysis",
     "MetaResult",
     "aggregate_effects",
+    # PQS
+    "pqs_prototype_fit",
+    "pqs_items",
+    "pqs_reliability",
+    "q_factor_analysis",
+    "QFactorResult",
+    "pqs_alliance",
     # figures
     "forest_plot",
     "funnel_plot",

@@ -457,8 +457,8 @@ def read_qsorts(
     Returns
     -------
     DataFrame
-        ID columns (``session``, and ``patient``/``rater`` when given), items as ``pqs1`` ..
-        ``pqs100``, ``qsort_valid`` and ``qsort_problem``.
+        ID columns (``session``, and ``patient``/``rater`` when given), the file's other
+        columns, items as ``pqs1`` .. ``pqs100``, ``qsort_valid`` and ``qsort_problem``.
     """
     if on_invalid not in ("raise", "flag"):
         raise ValueError(f"on_invalid must be 'raise' or 'flag', got {on_invalid!r}")
@@ -508,7 +508,11 @@ def read_qsorts(
             "on_invalid='flag' to keep it flagged and out of the analyses.",
             session=sid,
         )
-    out = df[list(roles.values())].rename(columns={c: k for k, c in roles.items()})
+    clash = [k for k in roles if k in df.columns and k not in roles.values()]
+    if clash:
+        raise ColumnError(f"the data already has column(s) {clash} besides the ones named as IDs; rename them first")
+    others = [c for c in df.columns if c not in cols and c not in roles.values()]
+    out = df[list(roles.values()) + others].rename(columns={c: k for k, c in roles.items()})
     items_df = pd.DataFrame(X, index=df.index, columns=[f"pqs{i}" for i in range(1, inst.n_items + 1)])
     out = pd.concat([out, items_df], axis=1)
     out["qsort_valid"] = True

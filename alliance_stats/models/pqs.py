@@ -1,0 +1,463 @@
+"""Psychotherapy Process Q-set (PQS) analyses: prototypes, item profiles, reliability,
+Q-factor analysis, and PQS items related to the alliance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..exceptions import AllianceStatsError, ColumnError, QSortError
+from ..exceptions import _show
+
+__all__ = [
+    "pqs_prototype_fit",
+    "pqs_items",
+    "pqs_reliability",
+    "q_factor_analysis",
+    "QFactorResult",
+    "pqs_alliance",
+]
+
+N_ITEMS = 100
+ITEMS = [f"pqs{i}" for i in range(1, N_ITEMS + 1)]
+
+
+def _valid_sorts(sorts: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The valid sorts (``qsort_valid`` true, as made by read_qsorts) and how many were left out."""
+    if not isinstance(sorts, pd.DataFrame):
+        raise AllianceStatsError(f"sorts must be a DataFrame (from als.read_qsorts), got {type(sorts).__name__}")
+    missing = [c for c in ITEMS if c not in sorts.columns]
+    if missing:
+        raise ColumnError(
+            f"the sorts lack item column(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}; read them with "
+            "als.read_qsorts(), which names the items pqs1 ... pqs100 and checks each sort"
+        )
+    if "qsort_valid" not in sorts.columns:
+        raise AllianceStatsError(
+            "the sorts carry no 'qsort_valid' column: read them with als.read_qsorts() so that each sort "
+            "is checked against the forced distribution before it enters an analysis"
+        )
+    ok = sorts["qsort_valid"].astype(bool)
+    valid = sorts.loc[ok]
+    X = valid[ITEMS].to_numpy(dtype=float)
+    if np.isnan(X).any():
+        raise QSortError("a sort marked valid has missing items; re-read the sorts with als.read_qsorts()")
+    return valid, int((~ok).sum())
+
+
+def _id_columns(sorts: pd.DataFrame) -> list[str]:
+    return [c for c in sorts.columns if c not in ITEMS and c not in ("qsort_valid", "qsort_problem")]
+
+
+def _read_prototypes(prototypes) -> pd.DataFrame:
+    """Prototypes as a 100 x P frame (rows items 1..100, one column per prototype)."""
+    if isinstance(prototypes, (str, Path)):
+        path = Path(prototypes)
+        if not path.is_file():
+            raise AllianceStatsError(f"prototype file {str(path)!r} does not exist")
+        prototypes = pd.read_csv(path)
+    if not isinstance(prototypes, pd.DataFrame):
+        raise AllianceStatsError("prototypes must be a DataFrame or a CSV file: 100 rows (items), one column per prototype")
+    p = prototypes.copy()
+    if "item" in p.columns:
+        p = p.set_index("item")
+    if len(p) != N_ITEMS:
+        raise AllianceStatsError(
+            f"prototypes must rate all {N_ITEMS} PQS items (one row each, optionally an 'item' column 1..100); got {len(p)} rows"
+        )
+    if "item" in prototypes.columns:
+        items = pd.to_numeric(pd.Series(p.index), errors="coerce")
+        if sorted(items.tolist()) != list(range(1, N_ITEMS + 1)):
+            raise AllianceStatsError("the prototypes' 'item' column must hold the item numbers 1 ... 100, each once")
+        p = p.sort_index()
+    for c in p.columns:
+        v = pd.to_numeric(p[c], errors="coerce")
+        if v.isna().any():
+            bad = p.index[v.isna()].tolist()
+            raise AllianceStatsError(f"prototype {c!r} has missing or non-numeric ratings at item(s) {bad[:10]}")
+        if v.std() == 0:
+            raise AllianceStatsError(f"prototype {c!r} gives every item the same rating; it cannot be correlated")
+        p[c] = v.astype(float)
+    p.index = ITEMS
+    return p
+
+
+def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
+    """Adherence to prototypes: the correlation of each session's sort with each prototype.
+
+    Parameters
+    ----------
+    sorts : DataFrame
+        From :func:`read_qsorts`; invalid (flagged) sorts are left out and counted.
+    prototypes : DataFrame or path to a CSV
+        100 rows (items 1..100, in order or with an ``item`` column) and one column per
+        prototype with its item ratings (e.g. the psychodynamic and CBT prototypes of Ablon &
+        Jones 1998, which are not redistributable and must come from the user).
+
+    Returns
+    -------
+    DataFrame
+        The sorts' ID columns and one column per prototype holding Pearson's r between the
+        sort and the prototype. ``attrs["alliance_stats"]["n_excluded"]`` counts flagged sorts.
+    """
+    valid, n_bad = _valid_sorts(sorts)
+    P = _read_prototypes(prototypes)
+    X = valid[ITEMS].to_numpy(dtype=float)
+    Xc = X - X.mean(axis=1, keepdims=True)
+    Pc = P.to_numpy() - P.to_numpy().mean(axis=0, keepdims=True)
+    r = (Xc @ Pc) / np.outer(np.sqrt((Xc**2).sum(axis=1)), np.sqrt((Pc**2).sum(axis=0)))
+    out = valid[_id_columns(valid)].copy()
+    for j, name in enumerate(P.columns):
+        out[name] = r[:, j]
+    out = out.reset_index(drop=True)
+    out.attrs["alliance_stats"] = {"n_excluded": n_bad}
+    return out
+
+
+def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10) -> pd.DataFrame:
+    """Item profile: mean pile, SD and rank of each item, overall or by group.
+
+    Parameters
+    ----------
+    sorts : DataFrame
+        From :func:`read_qsorts`.
+    by : str, optional
+        Group column (therapy type, phase, judge ...).
+    n_extreme : int
+        How many items to flag as most and least characteristic.
+
+    Returns
+    -------
+    DataFrame
+        ``[by], item, item_number, mean, sd, n, rank, most_characteristic,
+        least_characteristic``; rank 1 is the highest mean pile (ties get their mean rank).
+    """
+    valid, n_bad = _valid_sorts(sorts)
+    groups = [(None, valid)] if by is None else list(valid.groupby(by, sort=True, observed=True))
+    if by is not None and by not in valid.columns:
+        raise ColumnError(f"by={by!r} is not a column of the sorts")
+    parts = []
+    for g, sub in groups:
+        X = sub[ITEMS].to_numpy(dtype=float)
+        mean = X.mean(axis=0)
+        sd = X.std(axis=0, ddof=1) if len(sub) > 1 else np.full(N_ITEMS, np.nan)
+        rank = stats.rankdata(-mean, method="average")
+        order = np.argsort(-mean, kind="stable")
+        most = np.zeros(N_ITEMS, bool)
+        least = np.zeros(N_ITEMS, bool)
+        most[order[:n_extreme]] = True
+        least[order[-n_extreme:]] = True
+        d = pd.DataFrame(
+            {"item": ITEMS, "item_number": np.arange(1, N_ITEMS + 1), "mean": mean, "sd": sd, "n": len(sub),
+             "rank": rank, "most_characteristic": most, "least_characteristic": least}
+        )
+        if by is not None:
+            d.insert(0, by, g)
+        parts.append(d.sort_values("rank", kind="stable"))
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["alliance_stats"] = {"n_excluded": n_bad}
+    return out
+
+
+def _icc2(m: np.ndarray) -> tuple[float, float]:
+    """ICC(2,1) and ICC(2,k) (Shrout & Fleiss 1979) of an n targets x k raters matrix."""
+    n, k = m.shape
+    grand = m.mean()
+    ss_r = k * ((m.mean(axis=1) - grand) ** 2).sum()
+    ss_c = n * ((m.mean(axis=0) - grand) ** 2).sum()
+    ss_e = ((m - grand) ** 2).sum() - ss_r - ss_c
+    msr = ss_r / (n - 1)
+    msc = ss_c / (k - 1)
+    mse = ss_e / ((n - 1) * (k - 1))
+    icc2 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    icc2k = (msr - mse) / (msr + (msc - mse) / n)
+    return icc2, icc2k
+
+
+def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str = "rater") -> dict:
+    """Inter-rater reliability of PQS sorts, per session and per item.
+
+    Parameters
+    ----------
+    sorts : DataFrame
+        From :func:`read_qsorts` with two or more judges' sorts of the same sessions.
+    session : str or list of str
+        Column(s) identifying the rated session.
+    rater : str
+        Judge column.
+
+    Returns
+    -------
+    dict of DataFrames
+        ``"sessions"``: per session ``k`` (judges), ``mean_r`` (mean Pearson r between the
+        judges' sorts over the 100 items) and ``spearman_brown`` = k r / (1 + (k - 1) r), the
+        reliability of the judges' mean sort; ``"items"``: per item ``icc2`` and ``icc2k``
+        (two-way random effects, absolute agreement; Shrout & Fleiss 1979) across the sessions
+        rated by every judge, checked against R's psych::ICC; ``"pairs"``: every judge pair
+        of every session with its r.
+    """
+    valid, n_bad = _valid_sorts(sorts)
+    keys = [session] if isinstance(session, str) else list(session)
+    for c in keys + [rater]:
+        if c not in valid.columns:
+            raise ColumnError(f"column {c!r} is not in the sorts")
+    dup = valid.duplicated(keys + [rater], keep=False)
+    if dup.any():
+        rows = valid.index[dup].tolist()
+        raise QSortError(f"the same judge sorted the same session twice (rows {rows[:10]}); keep one sort per judge")
+    pair_rows, sess_rows = [], []
+    for key, g in valid.groupby(keys, sort=True):
+        X = g[ITEMS].to_numpy(dtype=float)
+        judges = g[rater].tolist()
+        k = len(X)
+        key = key if isinstance(key, tuple) else (key,)
+        if k < 2:
+            sess_rows.append({**dict(zip(keys, key)), "k": 1, "mean_r": np.nan, "spearman_brown": np.nan})
+            continue
+        R = np.corrcoef(X)
+        iu = np.triu_indices(k, 1)
+        for a, b in zip(*iu):
+            pair_rows.append({**dict(zip(keys, key)), "rater_1": judges[a], "rater_2": judges[b], "r": R[a, b]})
+        rbar = R[iu].mean()
+        sess_rows.append({**dict(zip(keys, key)), "k": k, "mean_r": rbar, "spearman_brown": k * rbar / (1 + (k - 1) * rbar)})
+    wide = valid.pivot_table(index=keys, columns=rater, values=ITEMS, aggfunc="first", observed=True)
+    judges = sorted(valid[rater].unique().tolist(), key=str)
+    complete = wide.dropna()
+    item_rows = []
+    if len(judges) >= 2 and len(complete) >= 2:
+        for it in ITEMS:
+            m = complete[it].to_numpy(dtype=float)
+            icc2, icc2k = _icc2(m)
+            item_rows.append({"item": it, "n_sessions": len(m), "k": m.shape[1], "icc2": icc2, "icc2k": icc2k})
+    out = {"sessions": pd.DataFrame(sess_rows), "items": pd.DataFrame(item_rows), "pairs": pd.DataFrame(pair_rows)}
+    for v in out.values():
+        v.attrs["alliance_stats"] = {"n_excluded": n_bad, "sessions_not_rated_by_every_judge": int(len(wide) - len(complete))}
+    return out
+
+
+def _varimax(L: np.ndarray, tol: float = 1e-14, max_iter: int = 10_000) -> np.ndarray:
+    """Varimax rotation with Kaiser normalization (Kaiser 1958), the criterion of R's stats::varimax."""
+    h = np.sqrt((L**2).sum(axis=1))
+    A = L / h[:, None]
+    p, m = A.shape
+    T = np.eye(m)
+    d = 0.0
+    for _ in range(max_iter):
+        Z = A @ T
+        B = A.T @ (Z**3 - Z @ np.diag((Z**2).sum(axis=0)) / p)
+        U, s, Vt = np.linalg.svd(B)
+        T = U @ Vt
+        d_new = s.sum()
+        if d_new < d * (1 + tol):
+            break
+        d = d_new
+    return (A @ T) * h[:, None]
+
+
+@dataclass
+class QFactorResult:
+    """Result of :func:`q_factor_analysis`.
+
+    Attributes
+    ----------
+    loadings : DataFrame
+        Rotated loadings of each sort (row, with its IDs) on each factor, and the factor each
+        sort defines (``defines``: the factor on which it loads significantly and highest, or
+        NaN).
+    arrays : DataFrame
+        Factor arrays: for each item, the z-score of the weighted average of the defining sorts
+        per factor (Brown 1980 weights f / (1 - f^2)).
+    variance : DataFrame
+        Eigenvalue, variance explained (%) and cumulative % per factor (after rotation, the
+        sums of squared loadings).
+    eigenvalues : ndarray
+        All eigenvalues of the correlation matrix between sorts.
+    n_factors : int
+    rule : str
+        How the number of factors was chosen.
+    """
+
+    loadings: pd.DataFrame
+    arrays: pd.DataFrame
+    variance: pd.DataFrame
+    eigenvalues: np.ndarray
+    n_factors: int
+    rule: str
+
+    def summary(self) -> str:
+        v = self.variance
+        lines = [f"Q-factor analysis: {len(self.loadings)} sorts, {self.n_factors} factors ({self.rule}); varimax rotation"]
+        for _, r in v.iterrows():
+            k = int((self.loadings["defines"] == r["factor"]).sum())
+            lines.append(f"  {r['factor']}: {r['variance_pct']:.1f}% of variance, defined by {k} sort(s)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{self.summary()}</pre>" + self.variance.to_html(index=False)
+
+
+def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rotation: str = "varimax", max_factors: int = 7) -> QFactorResult:
+    """Q-technique factor analysis: sorts (sessions) are the variables, items the cases.
+
+    Principal components of the correlation matrix between sorts, rotated by varimax.
+
+    Parameters
+    ----------
+    sorts : DataFrame
+        From :func:`read_qsorts`; flagged sorts are left out.
+    n_factors : int, optional
+        Number of factors. When not given: the Kaiser-Guttman rule (eigenvalue > 1), keeping
+        only factors defined by at least two sorts that load significantly on them, at most
+        ``max_factors``.
+    rotation : {"varimax", "none"}
+
+    Returns
+    -------
+    QFactorResult
+
+    Notes
+    -----
+    A loading is significant at p < .01 when |loading| > 2.58 / sqrt(100) = .258 (Brown 1980).
+    Loadings are checked against R (eigen + stats::varimax; tests/reference/make_pqs_reference.R).
+    """
+    valid, n_bad = _valid_sorts(sorts)
+    X = valid[ITEMS].to_numpy(dtype=float).T  # items x sorts
+    n_sorts = X.shape[1]
+    if n_sorts < 3:
+        raise AllianceStatsError(f"a Q-factor analysis needs at least 3 valid sorts; {n_sorts} given")
+    R = np.corrcoef(X, rowvar=False)
+    vals, vecs = np.linalg.eigh(R)
+    order = np.argsort(vals)[::-1]
+    vals, vecs = vals[order], vecs[:, order]
+    crit = 2.58 / np.sqrt(N_ITEMS)
+    if n_factors is None:
+        nf = int(min(max_factors, max(1, (vals > 1).sum())))
+        rule = "eigenvalue > 1"
+        while nf > 1:
+            L = vecs[:, :nf] * np.sqrt(vals[:nf])
+            Lr = _varimax(L) if rotation == "varimax" else L
+            defining = _defining(Lr, crit)
+            if all((defining == j).sum() >= 2 for j in range(nf)):
+                break
+            nf -= 1
+            rule = "eigenvalue > 1 and at least two defining sorts per factor"
+    else:
+        nf = int(n_factors)
+        rule = "given"
+        if not 1 <= nf <= n_sorts:
+            raise AllianceStatsError(f"n_factors must lie between 1 and {n_sorts}, got {n_factors}")
+    L = vecs[:, :nf] * np.sqrt(np.maximum(vals[:nf], 0))
+    if rotation == "varimax" and nf > 1:
+        L = _varimax(L)
+    elif rotation not in ("varimax", "none"):
+        raise AllianceStatsError("rotation must be 'varimax' or 'none'")
+    L = L * np.where(L.sum(axis=0) < 0, -1.0, 1.0)  # orient each factor so most sorts load positively
+    names = [f"F{j + 1}" for j in range(nf)]
+    defining = _defining(L, crit)
+    loadings = valid[_id_columns(valid)].reset_index(drop=True).copy()
+    for j, nm in enumerate(names):
+        loadings[nm] = L[:, j]
+    loadings["defines"] = [names[d] if d >= 0 else np.nan for d in defining]
+    Z = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
+    arrays = pd.DataFrame({"item": ITEMS, "item_number": np.arange(1, N_ITEMS + 1)})
+    for j, nm in enumerate(names):
+        idx = np.flatnonzero(defining == j)
+        if len(idx) == 0:
+            arrays[nm] = np.nan
+            continue
+        f = L[idx, j]
+        w = f / (1 - f**2)
+        s = Z[:, idx] @ w
+        arrays[nm] = (s - s.mean()) / s.std(ddof=1)
+    ss = (L**2).sum(axis=0)
+    variance = pd.DataFrame({"factor": names, "eigenvalue": vals[:nf], "ss_loadings": ss,
+                             "variance_pct": 100 * ss / n_sorts, "cumulative_pct": np.cumsum(100 * ss / n_sorts)})
+    res = QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule)
+    res.loadings.attrs["alliance_stats"] = {"n_excluded": n_bad}
+    return res
+
+
+def _defining(L: np.ndarray, crit: float) -> np.ndarray:
+    """Index of the factor each sort defines (significant and its highest loading), or -1."""
+    best = np.argmax(np.abs(L), axis=1)
+    top = np.abs(L[np.arange(len(L)), best])
+    return np.where(top > crit, best, -1)
+
+
+def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, session="session", alpha: float = 0.05) -> pd.DataFrame:
+    """Correlate every PQS item with an alliance score across sessions.
+
+    The judges' sorts of a session are averaged first; the session table is joined on the
+    ``session`` key column(s) (e.g. ``["patient", "session"]``).
+
+    Parameters
+    ----------
+    sorts : DataFrame
+        From :func:`read_qsorts`.
+    data : DataFrame
+        Session table with the alliance score.
+    alliance : str
+        Alliance column of ``data``.
+    session : str or list of str
+        Key column(s) present in both tables.
+    alpha : float
+        False discovery rate for the ``significant`` flag.
+
+    Returns
+    -------
+    DataFrame
+        Per item: ``item, item_number, r, n, p, p_fdr, significant``, sorted by |r|;
+        ``p_fdr`` is Benjamini-Hochberg adjusted. ``attrs`` count the sorted sessions with no
+        alliance score (left out).
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    valid, n_bad = _valid_sorts(sorts)
+    keys = [session] if isinstance(session, str) else list(session)
+    for c in keys:
+        if c not in valid.columns:
+            raise ColumnError(f"session key {c!r} is not a column of the sorts")
+        if c not in data.columns:
+            raise ColumnError(f"session key {c!r} is not a column of the session table")
+    if alliance not in data.columns:
+        raise ColumnError(f"alliance={alliance!r} is not a column of the session table")
+    if data.duplicated(keys).any():
+        raise AllianceStatsError(f"the session table has repeated {' x '.join(keys)} keys; give one row per session")
+    mean_sorts = valid.groupby(keys, sort=True)[ITEMS].mean().reset_index()
+    key_cast = {c: mean_sorts[c].astype(str) for c in keys}
+    left = mean_sorts.assign(**{f"_k{i}": key_cast[c] for i, c in enumerate(keys)})
+    right = data[keys + [alliance]].assign(**{f"_k{i}": data[c].astype(str) for i, c in enumerate(keys)})[[f"_k{i}" for i in range(len(keys))] + [alliance]]
+    merged = left.merge(right, on=[f"_k{i}" for i in range(len(keys))], how="left")
+    a = pd.to_numeric(merged[alliance], errors="coerce")
+    ok = a.notna()
+    n_missing = int((~ok).sum())
+    if ok.sum() < 3:
+        raise AllianceStatsError(
+            f"only {int(ok.sum())} sorted session(s) have an alliance score; check that the keys {keys} match "
+            f"(e.g. sorts {_show(mean_sorts[keys[0]].iloc[0])} vs data {_show(data[keys[0]].iloc[0])})"
+        )
+    Y = merged.loc[ok, ITEMS].to_numpy(dtype=float)
+    x = a[ok].to_numpy(dtype=float)
+    n = len(x)
+    xc = x - x.mean()
+    Yc = Y - Y.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc @ Yc) / np.sqrt((xc @ xc) * (Yc**2).sum(axis=0))
+        t = r * np.sqrt((n - 2) / (1 - r**2))
+    p = 2 * stats.t.sf(np.abs(t), n - 2)
+    finite = np.isfinite(p)
+    p_fdr = np.full_like(p, np.nan)
+    if finite.any():
+        p_fdr[finite] = multipletests(p[finite], method="fdr_bh")[1]
+    out = pd.DataFrame({"item": ITEMS, "item_number": np.arange(1, N_ITEMS + 1), "r": r, "n": n, "p": p, "p_fdr": p_fdr})
+    out["significant"] = out["p_fdr"] < alpha
+    out = out.reindex(out["r"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
+    out.attrs["alliance_stats"] = {"n_excluded_invalid_sorts": n_bad, "sessions_without_alliance": n_missing}
+    return out
