@@ -25,7 +25,7 @@ from .instruments import Instrument, get_instrument, instruments, register_instr
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
-from .plots import forest_plot, funnel_plot
+from .plots import forest_plot, funnel_plot, plot_pqs_profile
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -69,6 +69,7 @@ __all__ = [
     # figures
     "forest_plot",
     "funnel_plot",
+    "plot_pqs_profile",
     # simulation and samples
     "simulate_study",
     "SimulatedStudy",

@@ -10,7 +10,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from .exceptions import AllianceStatsError, ColumnError
 
-__all__ = ["forest_plot", "funnel_plot"]
+__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile"]
 
 INK = "#222222"
 ACCENT = "#0072B2"  # Okabe-Ito blue (colour-blind safe)
@@ -204,6 +204,46 @@ def funnel_plot(
     ax.set_ylabel("Standard error")
     if contours or trim_and_fill:
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
+    return ax
+
+
+def plot_pqs_profile(items: pd.DataFrame, ax=None, *, n_label: int = 5, color: str = ACCENT):
+    """PQS items ranked by mean pile, the most and least characteristic labelled.
+
+    Parameters
+    ----------
+    items : DataFrame
+        From :func:`pqs_items` (one group: pass ``items[items.therapy == "CBT"]`` for one).
+    n_label : int
+        How many items to label at each end.
+
+    Returns
+    -------
+    Axes
+    """
+    need = {"item_number", "mean", "rank"}
+    if not need <= set(items.columns):
+        raise ColumnError(f"items must come from als.pqs_items() (columns {sorted(need)})")
+    if items["item_number"].duplicated().any():
+        raise AllianceStatsError("items hold several groups; select one group (e.g. items[items.therapy == 'CBT'])")
+    d = items.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.8))
+    x = np.arange(1, len(d) + 1)
+    ax.vlines(x, 5, d["mean"], color=MUTED, lw=0.8)
+    ax.scatter(x, d["mean"], s=10, color=color, zorder=3)
+    if "sd" in d and d["sd"].notna().all():
+        ax.fill_between(x, d["mean"] - d["sd"], d["mean"] + d["sd"], color=color, alpha=0.12, lw=0)
+    ax.axhline(5, color=INK, lw=0.8)
+    for i in list(range(min(n_label, len(d)))) + list(range(max(len(d) - n_label, n_label), len(d))):
+        ax.annotate(f"{int(d.loc[i, 'item_number'])}", (x[i], d.loc[i, "mean"]), textcoords="offset points",
+                    xytext=(0, 5 if d.loc[i, "mean"] >= 5 else -11), ha="center", fontsize=7)
+    ax.set_xlim(0, len(d) + 1)
+    ax.set_ylim(1, 9)
+    ax.set_xlabel("PQS items ranked by mean pile")
+    ax.set_ylabel("Mean pile (1 = uncharacteristic, 9 = characteristic)")
     for s in ("right", "top"):
         ax.spines[s].set_visible(False)
     return ax

@@ -204,6 +204,107 @@ print(mod.summary())"""),
   Statistical Software, 36*(3), 1–48."""),
 ]
 
+NB06 = [
+    ("md", """# 06 · Psychotherapy Process Q-set (PQS)
+
+Observers use the PQS (Jones, 2000) to describe *what happens* in a session. They sort 100 items
+into 9 piles, from extremely uncharacteristic (1) to extremely characteristic (9), under a
+forced distribution of 5, 8, 12, 16, 18, 16, 12, 8 and 5 items. This notebook reads the sorts,
+checks them, and then covers:
+
+1. the **item profile**: which items characterize the sessions;
+2. **inter-rater reliability** between the two judges;
+3. a **Q-factor analysis**: which kinds of session emerge;
+4. **adherence to prototypes** over the course of treatment;
+5. PQS items that go with the **alliance** (compare Price & Jones, 1998).
+
+The sorts are **synthetic**: two judges sorted the first, middle and last sessions of 23 simulated
+patients in CBT or psychodynamic therapy (PDT)."""),
+    ("code", """import matplotlib.pyplot as plt
+import numpy as np
+import alliance_stats as als
+
+sorts = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id",
+                        rater="judge", items="PQS_{}")
+print(f"{len(sorts)} sorts, all valid: {sorts.qsort_valid.all()}")
+sorts.iloc[:3, :8]"""),
+    ("md", """`read_qsorts` checks every sort against the forced distribution. A sort with the wrong pile
+counts, a missing item or a pile outside 1–9 raises a `QSortError` that names the session. With
+`on_invalid="flag"` the sort is kept but flagged, and flagged sorts never enter the analyses
+below."""),
+    ("md", """## 1. Item profile
+What is most and least characteristic of the CBT sessions?"""),
+    ("code", """items = als.pqs_items(sorts, by="therapy")
+cbt = items[items.therapy == "CBT"]
+ax = als.plot_pqs_profile(cbt)
+ax.set_title("CBT sessions: PQS items ranked by mean pile")
+cbt[cbt.most_characteristic][["item", "mean", "sd", "rank"]].head()"""),
+    ("md", """## 2. Inter-rater reliability
+For each session we correlate the two judges' sorts over the 100 items. Spearman–Brown gives the
+reliability of their mean sort. For each item, ICC(2,k) measures agreement across sessions
+(two-way random effects, absolute agreement; Shrout & Fleiss, 1979). The values match R's
+`psych::ICC`."""),
+    ("code", """rel = als.pqs_reliability(sorts, session=["patient", "session"], rater="rater")
+print(f"mean judge agreement r = {rel['sessions'].mean_r.mean():.2f}, "
+      f"Spearman-Brown = {rel['sessions'].spearman_brown.mean():.2f}")
+rel["items"].describe()[["icc2", "icc2k"]].loc[["mean", "min", "max"]]"""),
+    ("md", """## 3. Q-factor analysis
+In Q-technique the sorts are the variables and the items are the cases. Principal components of
+the correlations between sorts, rotated by varimax, group sessions that resemble each other. If you
+don't give the number of factors, it is chosen by eigenvalue > 1, keeping only factors defined by
+at least two sorts."""),
+    ("code", """qf = als.q_factor_analysis(sorts[sorts.rater == "J1"])
+print(qf.summary())
+qf.loadings.groupby("defines")["therapy"].value_counts().unstack(fill_value=0)"""),
+    ("md", """The factor arrays give each item's z-score on each factor. The items at either end describe the
+kind of session the factor stands for:"""),
+    ("code", """qf.arrays.sort_values("F1", ascending=False).head(5)[["item", "F1", "F2"]]"""),
+    ("md", """## 4. Adherence to prototypes over treatment
+Adherence is the correlation of a session's sort with a prototype, such as the psychodynamic and
+CBT prototypes of Ablon and Jones (1998). Those prototypes are **not redistributable**: load your
+licensed copy with `pd.read_csv("prototypes.csv")`, with 100 rows (items) and one column per
+prototype.
+
+For this illustration we build *empirical* stand-ins from the held-out first half of the
+patients (their mean profile per therapy) and score the other half."""),
+    ("code", """patients = sorted(sorts.patient.unique())
+held_out = sorts[sorts.patient.isin(patients[: len(patients) // 2])]
+prototypes = als.pqs_items(held_out, by="therapy").pivot(index="item_number", columns="therapy", values="mean")
+prototypes.columns = [f"{c}_prototype" for c in prototypes.columns]
+test = sorts[~sorts.patient.isin(held_out.patient)]
+fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True))
+fit["phase"] = fit.groupby("patient")["session"].rank(method="dense").map({1: "first", 2: "middle", 3: "last"})
+fit.groupby(["therapy", "phase"], sort=False)[["CBT_prototype", "PDT_prototype"]].mean().round(2)"""),
+    ("code", """fig, ax = plt.subplots(figsize=(6, 3.5))
+for therapy, g in fit.groupby("therapy"):
+    ax.scatter(g["CBT_prototype"], g["PDT_prototype"], label=therapy, s=18)
+ax.set_xlabel("adherence to the CBT prototype (r)")
+ax.set_ylabel("adherence to the PDT prototype (r)")
+ax.legend(frameon=False);"""),
+    ("md", """## 5. Which process items go with the alliance?
+We correlate each item (the judges' mean pile) with the client's WAI-SR in the same session and
+control the false discovery rate (Benjamini & Hochberg). The simulation linked 12 items to the
+alliance (`truth.json`), and the analysis should find most of them."""),
+    ("code", """sessions = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
+                            instruments={"wai-sr": "WAISR_{}"})
+pa = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
+linked = als.load_sample("truth")["pqs_linked_items"]
+print(f"{pa.significant.sum()} items significant at FDR .05; planted: {linked}")
+pa.head(12)"""),
+    ("md", """## References
+- Ablon, J. S., & Jones, E. E. (1998). How expert clinicians' prototypes of an ideal treatment
+  correlate with outcome in psychodynamic and cognitive-behavioral therapy. *Psychotherapy
+  Research, 8*(1), 71–83.
+- Brown, S. R. (1980). *Political subjectivity: Applications of Q methodology in political science*.
+  Yale University Press.
+- Jones, E. E. (2000). *Therapeutic action: A guide to psychoanalytic therapy*. Jason Aronson.
+- Price, P. B., & Jones, E. E. (1998). Examining the alliance using the Psychotherapy Process Q-Set.
+  *Psychotherapy, 35*(3), 392–404.
+- Shrout, P. E., & Fleiss, J. L. (1979). Intraclass correlations: Uses in assessing rater
+  reliability. *Psychological Bulletin, 86*(2), 420–428."""),
+]
+
 if __name__ == "__main__":
     write("01_load_and_score.ipynb", NB01)
     write("05_meta_analysis.ipynb", NB05)
+    write("06_pqs.ipynb", NB06)

@@ -75,3 +75,17 @@ def test_plots_refuse_meta_regression():
         res.forest_plot()
     with pytest.raises(als.AllianceStatsError, match="intercept-only"):
         res.funnel_plot()
+
+
+def test_pqs_profile():
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
+    items = als.pqs_items(q[q.therapy == "CBT"])
+    ax = als.plot_pqs_profile(items, n_label=3)
+    pts = ax.collections[1].get_offsets()
+    assert len(pts) == 100
+    assert (np.diff(pts[:, 1]) <= 0).all()  # ranked from most to least characteristic
+    top = items.sort_values("mean", ascending=False)["item_number"].head(3).astype(int).astype(str).tolist()
+    assert [t.get_text() for t in ax.texts][:3] == top and len(ax.texts) == 6
+    assert ax.get_ylim() == (1, 9)
+    with pytest.raises(als.AllianceStatsError, match="several groups"):
+        als.plot_pqs_profile(als.pqs_items(q, by="therapy"))
