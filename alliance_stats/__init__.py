@@ -24,6 +24,7 @@ from .exceptions import (
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
+from .models.rupture import RUPTURE_PRESETS, detect_ruptures, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .plots import forest_plot, funnel_plot, plot_pqs_profile
 from .reliability import clinical_cutoffs, reliability, reliable_change
@@ -59,6 +60,10 @@ __all__ = [
     "meta_analysis",
     "MetaResult",
     "aggregate_effects",
+    # rupture-repair
+    "detect_ruptures",
+    "rupture_summary",
+    "RUPTURE_PRESETS",
     # PQS
     "pqs_prototype_fit",
     "pqs_items",

@@ -63,8 +63,20 @@ def bench_loading():
     ]
 
 
+def bench_ruptures():
+    rng = np.random.default_rng(0)
+    P, S = 100_000, 10
+    d = pd.DataFrame({"patient": np.repeat(np.arange(P), S), "session": np.tile(np.arange(1, S + 1), P),
+                      "w": np.round(rng.normal(3.8, 0.4, P * S), 2)})
+    rows = []
+    for k in (1, 3):
+        t = best_of(lambda: als.detect_ruptures(d, "w", max_decline_sessions=k), repeat=3)
+        rows.append({"benchmark": f"detect_ruptures (max_decline_sessions={k}), 100,000 patients", "rows": len(d), "seconds": t})
+    return rows
+
+
 def main():
-    rows = bench_scoring() + bench_loading()
+    rows = bench_scoring() + bench_loading() + bench_ruptures()
     out = pd.DataFrame(rows)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {platform.system()} {platform.release()}, "
           f"Python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}")

@@ -1,0 +1,311 @@
+"""Rupture-repair episodes in session-by-session alliance scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
+from ..exceptions import _fmt_labels
+
+__all__ = ["detect_ruptures", "rupture_summary", "RUPTURE_PRESETS"]
+
+RUPTURE_PRESETS = {
+    # Stiles et al. (2004): V-shaped deflections of at least 2 SD
+    "stiles2004": {"threshold": 2.0, "sd_source": "within"},
+    # Strauss et al. (2006): the same criterion with a 1-SD threshold
+    "strauss2006": {"threshold": 1.0, "sd_source": "within"},
+}
+
+EPISODE_COLUMNS = [
+    "patient", "pre_session", "rupture_session", "pre_score", "rupture_score", "drop", "drop_sd",
+    "repair_session", "repair_score", "repaired", "sessions_to_repair", "n_decline_sessions",
+]
+
+
+def _prepare(data, alliance, patient, session):
+    for role, c in (("alliance", alliance), ("patient", patient), ("session", session)):
+        if c not in data.columns:
+            raise ColumnError(f"{role}={c!r} is not a column of the data")
+    d = data[[patient, session, alliance]]
+    if d[[patient, session]].isna().any(axis=None):
+        rows = d.index[d[[patient, session]].isna().any(axis=1)].tolist()
+        raise SessionDataError(f"missing patient or session IDs at rows {_fmt_labels(rows)}", rows=rows)
+    s = pd.to_numeric(d[session], errors="coerce")
+    bad = s.isna() | (s != np.round(s)) | (s < 1)
+    if bad.any():
+        rows = d.index[bad].tolist()
+        raise SessionDataError(f"{session!r} is not a positive whole number at rows {_fmt_labels(rows)}", rows=rows)
+    dup = d.duplicated([patient, session], keep=False)
+    if dup.any():
+        rows = d.index[dup].tolist()
+        raise SessionDataError(
+            f"the same patient x session appears twice at rows {_fmt_labels(rows)}; keep one score per session "
+            "(average raters first if there are several)", rows=rows,
+        )
+    codes, uniq = pd.factorize(d[patient], sort=False)
+    sv = s.to_numpy(dtype=np.int64)
+    order_ok = np.all((np.diff(codes) > 0) | ((np.diff(codes) == 0) & (np.diff(sv) > 0)))
+    contiguous = len(np.unique(codes)) == (np.diff(codes) != 0).sum() + 1 if len(codes) else True
+    if not (order_ok and contiguous):
+        raise SessionDataError(
+            "the data are not sorted by patient and session; sort them first "
+            f"(data.sort_values([{patient!r}, {session!r}])) or read them with als.read_sessions()"
+        )
+    a = pd.to_numeric(d[alliance], errors="coerce").to_numpy(dtype=float)
+    nonnum = d[alliance].notna().to_numpy() & np.isnan(a)
+    if nonnum.any():
+        rows = d.index[nonnum].tolist()
+        raise AllianceStatsError(f"column {alliance!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
+    return codes, uniq, sv, a
+
+
+def detect_ruptures(
+    data: pd.DataFrame,
+    alliance: str,
+    *,
+    patient: str = "patient",
+    session: str = "session",
+    threshold: float = 2.0,
+    sd_source: str = "within",
+    min_sessions: int = 3,
+    repair_window: int | None = None,
+    repair_to="pre",
+    max_decline_sessions: int = 1,
+    method: str | None = None,
+) -> pd.DataFrame:
+    """Find rupture-repair episodes in session-by-session alliance scores.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session, sorted by patient and session. Not modified.
+    alliance : str
+        Alliance score column (higher = better alliance).
+    patient, session : str
+        ID columns.
+    threshold : float
+        Size of a rupture in standard deviations.
+    sd_source : {"within", "pooled", "both"}
+        ``within``: the SD of the patient's own alliance scores across their sessions;
+        ``pooled``: the SD of all alliance scores in the sample; ``both``: the larger (stricter)
+        of the two for each patient, combining within- and between-person variability as
+        Gumz et al. (2012) recommend.
+    min_sessions : int
+        Patients with fewer observed scores are not assessable.
+    repair_window : int, optional
+        A repair must come within this many sessions after the lowest session of the episode;
+        None: any later session.
+    repair_to : "pre" or float
+        ``"pre"``: a repair is a return to at least the pre-rupture score; a number f in (0, 1]:
+        a return of at least the fraction f of the drop (``trough + f * drop``).
+    max_decline_sessions : int
+        1: a rupture is a drop from one session to the next (a V). Larger values allow a
+        multi-session crisis: a run of consecutive declines of up to that many sessions whose
+        total drop reaches the threshold (Gumz et al. 2012 saw declines of up to 6 sessions).
+    method : {"stiles2004", "strauss2006"}, optional
+        Preset: sets ``threshold`` and ``sd_source`` (2 SD / 1 SD, the patient's own SD).
+
+    Returns
+    -------
+    DataFrame
+        One row per episode: ``patient, pre_session, rupture_session, pre_score,
+        rupture_score, drop, drop_sd, repair_session, repair_score, repaired,
+        sessions_to_repair, n_decline_sessions``. ``rupture_session`` is the lowest session of
+        the episode; ``sessions_to_repair`` counts sessions from it to the repair.
+        ``attrs["alliance_stats"]`` holds the rules used, the patients not assessable (count
+        and IDs, fewer than ``min_sessions`` scores), and the number of session-to-session steps
+        not assessed because of a missing score or a missed session.
+
+    Notes
+    -----
+    Rules, in order:
+
+    1. Scores are compared only between consecutive sessions that both have a score: a step
+       across a missed session or a missing score is not assessed (and counted).
+    2. The patient's series is cut into runs of consecutive declines; each run is split into
+       windows of at most ``max_decline_sessions`` declines. A window whose total drop
+       (score before the window minus score at its last session) is at least ``threshold`` x SD
+       is an episode: ``pre_session`` is the session before the window, ``rupture_session``
+       its last (lowest) session, ``n_decline_sessions`` its number of declines.
+    3. The episode is repaired at the first later session with a score (within
+       ``repair_window`` sessions of the rupture session) that reaches the repair target.
+
+    With the defaults this is the V-shaped criterion of Stiles et al. (2004; 2 SD) and, with
+    ``threshold=1``, of Strauss et al. (2006).
+
+    References
+    ----------
+    Stiles, W. B., et al. (2004). Patterns of alliance development and the rupture-repair
+    hypothesis. Journal of Counseling Psychology, 51(1), 81-92.
+    Strauss, J. L., et al. (2006). Early alliance, alliance ruptures, and symptom change in a
+    nonrandomized trial of cognitive therapy for avoidant and obsessive-compulsive personality
+    disorders. Journal of Consulting and Clinical Psychology, 74(2), 337-345.
+    Gumz, A., Brahler, E., Geyer, M., & Erices, R. (2012). Crisis-repair sequences: Considerations
+    on the assessment and analysis of the therapeutic alliance. BMC Medical Research
+    Methodology, 12, 10.
+    """
+    if method is not None:
+        if method not in RUPTURE_PRESETS:
+            raise AllianceStatsError(f"method must be one of {sorted(RUPTURE_PRESETS)}, got {method!r}")
+        threshold = RUPTURE_PRESETS[method]["threshold"]
+        sd_source = RUPTURE_PRESETS[method]["sd_source"]
+    if sd_source not in ("within", "pooled", "both"):
+        raise AllianceStatsError(f"sd_source must be 'within', 'pooled' or 'both', got {sd_source!r}")
+    if not threshold > 0:
+        raise AllianceStatsError(f"threshold must be positive, got {threshold}")
+    if int(max_decline_sessions) < 1:
+        raise AllianceStatsError("max_decline_sessions must be at least 1")
+    if repair_to != "pre" and not (isinstance(repair_to, (int, float)) and 0 < repair_to <= 1):
+        raise AllianceStatsError(f"repair_to must be 'pre' or a fraction in (0, 1], got {repair_to!r}")
+    if repair_window is not None and int(repair_window) < 1:
+        raise AllianceStatsError("repair_window must be at least 1 session")
+    kmax = int(max_decline_sessions)
+
+    codes, uniq, sv, a = _prepare(data, alliance, patient, session)
+    n = len(a)
+    scored = ~np.isnan(a)
+    n_scored = np.bincount(codes[scored], minlength=len(uniq)) if n else np.zeros(len(uniq), int)
+    assessable_p = n_scored >= min_sessions
+    # SDs
+    cnt = np.maximum(n_scored, 1)
+    s1 = np.bincount(codes, weights=np.where(scored, a, 0.0), minlength=len(uniq))
+    s2 = np.bincount(codes, weights=np.where(scored, a * a, 0.0), minlength=len(uniq))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_w = (s2 - s1 * s1 / cnt) / (n_scored - 1)
+    sd_w = np.sqrt(np.maximum(var_w, 0))
+    sd_pooled = float(np.nanstd(a, ddof=1)) if scored.sum() > 1 else np.nan
+    sd = {"within": sd_w, "pooled": np.full(len(uniq), sd_pooled), "both": np.fmax(sd_w, sd_pooled)}[sd_source]
+
+    # steps between consecutive rows of a patient
+    same = np.zeros(n, bool)
+    same[1:] = codes[1:] == codes[:-1]
+    consec = np.zeros(n, bool)
+    consec[1:] = same[1:] & (sv[1:] == sv[:-1] + 1)
+    step_ok = consec & scored & np.r_[False, scored[:-1]]
+    step_ok &= assessable_p[codes]
+    not_assessed = same & ~step_ok & assessable_p[codes]
+    diff = np.full(n, np.nan)
+    diff[1:] = a[1:] - a[:-1]
+    decline = step_ok & (diff < 0)
+
+    # runs of consecutive declines and windows of at most kmax declines
+    idx = np.flatnonzero(decline)
+    episodes = pd.DataFrame(columns=EPISODE_COLUMNS)
+    if len(idx):
+        new_run = np.r_[True, idx[1:] != idx[:-1] + 1]
+        run_id = np.cumsum(new_run) - 1
+        run_start = idx[new_run][run_id]
+        pos = idx - run_start
+        win = run_id * 10**6 + pos // kmax
+        last = np.r_[win[1:] != win[:-1], True]
+        first = np.r_[True, win[1:] != win[:-1]]
+        w_first = idx[first]
+        w_last = idx[last]
+        pre_row = w_first - 1
+        trough_row = w_last
+        pc = codes[trough_row]
+        drop = a[pre_row] - a[trough_row]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            drop_sd = drop / sd[pc]
+        keep = drop >= threshold * sd[pc]
+        keep &= sd[pc] > 0
+        pre_row, trough_row, drop, drop_sd, pc = pre_row[keep], trough_row[keep], drop[keep], drop_sd[keep], pc[keep]
+        n_decl = (trough_row - pre_row).astype(int)
+        target = a[pre_row] if repair_to == "pre" else a[trough_row] + float(repair_to) * drop
+        # repair search: walk forward while steps stay assessable
+        m = len(trough_row)
+        rep_row = np.full(m, -1)
+        alive = np.ones(m, bool)
+        cur = trough_row.copy()
+        limit = np.inf if repair_window is None else int(repair_window)
+        while alive.any():
+            nxt = cur + 1
+            ok = alive & (nxt < n)
+            ok[ok] &= same[nxt[ok]]  # stay within the patient; missed sessions are skipped
+            if repair_window is not None:
+                ok &= (sv[np.minimum(nxt, n - 1)] - sv[trough_row]) <= limit
+            alive &= ok
+            hit = alive & (a[np.minimum(nxt, n - 1)] >= target)
+            rep_row[hit] = nxt[hit]
+            alive &= ~hit
+            cur = nxt
+        repaired = rep_row >= 0
+        rs = np.where(repaired, sv[np.maximum(rep_row, 0)], -1)
+        episodes = pd.DataFrame(
+            {
+                "patient": uniq[pc],
+                "pre_session": sv[pre_row],
+                "rupture_session": sv[trough_row],
+                "pre_score": a[pre_row],
+                "rupture_score": a[trough_row],
+                "drop": drop,
+                "drop_sd": drop_sd,
+                "repair_session": pd.Series(rs, dtype="Int64").where(repaired, pd.NA).to_numpy(),
+                "repair_score": np.where(repaired, a[np.maximum(rep_row, 0)], np.nan),
+                "repaired": repaired,
+                "sessions_to_repair": pd.Series(rs - sv[trough_row], dtype="Int64").where(repaired, pd.NA).to_numpy(),
+                "n_decline_sessions": n_decl,
+            }
+        )
+    not_ass = uniq[~assessable_p].tolist()
+    episodes.attrs["alliance_stats"] = {
+        "rules": {
+            "threshold": threshold, "sd_source": sd_source, "min_sessions": min_sessions,
+            "repair_window": repair_window, "repair_to": repair_to,
+            "max_decline_sessions": kmax, "method": method,
+        },
+        "n_patients": int(len(uniq)),
+        "n_not_assessable": len(not_ass),
+        "not_assessable": not_ass,
+        "steps_not_assessed": int(not_assessed.sum()),
+        "sd_pooled": sd_pooled,
+        "alliance": alliance,
+        "patient": patient,
+        "session": session,
+    }
+    return episodes
+
+
+def rupture_summary(episodes: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient: sessions, ruptures, repaired, unrepaired, flags and rate.
+
+    Parameters
+    ----------
+    episodes : DataFrame
+        From :func:`detect_ruptures`.
+    data : DataFrame
+        The session table the episodes were found in.
+
+    Returns
+    -------
+    DataFrame
+        ``patient, sessions`` (sessions with an alliance score), ``ruptures, repaired,
+        unrepaired, any_rupture, any_unrepaired, ruptures_per_10_sessions, assessable``.
+        Patients who were not assessable have missing counts.
+    """
+    meta = episodes.attrs.get("alliance_stats")
+    if meta is None:
+        raise AllianceStatsError("episodes must come from als.detect_ruptures()")
+    p, alliance = meta["patient"], meta["alliance"]
+    for c in (p, alliance):
+        if c not in data.columns:
+            raise ColumnError(f"column {c!r} (used by detect_ruptures) is not in the data")
+    sessions = data.groupby(p, sort=False)[alliance].count()
+    out = pd.DataFrame({"patient": sessions.index, "sessions": sessions.to_numpy()})
+    g = episodes.groupby("patient")["repaired"]
+    rup = g.size()
+    rep = g.sum()
+    out["ruptures"] = out["patient"].map(rup).fillna(0).astype(int)
+    out["repaired"] = out["patient"].map(rep).fillna(0).astype(int)
+    out["unrepaired"] = out["ruptures"] - out["repaired"]
+    out["any_rupture"] = out["ruptures"] > 0
+    out["any_unrepaired"] = out["unrepaired"] > 0
+    out["ruptures_per_10_sessions"] = 10 * out["ruptures"] / out["sessions"].where(out["sessions"] > 0)
+    na = set(meta["not_assessable"])
+    out["assessable"] = ~out["patient"].isin(na)
+    for c in ("ruptures", "repaired", "unrepaired", "ruptures_per_10_sessions"):
+        out[c] = out[c].where(out["assessable"])
+    for c in ("any_rupture", "any_unrepaired"):
+        out[c] = out[c].astype("boolean").where(out["assessable"], pd.NA)
+    return out
