@@ -26,7 +26,8 @@ from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, detect_ruptures, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
-from .plots import forest_plot, funnel_plot, plot_pqs_profile
+from .models.sequences import TransitionResult, lag_sequential, transitions
+from .plots import forest_plot, funnel_plot, plot_pqs_profile, plot_transitions
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -64,6 +65,10 @@ __all__ = [
     "detect_ruptures",
     "rupture_summary",
     "RUPTURE_PRESETS",
+    # sequences of session states
+    "transitions",
+    "TransitionResult",
+    "lag_sequential",
     # PQS
     "pqs_prototype_fit",
     "pqs_items",
@@ -75,6 +80,7 @@ __all__ = [
     "forest_plot",
     "funnel_plot",
     "plot_pqs_profile",
+    "plot_transitions",
     # simulation and samples
     "simulate_study",
     "SimulatedStudy",

@@ -10,7 +10,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from .exceptions import AllianceStatsError, ColumnError
 
-__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile"]
+__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions"]
 
 INK = "#222222"
 ACCENT = "#0072B2"  # Okabe-Ito blue (colour-blind safe)
@@ -246,4 +246,38 @@ def plot_pqs_profile(items: pd.DataFrame, ax=None, *, n_label: int = 5, color: s
     ax.set_ylabel("Mean pile (1 = uncharacteristic, 9 = characteristic)")
     for s in ("right", "top"):
         ax.spines[s].set_visible(False)
+    return ax
+
+
+def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blues", show_counts: bool = False):
+    """Heatmap of transition probabilities (rows: from, columns: to).
+
+    Parameters
+    ----------
+    result : TransitionResult
+        From :func:`transitions`.
+    annotate : bool
+        Write each probability (and the count with ``show_counts``) in its cell.
+
+    Returns
+    -------
+    Axes
+    """
+    P = result.probabilities
+    if ax is None:
+        side = 1.1 + 0.9 * len(P)
+        _, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(P.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1)
+    ax.set_xticks(range(len(P.columns)), [str(c) for c in P.columns], rotation=30, ha="right")
+    ax.set_yticks(range(len(P.index)), [str(c) for c in P.index])
+    ax.set_xlabel("to (next session)")
+    ax.set_ylabel("from")
+    if annotate:
+        C = result.counts.to_numpy()
+        for i in range(P.shape[0]):
+            for j in range(P.shape[1]):
+                v = P.iat[i, j]
+                txt = "–" if not np.isfinite(v) else f"{v:.2f}" + (f"\n(n={C[i, j]})" if show_counts else "")
+                ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if np.isfinite(v) and v > 0.6 else INK)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="transition probability")
     return ax

@@ -1,0 +1,269 @@
+"""Sequence models of session states: Markov transitions and lag-sequential analysis."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._format import apa_p
+from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
+from ..exceptions import _fmt_labels
+from ..simulate import ALLIANCE_TYPES, TREATMENT_PHASES
+
+__all__ = ["transitions", "TransitionResult", "lag_sequential", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
+
+
+def _pairs(data, code, patient, session, lag=1):
+    """Codes at t and t + lag for every pair of sessions of a patient exactly `lag` apart."""
+    for role, c in (("state/code", code), ("patient", patient), ("session", session)):
+        if c not in data.columns:
+            raise ColumnError(f"{role} column {c!r} is not in the data")
+    d = data[[patient, session, code]]
+    s = pd.to_numeric(d[session], errors="coerce")
+    bad = d[patient].isna() | s.isna() | (s != np.round(s))
+    if bad.any():
+        rows = d.index[bad].tolist()
+        raise SessionDataError(f"missing patient IDs or session numbers that are not whole numbers at rows {_fmt_labels(rows)}", rows=rows)
+    dup = d.duplicated([patient, session], keep=False)
+    if dup.any():
+        rows = d.index[dup].tolist()
+        raise SessionDataError(f"the same patient x session appears twice at rows {_fmt_labels(rows)}; one code per session", rows=rows)
+    key = pd.DataFrame({"p": d[patient].to_numpy(), "s": s.to_numpy(dtype=np.int64), "c": d[code].to_numpy()})
+    later = key.assign(s=key["s"] - lag)
+    m = key.merge(later, on=["p", "s"], suffixes=("_from", "_to"))
+    n_possible = int(key.groupby("p")["s"].count().sub(lag).clip(lower=0).sum())
+    return m, key, n_possible
+
+
+def _wilson(k, n, level):
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+@dataclass
+class TransitionResult:
+    """First-order Markov model of moves between session states.
+
+    Attributes
+    ----------
+    counts, probabilities, ci_low, ci_high : DataFrame
+        From-state (rows) x to-state (columns); probabilities are row proportions with 95%
+        Wilson intervals.
+    stationary : Series
+        Long-run share of sessions in each state (NaN when the chain is not irreducible).
+    expected_duration : Series
+        Expected number of consecutive sessions in a state, 1 / (1 - p_ii).
+    test : dict
+        Likelihood-ratio chi-square (G^2) of first-order dependence against independence of
+        successive states, with df = (S - 1)^2 and p, and Pearson's X^2.
+    n_transitions, n_breaks : int
+        Transitions counted, and pairs of sessions not counted because of a missed session or
+        a missing state.
+    """
+
+    counts: pd.DataFrame
+    probabilities: pd.DataFrame
+    ci_low: pd.DataFrame
+    ci_high: pd.DataFrame
+    stationary: pd.Series
+    expected_duration: pd.Series
+    test: dict
+    n_transitions: int
+    n_breaks: int
+    level: float = 0.95
+
+    def summary(self) -> str:
+        t = self.test
+        lines = [
+            f"Transitions between {len(self.counts)} states: {self.n_transitions} transitions "
+            f"({self.n_breaks} session pairs broken by a missed session or a missing state)",
+            f"First-order dependence: G^2({t['df']}) = {t['g2']:.2f}, p {apa_p(t['p'], eq=True)}",
+            "Transition probabilities (row = from, column = to):",
+            self.probabilities.round(3).to_string(),
+            "Expected consecutive sessions in each state: " + ", ".join(f"{k} {v:.2f}" for k, v in self.expected_duration.items()),
+        ]
+        if self.stationary.notna().all():
+            lines.append("Stationary distribution: " + ", ".join(f"{k} {v:.3f}" for k, v in self.stationary.items()))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        t = self.test
+        return (
+            f"<div><strong>{self.n_transitions} transitions</strong>; G²({t['df']}) = {t['g2']:.2f}, "
+            f"p {html.escape(apa_p(t['p'], eq=True))}{self.probabilities.round(3).to_html()}</div>"
+        )
+
+    def plot(self, ax=None, **kw):
+        """Heatmap of the transition probabilities; see :func:`alliance_stats.plot_transitions`."""
+        from ..plots import plot_transitions
+
+        return plot_transitions(self, ax=ax, **kw)
+
+
+def transitions(
+    data: pd.DataFrame,
+    state: str,
+    *,
+    patient: str = "patient",
+    session: str = "session",
+    states=None,
+    level: float = 0.95,
+) -> TransitionResult:
+    """Transitions between session states (alliance types, treatment phases, any category).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session. Not modified.
+    state : str
+        Column holding each session's state.
+    patient, session : str
+        ID columns.
+    states : sequence, optional
+        The states in order, e.g. ``als.ALLIANCE_TYPES`` or ``als.TREATMENT_PHASES``; default the
+        column's categories, or its sorted values. A value outside ``states`` is an error.
+    level : float
+        Confidence level of the Wilson intervals.
+
+    Returns
+    -------
+    TransitionResult
+
+    Notes
+    -----
+    Only sessions t and t + 1 of the same patient that both have a state count as a
+    transition: a missed session or a missing state breaks the sequence, never bridges it.
+    """
+    m, key, n_possible = _pairs(data, state, patient, session)
+    if states is None:
+        col = data[state]
+        states = list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else sorted(col.dropna().unique().tolist(), key=str)
+    states = list(states)
+    present = key["c"].dropna()
+    unknown = ~present.isin(states)
+    if unknown.any():
+        vals = sorted(set(present[unknown].astype(str)))
+        raise AllianceStatsError(f"column {state!r} holds value(s) {vals[:10]} that are not among the states {states}")
+    ok = m["c_from"].notna() & m["c_to"].notna()
+    mm = m[ok]
+    n_breaks = int(n_possible - len(mm))
+    S = len(states)
+    idx = {s: i for i, s in enumerate(states)}
+    C = np.zeros((S, S))
+    np.add.at(C, (mm["c_from"].map(idx).to_numpy(int), mm["c_to"].map(idx).to_numpy(int)), 1)
+    row = C.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        P = C / row
+    lo, hi = _wilson(C, row, level)
+    # stationary distribution: pi P = pi, sum pi = 1 (only for chains whose every state is left)
+    stat = np.full(S, np.nan)
+    if np.all(row > 0):
+        A = np.vstack([P.T - np.eye(S), np.ones(S)])
+        b = np.r_[np.zeros(S), 1.0]
+        sol, *_ = np.linalg.lstsq(A, b, rcond=None)
+        if np.allclose(A @ sol, b, atol=1e-9) and np.all(sol >= -1e-12):
+            stat = np.clip(sol, 0, None)
+    with np.errstate(divide="ignore"):
+        dur = 1 / (1 - np.diag(P))
+    # independence test on states that occur as origin and destination
+    N = C.sum()
+    use_r, use_c = C.sum(axis=1) > 0, C.sum(axis=0) > 0
+    Cu = C[np.ix_(use_r, use_c)]
+    E = Cu.sum(axis=1, keepdims=True) * Cu.sum(axis=0, keepdims=True) / N if N else Cu
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g2 = 2 * np.nansum(np.where(Cu > 0, Cu * np.log(Cu / E), 0.0))
+        x2 = np.nansum((Cu - E) ** 2 / E)
+    df = int((use_r.sum() - 1) * (use_c.sum() - 1))
+    test = {"g2": float(g2), "x2": float(x2), "df": df, "p": float(stats.chi2.sf(g2, df)) if df > 0 else np.nan,
+            "p_x2": float(stats.chi2.sf(x2, df)) if df > 0 else np.nan}
+    frame = lambda a: pd.DataFrame(a, index=pd.Index(states, name="from"), columns=pd.Index(states, name="to"))  # noqa: E731
+    return TransitionResult(
+        counts=frame(C.astype(int)), probabilities=frame(P), ci_low=frame(lo), ci_high=frame(hi),
+        stationary=pd.Series(stat, index=states, name="stationary"),
+        expected_duration=pd.Series(dur, index=states, name="expected_sessions"),
+        test=test, n_transitions=int(N), n_breaks=n_breaks, level=level,
+    )
+
+
+def lag_sequential(
+    data: pd.DataFrame,
+    code: str,
+    *,
+    given,
+    target,
+    lag: int = 1,
+    patient: str = "patient",
+    session: str = "session",
+) -> pd.DataFrame:
+    """Lag-sequential analysis: does code ``target`` follow code ``given`` more than chance?
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session (or segment: ``session`` is any whole-number order), one
+        code per row. Not modified.
+    code : str
+        Code column (e.g. 3RS markers and resolution strategies).
+    given, target : value or list of values
+        Antecedent and consequent codes; every combination is tested.
+    lag : int
+        Distance in sessions (segments); pairs across a gap are not counted.
+
+    Returns
+    -------
+    DataFrame
+        Per given -> target: ``n_pairs, n_given, n_target, n_given_target,
+        p_target_given`` (transitional probability), ``p_target`` (its expected value: the base
+        rate of the target), ``z`` (Allison-Liker adjusted residual), ``p`` (two-sided),
+        ``yules_q``.
+
+    Notes
+    -----
+    With N pairs at the lag, P(G) and P(T) the base rates of the given code (at t) and the
+    target (at t + lag): z = (P(T|G) - P(T)) / sqrt(P(T) (1 - P(T)) (1 - P(G)) / (N P(G)))
+    (Allison & Liker 1982). Yule's Q = (ad - bc) / (ad + bc) from the 2 x 2 table of given
+    vs not given at t and target vs not target at t + lag (Bakeman & Quera 2011).
+    """
+    if int(lag) < 1:
+        raise AllianceStatsError("lag must be at least 1")
+    m, _, _ = _pairs(data, code, patient, session, lag=int(lag))
+    m = m[m["c_from"].notna() & m["c_to"].notna()]
+    N = len(m)
+    if N == 0:
+        raise AllianceStatsError(f"no pairs of codes {lag} session(s) apart; check the {session!r} order")
+    givens = given if isinstance(given, (list, tuple)) else [given]
+    targets = target if isinstance(target, (list, tuple)) else [target]
+    for lab, vals, col in (("given", givens, "c_from"), ("target", targets, "c_to")):
+        absent = [v for v in vals if not (m[col] == v).any()]
+        if absent and len(absent) == len(vals):
+            raise AllianceStatsError(f"{lab} code(s) {absent} never occur at the lag positions")
+    rows = []
+    for g in givens:
+        for t in targets:
+            G = (m["c_from"] == g).to_numpy()
+            T = (m["c_to"] == t).to_numpy()
+            a = int((G & T).sum())
+            b = int((G & ~T).sum())
+            c = int((~G & T).sum())
+            d = int((~G & ~T).sum())
+            nG, nT = a + b, a + c
+            pG, pT = nG / N, nT / N
+            ptg = a / nG if nG else np.nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = (ptg - pT) / np.sqrt(pT * (1 - pT) * (1 - pG) / (N * pG))
+                q = (a * d - b * c) / (a * d + b * c) if (a * d + b * c) else np.nan
+            rows.append({"given": g, "target": t, "lag": int(lag), "n_pairs": N, "n_given": nG, "n_target": nT,
+                         "n_given_target": a, "p_target_given": ptg, "p_target": pT, "z": z,
+                         "p": 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan, "yules_q": q})
+    return pd.DataFrame(rows)
