@@ -134,3 +134,28 @@ def test_input_not_modified():
     before = df.copy()
     one(df)
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_trajectories_closed_forms_and_patterns():
+    rng = np.random.default_rng(0)
+    s = np.arange(1, 11)
+    d = pd.concat(
+        [
+            series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "line"),             # slope exactly 1, R2 = 1
+            series([4.0, 1.0, 0.0, 1.0, 4.0, 9.0], "parab"),            # (s - 3)^2: quadratic 1, vertex 3
+            series(4 + rng.normal(0, 0.05, 10), "flat"),
+            series(4.5 - 0.1 * s + rng.normal(0, 0.05, 10), "down"),
+            series(3 + 0.04 * (s - 5.5) ** 2 + rng.normal(0, 0.05, 10), "U"),
+            series([4, 4, 4, 4, 2, 4, 4, 4, 4, 4.0], "V"),
+            series([4, 4, 3], "short"),
+        ],
+        ignore_index=True,
+    )
+    tr = als.alliance_trajectories(d, "w").set_index("patient")
+    assert tr.loc["line", "slope"] == pytest.approx(1.0) and tr.loc["line", "r2_linear"] == pytest.approx(1.0)
+    assert tr.loc["parab", "quadratic"] == pytest.approx(1.0) and tr.loc["parab", "vertex_session"] == pytest.approx(3.0)
+    assert tr.loc["parab", "r2_quadratic"] == pytest.approx(1.0)
+    assert tr.loc["flat", "pattern"] == "stable" and tr.loc["down", "pattern"] == "linear decline"
+    assert tr.loc["U", "pattern"] == "U-shaped" and tr.loc["V", "pattern"] == "V-shaped"
+    assert tr.loc["V", "repaired_rupture"] and pd.isna(tr.loc["short", "pattern"])
+    assert tr.attrs["alliance_stats"]["not_assessable"] == ["short"]

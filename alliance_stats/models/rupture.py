@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
 from ..exceptions import _fmt_labels
 
-__all__ = ["detect_ruptures", "rupture_summary", "RUPTURE_PRESETS"]
+__all__ = ["detect_ruptures", "rupture_summary", "alliance_trajectories", "RUPTURE_PRESETS"]
 
 RUPTURE_PRESETS = {
     # Stiles et al. (2004): V-shaped deflections of at least 2 SD
@@ -308,4 +309,124 @@ def rupture_summary(episodes: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
         out[c] = out[c].where(out["assessable"])
     for c in ("any_rupture", "any_unrepaired"):
         out[c] = out[c].astype("boolean").where(out["assessable"], pd.NA)
+    return out
+
+
+def alliance_trajectories(
+    data: pd.DataFrame,
+    alliance: str,
+    *,
+    patient: str = "patient",
+    session: str = "session",
+    min_sessions: int = 4,
+    alpha: float = 0.05,
+    rupture_method: str | None = "stiles2004",
+) -> pd.DataFrame:
+    """Growth terms and a pattern label for each patient's alliance series.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session, sorted. Not modified.
+    alliance : str
+        Alliance score column.
+    min_sessions : int
+        Patients with fewer scored sessions get no pattern (counted in attrs).
+    alpha : float
+        Significance level of the linear and quadratic terms.
+    rupture_method : str or None
+        Preset of :func:`detect_ruptures` that defines a V (rupture-repair) pattern; None
+        skips that check.
+
+    Returns
+    -------
+    DataFrame
+        Per patient: ``n_sessions, mean, slope, slope_p`` (linear OLS on session),
+        ``quadratic, quadratic_p, vertex_session`` (OLS on centred session and its square),
+        ``r2_linear, r2_quadratic, repaired_rupture`` and ``pattern``.
+
+    Notes
+    -----
+    The pattern is the first rule that applies:
+
+    1. ``V-shaped``: a repaired rupture-repair episode (``rupture_method``; Stiles et al. 2004);
+    2. ``U-shaped``: a positive quadratic term with p < alpha and its vertex (lowest point)
+       inside the observed sessions: high-low-high, the pattern Kivlighan & Shaughnessy (2000)
+       linked to better outcome;
+    3. ``linear growth`` / ``linear decline``: a linear slope with p < alpha;
+    4. ``stable``.
+
+    An inverted U (low-high-low) is not a pattern of its own; it falls under rules 3-4.
+    """
+    codes, uniq, sv, a = _prepare(data, alliance, patient, session)
+    ok = ~np.isnan(a)
+    c, x, y = codes[ok], sv[ok].astype(float), a[ok]
+    P = len(uniq)
+    n = np.bincount(c, minlength=P).astype(float)
+    enough = n >= max(min_sessions, 4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xm = np.bincount(c, weights=x, minlength=P) / n
+        ym = np.bincount(c, weights=y, minlength=P) / n
+    xc = x - xm[c]
+    yc = y - ym[c]
+    S = lambda w: np.bincount(c, weights=w, minlength=P)  # noqa: E731
+    sxx, sxy, syy = S(xc * xc), S(xc * yc), S(yc * yc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = sxy / sxx
+        rss1 = syy - slope * sxy
+        se1 = np.sqrt(rss1 / (n - 2) / sxx)
+        t1 = slope / se1
+    p1 = 2 * stats.t.sf(np.abs(t1), n - 2)
+    # quadratic on centred x: y = b0 + b1 xc + b2 (xc^2 - mean(xc^2))
+    q = xc * xc
+    qm = S(q) / np.where(n > 0, n, 1)
+    qc = q - qm[c]
+    M = np.zeros((P, 2, 2))
+    M[:, 0, 0], M[:, 0, 1], M[:, 1, 1] = sxx, S(xc * qc), S(qc * qc)
+    M[:, 1, 0] = M[:, 0, 1]
+    r = np.stack([sxy, S(qc * yc)], axis=1)
+    quad = np.full(P, np.nan)
+    quad_p = np.full(P, np.nan)
+    rss2 = np.full(P, np.nan)
+    lin2 = np.full(P, np.nan)
+    good = enough & (np.abs(np.linalg.det(M)) > 1e-12)
+    if good.any():
+        Mi = np.linalg.inv(M[good])
+        b = np.einsum("pij,pj->pi", Mi, r[good])
+        rss = syy[good] - np.einsum("pi,pi->p", b, r[good])
+        df = n[good] - 3
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se2 = np.sqrt(rss / df * Mi[:, 1, 1])
+        quad[good], lin2[good], rss2[good] = b[:, 1], b[:, 0], rss
+        quad_p[good] = 2 * stats.t.sf(np.abs(b[:, 1] / se2), df)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vertex = xm - lin2 / (2 * quad)
+        r2_lin = 1 - rss1 / syy
+        r2_quad = 1 - rss2 / syy
+    lo = np.full(P, np.inf)
+    hi = np.full(P, -np.inf)
+    np.minimum.at(lo, c, x)
+    np.maximum.at(hi, c, x)
+    rep = np.zeros(P, bool)
+    if rupture_method is not None:
+        ep = detect_ruptures(data, alliance, patient=patient, session=session, method=rupture_method, min_sessions=min_sessions)
+        if len(ep):
+            rep_ids = set(ep.loc[ep["repaired"].astype(bool), "patient"])
+            rep = np.array([u in rep_ids for u in uniq])
+    pattern = np.where(
+        rep, "V-shaped",
+        np.where((quad > 0) & (quad_p < alpha) & (vertex > lo) & (vertex < hi), "U-shaped",
+                 np.where((p1 < alpha) & (slope > 0), "linear growth",
+                          np.where((p1 < alpha) & (slope < 0), "linear decline", "stable"))),
+    ).astype(object)
+    pattern[~enough] = None
+    out = pd.DataFrame({
+        "patient": uniq, "n_sessions": n.astype(int), "mean": ym, "slope": slope, "slope_p": p1,
+        "quadratic": quad, "quadratic_p": quad_p, "vertex_session": vertex, "r2_linear": r2_lin,
+        "r2_quadratic": r2_quad, "repaired_rupture": rep, "pattern": pattern,
+    })
+    for col in ("slope", "slope_p", "r2_linear"):
+        out.loc[~enough, col] = np.nan
+    out.attrs["alliance_stats"] = {"n_not_assessable": int((~enough).sum()), "not_assessable": uniq[~enough].tolist(),
+                                   "alpha": alpha, "rupture_method": rupture_method, "min_sessions": max(min_sessions, 4)}
     return out
