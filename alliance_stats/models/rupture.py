@@ -374,9 +374,9 @@ def alliance_trajectories(
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = sxy / sxx
         rss1 = syy - slope * sxy
-        se1 = np.sqrt(rss1 / (n - 2) / sxx)
+        se1 = np.sqrt(np.maximum(rss1, 0) / (n - 2) / sxx)
         t1 = slope / se1
-    p1 = 2 * stats.t.sf(np.abs(t1), n - 2)
+        p1 = 2 * stats.t.sf(np.abs(t1), n - 2)
     # quadratic on centred x: y = b0 + b1 xc + b2 (xc^2 - mean(xc^2))
     q = xc * xc
     qm = S(q) / np.where(n > 0, n, 1)
@@ -396,9 +396,9 @@ def alliance_trajectories(
         rss = syy[good] - np.einsum("pi,pi->p", b, r[good])
         df = n[good] - 3
         with np.errstate(invalid="ignore", divide="ignore"):
-            se2 = np.sqrt(rss / df * Mi[:, 1, 1])
+            se2 = np.sqrt(np.maximum(rss, 0) / df * Mi[:, 1, 1])
+            quad_p[good] = 2 * stats.t.sf(np.abs(b[:, 1] / se2), df)
         quad[good], lin2[good], rss2[good] = b[:, 1], b[:, 0], rss
-        quad_p[good] = 2 * stats.t.sf(np.abs(b[:, 1] / se2), df)
     with np.errstate(invalid="ignore", divide="ignore"):
         vertex = xm - lin2 / (2 * quad)
         r2_lin = 1 - rss1 / syy
