@@ -24,7 +24,7 @@ from .exceptions import (
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
-from .models.rupture import RUPTURE_PRESETS, alliance_trajectories, detect_ruptures, rupture_summary
+from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
 from .plots import forest_plot, funnel_plot, plot_pqs_profile, plot_transitions
@@ -65,6 +65,8 @@ __all__ = [
     "detect_ruptures",
     "rupture_summary",
     "alliance_trajectories",
+    "rupture_outcome",
+    "RuptureOutcomeResult",
     "RUPTURE_PRESETS",
     # sequences of session states
     "transitions",

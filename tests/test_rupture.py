@@ -159,3 +159,60 @@ def test_trajectories_closed_forms_and_patterns():
     assert tr.loc["U", "pattern"] == "U-shaped" and tr.loc["V", "pattern"] == "V-shaped"
     assert tr.loc["V", "repaired_rupture"] and pd.isna(tr.loc["short", "pattern"])
     assert tr.attrs["alliance_stats"]["not_assessable"] == ["short"]
+
+
+def _outcome_data():
+    # 9 patients, 6 sessions each: 3 without ruptures, 3 with a repaired V, 3 with an unrepaired drop
+    rows = []
+    shapes = {"none": [4, 4, 4, 4, 4, 4], "repaired": [4, 4, 2, 4, 4, 4], "unrepaired": [4, 4, 4, 4, 4, 2]}
+    last = {"none": [10, 11, 12], "repaired": [6, 7, 9], "unrepaired": [13, 14, 12]}
+    first = [20, 22, 21]
+    for status, alli in shapes.items():
+        for k in range(3):
+            pid = f"{status}{k}"
+            phq = np.linspace(first[k], last[status][k], 6)
+            for s in range(6):
+                rows.append({"patient": pid, "therapist": f"T{k}", "session": s + 1, "w": alli[s] + 0.01 * k, "phq": phq[s]})
+    return pd.DataFrame(rows)
+
+
+def test_rupture_outcome_closed_form():
+    d = _outcome_data()
+    ep = als.detect_ruptures(d, "w")
+    res = als.rupture_outcome(d, ep, outcome="phq", analysis="ancova")
+    assert res.groups.set_index("status")["n"].to_dict() == {"none": 3, "repaired": 3, "unrepaired": 3}
+    # least squares by hand: last = b0 + b1 repaired + b2 unrepaired + b3 first
+    per = d.groupby("patient").agg(first=("phq", "first"), last=("phq", "last"))
+    st = per.index.str.rstrip("012")
+    X = np.column_stack([np.ones(9), st == "repaired", st == "unrepaired", per["first"]]).astype(float)
+    b, rss, *_ = np.linalg.lstsq(X, per["last"].to_numpy(), rcond=None)
+    sigma2 = rss[0] / (9 - 4)
+    se = np.sqrt(np.diag(sigma2 * np.linalg.inv(X.T @ X)))
+    t = res.table.set_index("term")
+    np.testing.assert_allclose(t.loc[["Intercept", "status[repaired]", "status[unrepaired]", "first"], "estimate"], b)
+    np.testing.assert_allclose(t.loc[["Intercept", "status[repaired]", "status[unrepaired]", "first"], "se"], se)
+    e = res.effects.set_index("contrast")
+    tr = b[1] / se[1]
+    # lower PHQ is better: repaired patients end lower, so r is positive
+    assert e.loc["repaired vs none", "r_equivalent"] == pytest.approx(-tr / np.sqrt(tr**2 + 5)) and e.loc["repaired vs none", "r_equivalent"] > 0
+    v = np.linalg.inv(X.T @ X) * sigma2
+    t3 = (b[1] - b[2]) / np.sqrt(v[1, 1] + v[2, 2] - 2 * v[1, 2])
+    assert e.loc["repaired vs unrepaired", "statistic"] == pytest.approx(t3)
+    change = als.rupture_outcome(d, ep, outcome="phq", analysis="change")
+    g = change.groups.set_index("status")
+    assert g.loc["repaired", "mean_change"] == pytest.approx(np.mean([6 - 20, 7 - 22, 9 - 21]))
+    ax = res.plot()
+    assert len(ax.get_xticklabels()) == 3
+
+
+def test_rupture_outcome_exclusions_and_errors():
+    d = _outcome_data()
+    d.loc[d.patient == "none0", "phq"] = np.nan
+    d.loc[(d.patient == "none1") & (d.session > 1), "phq"] = np.nan
+    ep = als.detect_ruptures(d, "w")
+    res = als.rupture_outcome(d, ep, outcome="phq")
+    assert res.excluded["fewer than two outcome scores"] == 2
+    with pytest.raises(als.AllianceStatsError, match="at least two patients without ruptures"):
+        als.rupture_outcome(d[~d.patient.str.startswith("none")], als.detect_ruptures(d[~d.patient.str.startswith("none")], "w"), outcome="phq")
+    with pytest.raises(als.AllianceStatsError, match="from als.detect_ruptures"):
+        als.rupture_outcome(d, pd.DataFrame(), outcome="phq")

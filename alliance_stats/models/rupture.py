@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
+from .._format import apa_p
 from ..exceptions import _fmt_labels
 
-__all__ = ["detect_ruptures", "rupture_summary", "alliance_trajectories", "RUPTURE_PRESETS"]
+__all__ = ["detect_ruptures", "rupture_summary", "alliance_trajectories", "rupture_outcome", "RuptureOutcomeResult", "RUPTURE_PRESETS"]
 
 RUPTURE_PRESETS = {
     # Stiles et al. (2004): V-shaped deflections of at least 2 SD
@@ -430,3 +434,196 @@ def alliance_trajectories(
     out.attrs["alliance_stats"] = {"n_not_assessable": int((~enough).sum()), "not_assessable": uniq[~enough].tolist(),
                                    "alpha": alpha, "rupture_method": rupture_method, "min_sessions": max(min_sessions, 4)}
     return out
+
+
+@dataclass
+class RuptureOutcomeResult:
+    """Result of :func:`rupture_outcome`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Model coefficients: ``term, estimate, se, statistic, df, p, ci_low, ci_high``.
+    groups : DataFrame
+        Per status (none / repaired / unrepaired): ``n``, mean first and last outcome, mean
+        and SD of the change.
+    effects : DataFrame
+        Contrasts (repaired vs none, unrepaired vs none, repaired vs unrepaired) with
+        estimate, SE, statistic, df, p and ``r_equivalent`` = t / sqrt(t^2 + df) (Rosenthal
+        1991), signed so that a positive r means better outcome, comparable to the
+        meta-analytic rupture-resolution r = .29 (Eubanks, Muran & Safran 2018).
+    excluded : dict
+        Patients left out, by reason.
+    model : str
+        What was fitted.
+    """
+
+    table: pd.DataFrame
+    groups: pd.DataFrame
+    effects: pd.DataFrame
+    excluded: dict
+    model: str
+    data: pd.DataFrame
+
+    def summary(self) -> str:
+        e = self.effects.set_index("contrast")
+        lines = [f"Rupture-repair and outcome: {self.model}", f"n = {int(self.groups['n'].sum())} patients"
+                 + (f"; excluded: {', '.join(f'{v} {k}' for k, v in self.excluded.items() if v)}" if any(self.excluded.values()) else ""),
+                 self.groups.round(2).to_string(index=False)]
+        for c, r in e.iterrows():
+            lines.append(f"{c}: estimate {r['estimate']:.2f} (SE {r['se']:.2f}), p {apa_p(r['p'], eq=True)}, r-equivalent {r['r_equivalent']:.2f}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self.summary())}</pre>"
+
+    def plot(self, ax=None):
+        """Mean change in outcome by rupture-repair status with 95% CIs."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4.5, 3.5))
+        g = self.groups
+        se = g["sd_change"] / np.sqrt(g["n"])
+        crit = stats.t.ppf(0.975, np.maximum(g["n"] - 1, 1))
+        x = np.arange(len(g))
+        ax.errorbar(x, g["mean_change"], yerr=crit * se, fmt="o", color="#0072B2", capsize=4)
+        ax.axhline(0, color="#999999", lw=0.8)
+        ax.set_xticks(x, [f"{s}\n(n = {n})" for s, n in zip(g["status"], g["n"])])
+        ax.set_ylabel("change in outcome (last - first)")
+        for sp in ("right", "top"):
+            ax.spines[sp].set_visible(False)
+        return ax
+
+
+def rupture_outcome(
+    data: pd.DataFrame,
+    episodes: pd.DataFrame,
+    *,
+    outcome: str,
+    patient: str = "patient",
+    session: str = "session",
+    therapist: str | None = None,
+    analysis: str = "ancova",
+    higher_is_better: bool = False,
+) -> RuptureOutcomeResult:
+    """Relate rupture-repair status to treatment outcome.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Session table with the outcome measured per session. Not modified.
+    episodes : DataFrame
+        From :func:`detect_ruptures` on the same patients.
+    outcome : str
+        Outcome column (e.g. ``phq9_total``).
+    therapist : str, optional
+        Therapist column: adds a random intercept per therapist (REML, statsmodels MixedLM;
+        Wald z tests).
+    analysis : {"ancova", "change"}
+        ``ancova``: last outcome ~ first outcome + status; ``change``: (last - first) ~ status.
+    higher_is_better : bool
+        Direction of the outcome (False for symptom scores such as the PHQ-9), used to sign
+        ``r_equivalent`` so that positive means better outcome.
+
+    Returns
+    -------
+    RuptureOutcomeResult
+
+    Notes
+    -----
+    Status per assessable patient: ``none`` (no episode), ``repaired`` (every episode
+    repaired), ``unrepaired`` (at least one episode not repaired). First and last outcome are
+    the patient's first and last sessions with an outcome score. Patients not assessable for
+    ruptures, or with fewer than two outcome scores, are excluded and counted.
+    """
+    import statsmodels.formula.api as smf
+
+    meta = episodes.attrs.get("alliance_stats")
+    if meta is None:
+        raise AllianceStatsError("episodes must come from als.detect_ruptures()")
+    if analysis not in ("ancova", "change"):
+        raise AllianceStatsError("analysis must be 'ancova' or 'change'")
+    for role, c in (("outcome", outcome), ("patient", patient), ("session", session), ("therapist", therapist)):
+        if c is not None and c not in data.columns:
+            raise ColumnError(f"{role}={c!r} is not a column of the data")
+    d = data[[c for c in (patient, session, outcome, therapist) if c is not None]].copy()
+    d[outcome] = pd.to_numeric(d[outcome], errors="coerce")
+    d = d.dropna(subset=[outcome]).sort_values([patient, session], kind="stable")
+    g = d.groupby(patient, sort=False)
+    per = pd.DataFrame({"first": g[outcome].first(), "last": g[outcome].last(), "n_scores": g[outcome].size()})
+    if therapist is not None:
+        th = data.groupby(patient)[therapist].agg(lambda s: s.iloc[0] if s.nunique() == 1 else np.nan)
+        per["therapist"] = th.reindex(per.index)
+    all_patients = pd.Index(data[patient].dropna().unique())
+    per = per.reindex(all_patients)
+    excluded = {
+        "not assessable for ruptures": int(per.index.isin(meta["not_assessable"]).sum()),
+        "fewer than two outcome scores": int(((per["n_scores"].fillna(0) < 2) & ~per.index.isin(meta["not_assessable"])).sum()),
+    }
+    keep = (per["n_scores"].fillna(0) >= 2) & ~per.index.isin(meta["not_assessable"])
+    if therapist is not None:
+        multi = keep & per["therapist"].isna()
+        excluded["seen by more than one therapist"] = int(multi.sum())
+        keep &= ~multi
+    per = per[keep].copy()
+    ep = episodes.groupby("patient")["repaired"].agg(["size", "all"])
+    status = np.where(~per.index.isin(ep.index), "none", np.where(ep.reindex(per.index)["all"].fillna(False).astype(bool), "repaired", "unrepaired"))
+    per["status"] = pd.Categorical(status, categories=["none", "repaired", "unrepaired"])
+    per["change"] = per["last"] - per["first"]
+    present = [s for s in ["none", "repaired", "unrepaired"] if (per["status"] == s).sum() >= 2]
+    if "none" not in present or len(present) < 2:
+        raise AllianceStatsError(
+            f"need at least two patients without ruptures and two in another status; found "
+            f"{per['status'].value_counts().to_dict()}"
+        )
+    per = per[per["status"].isin(present)].copy()
+    per["status"] = per["status"].cat.remove_unused_categories()
+    rhs = "C(status, Treatment('none'))" + (" + first" if analysis == "ancova" else "")
+    lhs = "last" if analysis == "ancova" else "change"
+    formula = f"{lhs} ~ {rhs}"
+    if therapist is not None:
+        fit = smf.mixedlm(formula, per.reset_index(), groups=per["therapist"].astype(str).to_numpy()).fit(reml=True)
+        dfres = np.inf
+        names = [n for n in fit.params.index if n != "Group Var"]
+        params, bse, cov = fit.params[names], fit.bse[names], fit.cov_params().loc[names, names]
+        model = f"{formula} with a random intercept per therapist (REML)"
+        dist = stats.norm()
+    else:
+        fit = smf.ols(formula, per.reset_index()).fit()
+        dfres = float(fit.df_resid)
+        params, bse, cov = fit.params, fit.bse, fit.cov_params()
+        model = f"{formula} (OLS)"
+        dist = stats.t(dfres)
+    rename = lambda n: n.replace("C(status, Treatment('none'))[T.", "status[").replace("]", "]")  # noqa: E731
+    crit = dist.ppf(0.975)
+    table = pd.DataFrame({"term": [rename(n) for n in params.index], "estimate": params.to_numpy(), "se": bse.to_numpy()})
+    table["statistic"] = table["estimate"] / table["se"]
+    table["df"] = dfres
+    table["p"] = 2 * dist.sf(np.abs(table["statistic"]))
+    table["ci_low"] = table["estimate"] - crit * table["se"]
+    table["ci_high"] = table["estimate"] + crit * table["se"]
+    sign = 1.0 if higher_is_better else -1.0
+    eff = []
+    idx = {rename(n): n for n in params.index}
+    def contrast(name, w):
+        est = float(sum(params[idx[k]] * v for k, v in w.items()))
+        var = float(sum(cov.loc[idx[a], idx[b]] * w[a] * w[b] for a in w for b in w))
+        se = np.sqrt(var)
+        t = est / se
+        df_r = dfres if np.isfinite(dfres) else len(per) - len(params)
+        eff.append({"contrast": name, "estimate": est, "se": se, "statistic": t, "df": dfres, "p": float(2 * dist.sf(abs(t))),
+                    "r_equivalent": sign * t / np.sqrt(t * t + df_r)})
+    if "repaired" in present:
+        contrast("repaired vs none", {"status[repaired]": 1.0})
+    if "unrepaired" in present:
+        contrast("unrepaired vs none", {"status[unrepaired]": 1.0})
+    if "repaired" in present and "unrepaired" in present:
+        contrast("repaired vs unrepaired", {"status[repaired]": 1.0, "status[unrepaired]": -1.0})
+    grp = per.groupby("status", observed=True).agg(n=("change", "size"), mean_first=("first", "mean"), mean_last=("last", "mean"),
+                                                   mean_change=("change", "mean"), sd_change=("change", "std")).reset_index()
+    return RuptureOutcomeResult(table=table, groups=grp, effects=pd.DataFrame(eff), excluded=excluded, model=model,
+                                data=per.reset_index().rename(columns={"index": patient}))
