@@ -207,11 +207,14 @@ def test_rupture_outcome_closed_form():
 
 def test_rupture_outcome_exclusions_and_errors():
     d = _outcome_data()
-    d.loc[d.patient == "none0", "phq"] = np.nan
-    d.loc[(d.patient == "none1") & (d.session > 1), "phq"] = np.nan
+    d.loc[(d.patient == "none1") & (d.session > 1), "phq"] = np.nan  # one outcome score left
     ep = als.detect_ruptures(d, "w")
     res = als.rupture_outcome(d, ep, outcome="phq")
-    assert res.excluded["fewer than two outcome scores"] == 2
+    assert res.excluded["fewer than two outcome scores"] == 1
+    assert res.groups.set_index("status").loc["none", "n"] == 2
+    d.loc[d.patient == "none0", "phq"] = np.nan  # now only one patient without ruptures is left
+    with pytest.raises(als.AllianceStatsError, match=r"found \{.*'none': 1"):
+        als.rupture_outcome(d, ep, outcome="phq")
     with pytest.raises(als.AllianceStatsError, match="at least two patients without ruptures"):
         als.rupture_outcome(d[~d.patient.str.startswith("none")], als.detect_ruptures(d[~d.patient.str.startswith("none")], "w"), outcome="phq")
     with pytest.raises(als.AllianceStatsError, match="from als.detect_ruptures"):
