@@ -27,7 +27,7 @@ from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
-from .plots import forest_plot, funnel_plot, plot_pqs_profile, plot_transitions
+from .plots import forest_plot, funnel_plot, plot_patient_series, plot_pqs_profile, plot_rupture_profile, plot_transitions, rupture_profile
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -84,6 +84,9 @@ __all__ = [
     "funnel_plot",
     "plot_pqs_profile",
     "plot_transitions",
+    "plot_patient_series",
+    "plot_rupture_profile",
+    "rupture_profile",
     # simulation and samples
     "simulate_study",
     "SimulatedStudy",

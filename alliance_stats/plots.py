@@ -10,7 +10,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from .exceptions import AllianceStatsError, ColumnError
 
-__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions"]
+__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile", "rupture_profile"]
 
 INK = "#222222"
 ACCENT = "#0072B2"  # Okabe-Ito blue (colour-blind safe)
@@ -280,4 +280,95 @@ def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blu
                 txt = "–" if not np.isfinite(v) else f"{v:.2f}" + (f"\n(n={C[i, j]})" if show_counts else "")
                 ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if np.isfinite(v) and v > 0.6 else INK)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="transition probability")
+    return ax
+
+
+REPAIRED = "#009E73"   # Okabe-Ito green
+UNREPAIRED = "#D55E00"  # Okabe-Ito vermillion
+
+
+def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episodes: pd.DataFrame | None = None,
+                        patient: str = "patient", session: str = "session", ax=None, color: str = ACCENT):
+    """One patient's session-by-session alliance with detected rupture episodes marked.
+
+    Each episode is drawn from its pre-rupture session to its rupture session (green when
+    repaired, with a ring at the repair session; orange when not).
+
+    Returns
+    -------
+    Axes
+    """
+    for c in (alliance, patient, session):
+        if c not in data.columns:
+            raise ColumnError(f"column {c!r} is not in the data")
+    d = data[data[patient] == patient_id].sort_values(session)
+    if d.empty:
+        raise AllianceStatsError(f"patient {patient_id!r} is not in the data")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(d[session], d[alliance], "-o", color=color, ms=4, lw=1.2, zorder=2)
+    if episodes is not None and len(episodes):
+        e = episodes[episodes["patient"] == patient_id]
+        a = d.set_index(session)[alliance]
+        for _, r in e.iterrows():
+            col = REPAIRED if r["repaired"] else UNREPAIRED
+            ax.plot([r["pre_session"], r["rupture_session"]], [r["pre_score"], r["rupture_score"]], color=col, lw=3, zorder=3)
+            if r["repaired"]:
+                rs = int(r["repair_session"])
+                ax.scatter([rs], [a.get(rs, np.nan)], s=90, facecolor="none", edgecolor=col, lw=1.8, zorder=4)
+    ax.set_xlabel("session")
+    ax.set_ylabel(alliance)
+    ax.set_title(f"patient {patient_id}", fontsize=10)
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
+    return ax
+
+
+def rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFrame, *, patient: str = "patient",
+                    session: str = "session", window: int = 3) -> pd.DataFrame:
+    """Alliance aligned on each episode's rupture session (offsets -window..+window).
+
+    Returns a long table ``patient, rupture_session, repaired, offset, score`` (missing
+    sessions are absent rows).
+    """
+    a = data.set_index([patient, session])[alliance]
+    rows = []
+    for _, r in episodes.iterrows():
+        for k in range(-window, window + 1):
+            v = a.get((r["patient"], int(r["rupture_session"]) + k), np.nan)
+            if np.isfinite(v):
+                rows.append({"patient": r["patient"], "rupture_session": int(r["rupture_session"]), "repaired": bool(r["repaired"]), "offset": k, "score": float(v)})
+    return pd.DataFrame(rows, columns=["patient", "rupture_session", "repaired", "offset", "score"])
+
+
+def plot_rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFrame, *, patient: str = "patient",
+                         session: str = "session", window: int = 3, ax=None, title: str | None = None):
+    """Mean alliance aligned on the rupture session (the V), repaired vs unrepaired, 95% CIs.
+
+    Returns
+    -------
+    Axes
+    """
+    from scipy import stats as st
+
+    prof = rupture_profile(data, alliance, episodes, patient=patient, session=session, window=window)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    for rep, col, lab in ((True, REPAIRED, "repaired"), (False, UNREPAIRED, "unrepaired")):
+        g = prof[prof["repaired"] == rep].groupby("offset")["score"].agg(["mean", "std", "count"]).reindex(range(-window, window + 1))
+        if g["count"].fillna(0).max() == 0:
+            continue
+        half = st.t.ppf(0.975, np.maximum(g["count"] - 1, 1)) * g["std"] / np.sqrt(g["count"])
+        n_ep = int((episodes["repaired"].astype(bool) == rep).sum())
+        ax.plot(g.index, g["mean"], "-o", color=col, ms=4, label=f"{lab} (n = {n_ep})")
+        ax.fill_between(g.index, g["mean"] - half, g["mean"] + half, color=col, alpha=0.15, lw=0)
+    ax.axvline(0, color=MUTED, lw=0.8, ls="--")
+    ax.set_xticks(range(-window, window + 1))
+    ax.set_xlabel("sessions from the rupture session")
+    ax.set_ylabel(f"mean {alliance}")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
     return ax

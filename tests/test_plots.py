@@ -89,3 +89,22 @@ def test_pqs_profile():
     assert ax.get_ylim() == (1, 9)
     with pytest.raises(als.AllianceStatsError, match="several groups"):
         als.plot_pqs_profile(als.pqs_items(q, by="therapy"))
+
+
+def test_patient_series_and_rupture_profile():
+    import pandas as pd
+
+    d = pd.DataFrame({"patient": ["a"] * 8 + ["b"] * 8, "session": list(range(1, 9)) * 2,
+                      "w": [4, 4, 4, 2, 4, 4, 4, 4] + [4, 4, 4, 4, 2, 2, 2, 2]})
+    ep = als.detect_ruptures(d, "w", threshold=1.5)
+    ax = als.plot_patient_series(d, "w", patient_id="a", episodes=ep)
+    assert len(ax.lines) == 2  # the series and one episode segment
+    assert ax.lines[1].get_xdata().tolist() == [3, 4]
+    assert len(ax.collections) == 1  # the repair ring
+    prof = als.rupture_profile(d, "w", ep, window=3)
+    a = prof[prof.patient == "a"].set_index("offset")["score"]
+    assert a.to_dict() == {-3: 4.0, -2: 4.0, -1: 4.0, 0: 2.0, 1: 4.0, 2: 4.0, 3: 4.0}
+    ax2 = als.plot_rupture_profile(d, "w", ep)
+    labels = [t.get_text() for t in ax2.get_legend().get_texts()]
+    assert labels == ["repaired (n = 1)", "unrepaired (n = 1)"]
+    assert ax2.lines[0].get_ydata()[3] == 2.0 and ax2.lines[1].get_ydata()[3] == 2.0
