@@ -11,11 +11,12 @@ def _blocks():
 
 
 def test_readme_examples_run_as_written():
-    runnable = [b for b in _blocks() if "read_sessions" in b or "meta_analysis" in b]
-    assert len(runnable) == 2, "the README lost its load-and-score or meta-analysis example"
+    runnable = [b for b in _blocks() if "read_sessions" in b or "meta_analysis" in b or "detect_ruptures" in b]
+    assert len(runnable) == 3, "the README lost its load-and-score, meta-analysis or rupture example"
     ns: dict = {}
     for block in runnable:
         exec(compile(block, str(README), "exec"), ns)
     assert len(ns["df"]) == 1821 and {"wai_sr_total", "phq9_total"} <= set(ns["df"].columns)
     assert ns["res"].three_level and ns["re"].test == "knha"
+    assert len(ns["ep"]) > 0 and ns["ep"].attrs["alliance_stats"]["rules"]["threshold"] == 2.0
     plt.close("all")

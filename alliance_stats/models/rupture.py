@@ -586,7 +586,22 @@ def rupture_outcome(
     lhs = "last" if analysis == "ancova" else "change"
     formula = f"{lhs} ~ {rhs}"
     if therapist is not None:
-        fit = smf.mixedlm(formula, per.reset_index(), groups=per["therapist"].astype(str).to_numpy()).fit(reml=True)
+        import warnings
+
+        from ..exceptions import AllianceStatsWarning, user_stacklevel
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = smf.mixedlm(formula, per.reset_index(), groups=per["therapist"].astype(str).to_numpy()).fit(reml=True)
+        if caught or float(fit.cov_re.iloc[0, 0]) < 1e-8:
+            warnings.warn(
+                f"the therapist random-intercept variance is estimated at or near zero ({float(fit.cov_re.iloc[0, 0]):.3g}): "
+                "outcomes do not differ between therapists beyond chance here, so the estimates are close to "
+                "those without therapist= (statsmodels: "
+                + "; ".join(sorted({str(w.message).split(".")[0] for w in caught})) + ")",
+                AllianceStatsWarning,
+                stacklevel=user_stacklevel(),
+            )
         dfres = np.inf
         names = [n for n in fit.params.index if n != "Group Var"]
         params, bse, cov = fit.params[names], fit.bse[names], fit.cov_params().loc[names, names]
