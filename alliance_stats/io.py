@@ -112,6 +112,32 @@ def _need_columns(df: pd.DataFrame, mapping: Mapping[str, str]) -> None:
             )
 
 
+def check_session_keys(data: pd.DataFrame, keys: list[str], session: str, *, what: str = "score") -> pd.Series:
+    """Validate ID columns: no missing IDs, sessions positive whole numbers, no duplicate keys.
+
+    Returns the session numbers as int64. Raises SessionDataError naming the rows.
+    """
+    ids = data[keys + [session]]
+    miss = ids.isna().any(axis=1)
+    if miss.any():
+        rows = data.index[miss].tolist()
+        raise SessionDataError(f"missing IDs in {keys + [session]} at rows {_fmt_labels(rows)}; fix them first", rows=rows)
+    sess = pd.to_numeric(data[session], errors="coerce")
+    bad = sess.isna() | (sess != np.round(sess)) | (sess < 1)
+    if bad.any():
+        rows = data.index[bad].tolist()
+        raise SessionDataError(f"{session!r} is not a positive whole number at rows {_fmt_labels(rows)}", rows=rows)
+    dup = data.duplicated(keys + [session], keep=False)
+    if dup.any():
+        rows = data.index[dup].tolist()
+        raise SessionDataError(
+            f"the same {' x '.join(keys + [session])} appears twice at rows {_fmt_labels(rows)}; keep one {what} "
+            "per session (average raters first if there are several)",
+            rows=rows,
+        )
+    return sess.astype("int64")
+
+
 def _to_wide(df: pd.DataFrame, ids: list[str], item: str, value: str) -> pd.DataFrame:
     """Pivot a long table (one row per item response) to one row per form."""
     dup = df.duplicated(ids + [item], keep=False)
@@ -382,26 +408,9 @@ def session_grid(
     by = list(by)
     _need_columns(data, {f"by[{i}]": c for i, c in enumerate(by)})
     keys = [patient] + by
-    if data[keys + [session]].isna().any(axis=None):
-        rows = data.index[data[keys + [session]].isna().any(axis=1)].tolist()
-        raise SessionDataError(f"missing IDs at rows {_fmt_labels(rows)}; fix them first", rows=rows)
-    sess = pd.to_numeric(data[session], errors="coerce")
-    bad = sess.isna() | (sess != np.round(sess)) | (sess < 1)
-    if bad.any():
-        rows = data.index[bad].tolist()
-        raise SessionDataError(
-            f"{session!r} is not a positive whole number at rows {_fmt_labels(rows)}", rows=rows
-        )
-    dup = data.duplicated(keys + [session], keep=False)
-    if dup.any():
-        rows = data.index[dup].tolist()
-        raise SessionDataError(
-            f"the same {' x '.join(keys + [session])} appears twice at rows {_fmt_labels(rows)}; "
-            "remove the duplicates",
-            rows=rows,
-        )
+    sess = check_session_keys(data, keys, session, what="row")
     df = data.copy()
-    df[session] = sess.astype("int64")
+    df[session] = sess
     g = df.groupby(keys, sort=True, dropna=False)[session]
     lo = g.min() if start is None else g.min().clip(upper=int(start))
     hi = g.max()

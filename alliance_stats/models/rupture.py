@@ -11,6 +11,7 @@ from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
 from .._format import apa_p
+from ..io import check_session_keys
 from ..exceptions import _fmt_labels
 
 __all__ = ["detect_ruptures", "rupture_summary", "alliance_trajectories", "rupture_outcome", "RuptureOutcomeResult", "RUPTURE_PRESETS"]
@@ -33,21 +34,7 @@ def _prepare(data, alliance, patient, session):
         if c not in data.columns:
             raise ColumnError(f"{role}={c!r} is not a column of the data")
     d = data[[patient, session, alliance]]
-    if d[[patient, session]].isna().any(axis=None):
-        rows = d.index[d[[patient, session]].isna().any(axis=1)].tolist()
-        raise SessionDataError(f"missing patient or session IDs at rows {_fmt_labels(rows)}", rows=rows)
-    s = pd.to_numeric(d[session], errors="coerce")
-    bad = s.isna() | (s != np.round(s)) | (s < 1)
-    if bad.any():
-        rows = d.index[bad].tolist()
-        raise SessionDataError(f"{session!r} is not a positive whole number at rows {_fmt_labels(rows)}", rows=rows)
-    dup = d.duplicated([patient, session], keep=False)
-    if dup.any():
-        rows = d.index[dup].tolist()
-        raise SessionDataError(
-            f"the same patient x session appears twice at rows {_fmt_labels(rows)}; keep one score per session "
-            "(average raters first if there are several)", rows=rows,
-        )
+    s = check_session_keys(d, [patient], session)
     codes, uniq = pd.factorize(d[patient], sort=False)
     sv = s.to_numpy(dtype=np.int64)
     order_ok = np.all((np.diff(codes) > 0) | ((np.diff(codes) == 0) & (np.diff(sv) > 0)))

@@ -10,8 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from .._format import apa_p
-from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
-from ..exceptions import _fmt_labels
+from ..exceptions import AllianceStatsError, ColumnError
+from ..io import check_session_keys
 from ..simulate import ALLIANCE_TYPES, TREATMENT_PHASES
 
 __all__ = ["transitions", "TransitionResult", "lag_sequential", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
@@ -23,15 +23,7 @@ def _pairs(data, code, patient, session, lag=1):
         if c not in data.columns:
             raise ColumnError(f"{role} column {c!r} is not in the data")
     d = data[[patient, session, code]]
-    s = pd.to_numeric(d[session], errors="coerce")
-    bad = d[patient].isna() | s.isna() | (s != np.round(s))
-    if bad.any():
-        rows = d.index[bad].tolist()
-        raise SessionDataError(f"missing patient IDs or session numbers that are not whole numbers at rows {_fmt_labels(rows)}", rows=rows)
-    dup = d.duplicated([patient, session], keep=False)
-    if dup.any():
-        rows = d.index[dup].tolist()
-        raise SessionDataError(f"the same patient x session appears twice at rows {_fmt_labels(rows)}; one code per session", rows=rows)
+    s = check_session_keys(d, [patient], session, what="code")
     key = pd.DataFrame({"p": d[patient].to_numpy(), "s": s.to_numpy(dtype=np.int64), "c": d[code].to_numpy()})
     later = key.assign(s=key["s"] - lag)
     m = key.merge(later, on=["p", "s"], suffixes=("_from", "_to"))
