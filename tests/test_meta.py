@@ -222,3 +222,14 @@ def test_result_presentation():
     t = res.table
     assert list(t.columns) == ["label", "r", "n", "yi", "vi", "weight", "ci_low", "ci_high"]
     assert t.weight.sum() == pytest.approx(100)
+
+
+def test_moderator_spellings_agree_and_empty_is_an_error():
+    m = als.load_sample("meta")
+    a = als.meta_analysis(m, r="r", n="n", moderators="rater + year")
+    b = als.meta_analysis(m, r="r", n="n", moderators=["rater", "year"])
+    c = als.meta_analysis(m, r="r", n="n", moderators="~ rater + year + ")
+    np.testing.assert_allclose(a.coefficients.estimate, b.coefficients.estimate)
+    np.testing.assert_allclose(a.coefficients.estimate, c.coefficients.estimate)
+    with pytest.raises(als.AllianceStatsError, match="names no column"):
+        als.meta_analysis(m, r="r", n="n", moderators=" + ")

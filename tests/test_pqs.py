@@ -140,3 +140,8 @@ def test_pqs_alliance_recovers_linked_items(sorts):
     assert pa.loc[0, "r"] == pytest.approx(np.corrcoef(m, a)[0, 1])
     with pytest.raises(als.AllianceStatsError, match="only 0 sorted session"):
         als.pqs_alliance(sorts.assign(patient="X"), d, alliance="wai_sr_total", session=["patient", "session"])
+
+
+def test_pqs_items_unknown_group_column(sorts):
+    with pytest.raises(als.ColumnError, match="by='nope' is not a column"):
+        als.pqs_items(sorts, by="nope")

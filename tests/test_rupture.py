@@ -219,3 +219,12 @@ def test_rupture_outcome_exclusions_and_errors():
         als.rupture_outcome(d[~d.patient.str.startswith("none")], als.detect_ruptures(d[~d.patient.str.startswith("none")], "w"), outcome="phq")
     with pytest.raises(als.AllianceStatsError, match="from als.detect_ruptures"):
         als.rupture_outcome(d, pd.DataFrame(), outcome="phq")
+
+
+def test_rupture_outcome_counts_a_status_group_too_small_to_model():
+    d = _outcome_data()
+    d = d[~d.patient.isin(["unrepaired1", "unrepaired2"])]  # one unrepaired patient left
+    res = als.rupture_outcome(d, als.detect_ruptures(d, "w"), outcome="phq")
+    assert res.excluded["in a status group of fewer than 2 patients (unrepaired)"] == 1
+    assert res.groups["status"].tolist() == ["none", "repaired"]
+    assert "1 in a status group" in res.summary()

@@ -82,8 +82,10 @@ def test_lag_sequential_worked_example():
 
 def test_lag_sequential_gap_breaks_pairs():
     d = pd.DataFrame({"patient": "a", "session": [1, 2, 4, 5], "code": list("XYXY")})
-    r = als.lag_sequential(d, "code", given="X", target="Y").iloc[0]
+    res = als.lag_sequential(d, "code", given="X", target="Y")
+    r = res.iloc[0]
     assert r.n_pairs == 2 and r.n_given_target == 2
+    assert res.attrs["alliance_stats"]["pairs_not_counted"] == 1  # sessions 2 -> 4 span a gap
 
 
 def test_plot_transitions():

@@ -17,20 +17,26 @@ from .._format import apa_p, fmt_ci
 __all__ = ["meta_analysis", "MetaResult", "aggregate_effects"]
 
 
-def _design(data: pd.DataFrame, moderators) -> tuple[np.ndarray, list[str]]:
-    """Intercept plus moderators; text columns become treatment-coded dummies (levels sorted,
-    the first is the reference, as in R)."""
-    cols = [np.ones(len(data))]
-    names = ["intercept"]
-    if moderators is None:
-        return np.column_stack(cols), names
+def _terms(moderators, data: pd.DataFrame) -> list[str]:
+    """Moderator column names from a list or a string 'a + b' (names only, nothing evaluated)."""
     if isinstance(moderators, str):
         terms = [t.strip() for t in moderators.lstrip("~").split("+") if t.strip()]
     else:
         terms = list(moderators)
+    if not terms:
+        raise AllianceStatsError("moderators= names no column")
     for t in terms:
         if t not in data.columns:
             raise ColumnError(f"moderator {t!r} is not a column of the data (moderators are column names joined by '+')")
+    return terms
+
+
+def _design(data: pd.DataFrame, terms: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Intercept plus moderators; text columns become treatment-coded dummies (levels sorted,
+    the first is the reference, as in R)."""
+    cols = [np.ones(len(data))]
+    names = ["intercept"]
+    for t in terms:
         s = data[t]
         if pd.api.types.is_bool_dtype(s):
             cols.append(s.astype(float).to_numpy())
@@ -476,10 +482,8 @@ def meta_analysis(
     if moderators is not None:
         if mod_df is None:
             raise AllianceStatsError("moderators= needs data= (moderators are column names)")
-        terms = [t.strip() for t in moderators.lstrip("~").split("+")] if isinstance(moderators, str) else list(moderators)
+        terms = _terms(moderators, mod_df)
         for t in terms:
-            if t not in mod_df.columns:
-                raise ColumnError(f"moderator {t!r} is not a column of the data (moderators are column names joined by '+')")
             for i in np.flatnonzero(mod_df[t].isna().to_numpy()):
                 problems.append((int(i), f"missing moderator {t!r}"))
     excluded = pd.DataFrame(columns=["label", "reason"])
@@ -506,7 +510,7 @@ def meta_analysis(
     if clusters is not None:
         clusters = clusters.iloc[keep].tolist()
     if moderators is not None:
-        X, names = _design(mod_df.iloc[keep].reset_index(drop=True), moderators)
+        X, names = _design(mod_df.iloc[keep].reset_index(drop=True), terms)
     else:
         X, names = np.ones((len(y), 1)), ["intercept"]
     if len(y) < 2:

@@ -137,9 +137,9 @@ def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10
         least_characteristic``; rank 1 is the highest mean pile (ties get their mean rank).
     """
     valid, n_bad = _valid_sorts(sorts)
-    groups = [(None, valid)] if by is None else list(valid.groupby(by, sort=True, observed=True))
     if by is not None and by not in valid.columns:
         raise ColumnError(f"by={by!r} is not a column of the sorts")
+    groups = [(None, valid)] if by is None else list(valid.groupby(by, sort=True, observed=True))
     parts = []
     for g, sub in groups:
         X = sub[ITEMS].to_numpy(dtype=float)

@@ -37,9 +37,8 @@ def _prepare(data, alliance, patient, session):
     s = check_session_keys(d, [patient], session)
     codes, uniq = pd.factorize(d[patient], sort=False)
     sv = s.to_numpy(dtype=np.int64)
-    order_ok = np.all((np.diff(codes) > 0) | ((np.diff(codes) == 0) & (np.diff(sv) > 0)))
-    contiguous = len(np.unique(codes)) == (np.diff(codes) != 0).sum() + 1 if len(codes) else True
-    if not (order_ok and contiguous):
+    # codes number patients by first appearance, so rising codes also mean each patient's rows are together
+    if not np.all((np.diff(codes) > 0) | ((np.diff(codes) == 0) & (np.diff(sv) > 0))):
         raise SessionDataError(
             "the data are not sorted by patient and session; sort them first "
             f"(data.sort_values([{patient!r}, {session!r}])) or read them with als.read_sessions()"
@@ -567,6 +566,10 @@ def rupture_outcome(
             f"need at least two patients without ruptures and two in another status; found "
             f"{per['status'].value_counts().to_dict()}"
         )
+    small = per["status"].value_counts()
+    for st_name in ("repaired", "unrepaired"):
+        if st_name not in present and small.get(st_name, 0) > 0:
+            excluded[f"in a status group of fewer than 2 patients ({st_name})"] = int(small[st_name])
     per = per[per["status"].isin(present)].copy()
     per["status"] = per["status"].cat.remove_unused_categories()
     rhs = "C(status, Treatment('none'))" + (" + first" if analysis == "ancova" else "")
@@ -600,7 +603,7 @@ def rupture_outcome(
         params, bse, cov = fit.params, fit.bse, fit.cov_params()
         model = f"{formula} (OLS)"
         dist = stats.t(dfres)
-    rename = lambda n: n.replace("C(status, Treatment('none'))[T.", "status[").replace("]", "]")  # noqa: E731
+    rename = lambda n: n.replace("C(status, Treatment('none'))[T.", "status[")  # noqa: E731
     crit = dist.ppf(0.975)
     table = pd.DataFrame({"term": [rename(n) for n in params.index], "estimate": params.to_numpy(), "se": bse.to_numpy()})
     table["statistic"] = table["estimate"] / table["se"]

@@ -218,7 +218,8 @@ def lag_sequential(
         Per given -> target: ``n_pairs, n_given, n_target, n_given_target,
         p_target_given`` (transitional probability), ``p_target`` (its expected value: the base
         rate of the target), ``z`` (Allison-Liker adjusted residual), ``p`` (two-sided),
-        ``yules_q``.
+        ``yules_q``. ``attrs["alliance_stats"]["pairs_not_counted"]`` counts session pairs at
+        the lag that were not counted because of a missed session or a missing code.
 
     Notes
     -----
@@ -229,8 +230,9 @@ def lag_sequential(
     """
     if int(lag) < 1:
         raise AllianceStatsError("lag must be at least 1")
-    m, _, _ = _pairs(data, code, patient, session, lag=int(lag))
+    m, _, n_possible = _pairs(data, code, patient, session, lag=int(lag))
     m = m[m["c_from"].notna() & m["c_to"].notna()]
+    n_not_counted = int(n_possible - len(m))
     N = len(m)
     if N == 0:
         raise AllianceStatsError(f"no pairs of codes {lag} session(s) apart; check the {session!r} order")
@@ -258,4 +260,6 @@ def lag_sequential(
             rows.append({"given": g, "target": t, "lag": int(lag), "n_pairs": N, "n_given": nG, "n_target": nT,
                          "n_given_target": a, "p_target_given": ptg, "p_target": pT, "z": z,
                          "p": 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan, "yules_q": q})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["alliance_stats"] = {"pairs_not_counted": n_not_counted}
+    return out
