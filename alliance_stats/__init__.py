@@ -15,19 +15,24 @@ from .exceptions import (
     ColumnError,
     DataFileError,
     InstrumentKeyError,
+    ConvergenceWarning,
     InvalidValuesWarning,
     ItemRangeError,
+    ModelSpecError,
+    SingularFitWarning,
     ProvisionalKeyWarning,
     QSortError,
     SessionDataError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .models.mixed import LMMResult, compare, lmm
+from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
-from .plots import forest_plot, funnel_plot, plot_patient_series, plot_pqs_profile, plot_rupture_profile, plot_transitions, rupture_profile
+from .plots import forest_plot, funnel_plot, plot_patient_series, plot_pqs_profile, plot_rupture_profile, plot_therapist_effects, plot_transitions, plot_within_between, rupture_profile
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -57,6 +62,15 @@ __all__ = [
     "reliability",
     "reliable_change",
     "clinical_cutoffs",
+    # mixed models and alliance-outcome
+    "lmm",
+    "LMMResult",
+    "compare",
+    "decompose",
+    "alliance_outcome",
+    "AllianceOutcomeResult",
+    "therapist_effects",
+    "TherapistEffectsResult",
     # meta-analysis
     "meta_analysis",
     "MetaResult",
@@ -87,6 +101,8 @@ __all__ = [
     "plot_patient_series",
     "plot_rupture_profile",
     "rupture_profile",
+    "plot_within_between",
+    "plot_therapist_effects",
     # simulation and samples
     "simulate_study",
     "SimulatedStudy",
@@ -106,5 +122,8 @@ __all__ = [
     "AllianceStatsWarning",
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
+    "ModelSpecError",
+    "ConvergenceWarning",
+    "SingularFitWarning",
     "__version__",
 ]

@@ -149,3 +149,17 @@ class ProvisionalKeyWarning(AllianceStatsWarning):
 
 class InvalidValuesWarning(AllianceStatsWarning):
     """Invalid values were set to missing (``on_invalid='nan'``) and counted."""
+
+
+class ModelSpecError(AllianceStatsError):
+    """A model formula or model specification cannot be fitted as written (unknown column,
+    crossed random effects, no random term, too few groups ...)."""
+
+
+class ConvergenceWarning(AllianceStatsWarning):
+    """A mixed model's optimizer stopped without clear evidence of having reached the optimum."""
+
+
+class SingularFitWarning(AllianceStatsWarning):
+    """A mixed model's variance-covariance estimate is on the boundary (a variance at zero or a
+    correlation at +/-1)."""

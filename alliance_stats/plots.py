@@ -10,7 +10,8 @@ from matplotlib.transforms import blended_transform_factory
 
 from .exceptions import AllianceStatsError, ColumnError
 
-__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile", "rupture_profile"]
+__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile", "rupture_profile",
+           "plot_within_between", "plot_therapist_effects"]
 
 INK = "#222222"
 ACCENT = "#0072B2"  # Okabe-Ito blue (colour-blind safe)
@@ -371,4 +372,60 @@ def plot_rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFra
     ax.legend(frameon=False, fontsize=8)
     for s in ("right", "top"):
         ax.spines[s].set_visible(False)
+    return ax
+
+
+def plot_within_between(result, ax=None, *, standardized: bool = False, color: str = ACCENT):
+    """Within- vs between-patient (and therapist-level) alliance effects with 95% CIs.
+
+    ``result`` is an :class:`AllianceOutcomeResult` (or a :class:`TherapistEffectsResult`, whose
+    therapist and patient rows are drawn). One point and interval per level, a dashed zero line;
+    ``standardized=True`` draws the standardized estimates.
+    """
+    eff = getattr(result, "effects", None)
+    if eff is None or "level" not in eff:
+        raise AllianceStatsError("plot_within_between() takes the result of als.alliance_outcome() or als.therapist_effects()")
+    eff = eff[eff["term"] != "difference"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 0.8 + 0.5 * len(eff)))
+    cols = ("std_estimate", "std_ci_low", "std_ci_high") if standardized else ("estimate", "ci_low", "ci_high")
+    est, lo, hi = (eff[c].to_numpy(float) for c in cols)
+    yv = np.arange(len(eff))[::-1]
+    ax.errorbar(est, yv, xerr=[est - lo, hi - est], fmt="o", color=color, ecolor=color, capsize=4, ms=6)
+    ax.axvline(0, color=MUTED, lw=0.8, ls="--")
+    ax.set_yticks(yv)
+    ax.set_yticklabels(eff["level"])
+    ax.set_ylim(-0.6, len(eff) - 0.4)
+    resp = getattr(result, "response", "outcome")
+    ax.set_xlabel(("standardized effect" if standardized else f"effect on {resp}") + " (95% CI)")
+    return ax
+
+
+def plot_therapist_effects(model, ax=None, *, group: str | None = None, term: str = "Intercept", level: float = 0.95,
+                           color: str = ACCENT):
+    """Caterpillar plot of random effects (e.g. therapist intercepts) with conditional intervals.
+
+    ``model`` is an :class:`LMMResult` (or anything with ``.model``); ``group`` the grouping
+    factor (default: the coarsest one, e.g. the therapists). Groups are sorted by their
+    estimate; intervals are estimate +/- z x conditional SD.
+    """
+    from scipy import stats
+
+    m = getattr(model, "model", model)
+    re = m.random_effects()
+    group = group or list(m.n_groups)[0]
+    sel = re[(re["group"] == group) & (re["term"] == term)]
+    if sel.empty:
+        raise AllianceStatsError(f"no random effects for group={group!r}, term={term!r}; groups: {sorted(set(re['group']))}")
+    sel = sel.sort_values("estimate").reset_index(drop=True)
+    z = stats.norm.ppf(0.5 + level / 2)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, max(2.5, 0.18 * len(sel) + 1)))
+    x = np.arange(len(sel))
+    ax.errorbar(sel["estimate"], x, xerr=z * sel["cond_sd"], fmt="o", ms=3, color=color, ecolor=MUTED, capsize=0)
+    ax.axvline(0, color=INK, lw=0.8, ls="--")
+    ax.set_yticks(x)
+    ax.set_yticklabels(sel["level"].astype(str), fontsize=7)
+    ax.set_ylabel(group)
+    ax.set_xlabel(f"{term} deviation ({int(round(level * 100))}% interval)")
     return ax

@@ -1,0 +1,432 @@
+"""Alliance-outcome models: within/between decomposition, the lagged model in both directions,
+and the therapist/patient split of the alliance.
+
+References
+----------
+Falkenström, Granström & Holmqvist (2013). Therapeutic alliance predicts symptomatic improvement
+session by session. Journal of Counseling Psychology, 60, 317-328.
+Falkenström, Finkel, Sandell, Rubel & Holmqvist (2017). Dynamic models of individual change in
+psychotherapy process research. Journal of Consulting and Clinical Psychology, 85, 537-549.
+Baldwin, Wampold & Imel (2007). Untangling the alliance-outcome correlation. Journal of
+Consulting and Clinical Psychology, 75, 842-852.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .._format import apa_p, fmt_ci
+from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, _fmt_labels
+from ..io import check_session_keys
+from .mixed import LMMResult, lmm
+
+__all__ = ["decompose", "alliance_outcome", "AllianceOutcomeResult", "therapist_effects", "TherapistEffectsResult"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _q(name: str) -> str:
+    """A column name as a formula term (backticks when it is not an identifier)."""
+    return name if _IDENT.match(name) else f"`{name}`"
+
+
+def _check_columns(data, **roles):
+    for role, c in roles.items():
+        if c is None:
+            continue
+        if c not in data.columns:
+            raise ColumnError(f"{role}={c!r} is not a column of the data; columns: {_fmt_labels(list(data.columns), limit=25)}")
+
+
+def _numeric(data, col):
+    x = pd.to_numeric(data[col], errors="coerce")
+    bad = data[col].notna() & x.isna()
+    if bad.any():
+        raise AllianceStatsError(f"column {col!r} holds values that are not numbers at rows {_fmt_labels(data.index[bad].tolist())}")
+    return x.astype(float)
+
+
+def decompose(
+    data: pd.DataFrame,
+    columns,
+    *,
+    by: str = "patient",
+    session: str = "session",
+    lags=(),
+    detrend: str | None = None,
+) -> pd.DataFrame:
+    """Split session-level scores into between-patient (person mean) and within-patient parts,
+    and add lagged copies.
+
+    Adds, for each column ``c``:
+
+    - ``c_between``: the patient's mean of ``c`` (over sessions where it was observed);
+    - ``c_within``: ``c - c_between``; with ``detrend="linear"`` the residual from the patient's own
+      linear trend over sessions instead (Falkenström et al. 2017), missing for patients with
+      fewer than three observed values (counted in ``attrs``);
+    - for each ``k`` in ``lags``: ``c_lag{k}`` and ``c_within_lag{k}``, the values at session
+      number ``s - k`` of the same patient. A lag across a missing session is missing: the value
+      of session 4 is not used as "session 6 minus 1" when session 5 is absent.
+
+    ``data`` is not modified; a copy with the new columns is returned in the same row order.
+
+    Examples
+    --------
+    >>> import pandas as pd, alliance_stats as als
+    >>> d = pd.DataFrame({"patient": [1, 1, 1, 2, 2], "session": [1, 2, 4, 1, 2],
+    ...                   "wai": [3.0, 4.0, 5.0, 2.0, 4.0]})
+    >>> out = als.decompose(d, "wai", lags=[1])
+    >>> out[["wai_between", "wai_within", "wai_lag1"]].to_numpy().tolist()
+    [[4.0, -1.0, nan], [4.0, 0.0, 3.0], [4.0, 1.0, nan], [3.0, -1.0, nan], [3.0, 1.0, 2.0]]
+    """
+    cols = [columns] if isinstance(columns, str) else list(columns)
+    if not cols:
+        raise ModelSpecError("decompose() needs at least one column")
+    _check_columns(data, by=by, session=session, **{f"columns[{i}]": c for i, c in enumerate(cols)})
+    if detrend not in (None, "linear"):
+        raise ModelSpecError(f"detrend must be None or 'linear', got {detrend!r}")
+    lags = [lags] if isinstance(lags, (int, np.integer)) else list(lags)
+    for k in lags:
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ModelSpecError(f"lags must be positive whole numbers, got {k!r}")
+    sess = check_session_keys(data, [by], session, what="value")
+    out = data.copy()
+    g = data[by]
+    notes = {}
+    for c in cols:
+        x = _numeric(data, c)
+        between = x.groupby(g, sort=False).transform("mean")
+        out[f"{c}_between"] = between
+        if detrend == "linear":
+            obs = x.notna()
+            s = sess.astype(float).where(obs)
+            n = obs.groupby(g, sort=False).transform("sum")
+            ms = s.groupby(g, sort=False).transform("mean")
+            sxx = ((s - ms) ** 2).groupby(g, sort=False).transform("sum")
+            sxy = ((s - ms) * (x - between)).groupby(g, sort=False).transform("sum")
+            slope = sxy / sxx.where(sxx > 0)
+            within = (x - between) - slope * (sess.astype(float) - ms)
+            few = n < 3
+            within = within.where(~few)
+            notes[c] = int(g[few & obs].nunique())
+        else:
+            within = x - between
+        out[f"{c}_within"] = within
+    if lags:
+        key = pd.DataFrame({"_by": g.to_numpy(), "_s": sess.to_numpy()}, index=data.index)
+        for k in lags:
+            src = pd.DataFrame({"_by": g.to_numpy(), "_s": sess.to_numpy() + k}, index=data.index)
+            for c in cols:
+                src[f"{c}_lag{k}"] = _numeric(data, c).to_numpy()
+                src[f"{c}_within_lag{k}"] = out[f"{c}_within"].to_numpy()
+            merged = key.merge(src, on=["_by", "_s"], how="left")
+            for c in cols:
+                out[f"{c}_lag{k}"] = merged[f"{c}_lag{k}"].to_numpy()
+                out[f"{c}_within_lag{k}"] = merged[f"{c}_within_lag{k}"].to_numpy()
+    out.attrs = dict(data.attrs)
+    out.attrs["decompose"] = {
+        "columns": cols, "by": by, "session": session, "lags": lags, "detrend": detrend,
+        "patients_too_few_for_trend": notes,
+    }
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+@dataclass(repr=False)
+class AllianceOutcomeResult:
+    """The lagged within/between alliance-outcome model (see :func:`alliance_stats.alliance_outcome`).
+
+    ``model`` is the :class:`LMMResult`; ``effects`` has one row per level (within-patient,
+    between-patient and, with a therapist column, therapist) with the unstandardized estimate,
+    SE, df, p, 95% CI and the standardized estimate (beta = b x SD(predictor part) / SD(response)).
+    """
+
+    model: LMMResult
+    effects: pd.DataFrame
+    direction: str
+    predictor: str
+    response: str
+    lag: int
+    data: pd.DataFrame
+
+    def summary(self) -> str:
+        lines = [
+            f"Alliance-outcome model ({self.direction}): {self.response} at session t on {self.predictor} at t-{self.lag}",
+            f"n = {self.model.n_obs} sessions; " + ", ".join(f"{k}: {v}" for k, v in self.model.n_groups.items()),
+        ]
+        if self.model.n_dropped:
+            lines.append(f"Rows left out: {self.model.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.model.dropped.items()) + ")")
+        for _, r in self.effects.iterrows():
+            lines.append(
+                f"  {r['level']:<16} b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI {fmt_ci(r['ci_low'], r['ci_high'], 3)}, "
+                f"t({r['df']:.1f}) = {r['t']:.2f}, p {apa_p(r['p'], eq=True)}; standardized {r['std_estimate']:.3f}"
+            )
+        lines.append("")
+        lines.append(self.model.summary())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def to_apa(self) -> pd.DataFrame:
+        e = self.effects
+        return pd.DataFrame({
+            "Level": e["level"], "Term": e["term"],
+            "b": [f"{v:.2f}" for v in e["estimate"]], "SE": [f"{v:.2f}" for v in e["se"]],
+            "beta": [f"{v:.2f}" for v in e["std_estimate"]],
+            "t": [f"{v:.2f}" for v in e["t"]], "df": [f"{v:.1f}" for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
+            "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
+        })
+
+    def _repr_html_(self) -> str:
+        head = html.escape(f"Alliance-outcome model ({self.direction}), lag {self.lag}")
+        return f"<div><strong>{head}</strong>{self.to_apa().to_html(index=False)}<details><summary>full model</summary>{self.model._repr_html_()}</details></div>"
+
+    def plot(self, ax=None, standardized: bool = False):
+        """Within- vs between-patient (and therapist) effects with 95% CIs; see
+        :func:`alliance_stats.plot_within_between`."""
+        from ..plots import plot_within_between
+
+        return plot_within_between(self, ax=ax, standardized=standardized)
+
+
+def _effects_table(model: LMMResult, rows, frame, response):
+    f = model.fixed.set_index("term")
+    sd_y = float(frame[response].std(ddof=1))
+    out = []
+    for level, term in rows:
+        if term not in f.index:
+            raise ModelSpecError(
+                f"the {level} term {term!r} could not be estimated (dropped as constant or collinear); "
+                "check that the alliance varies at that level"
+            )
+        r = f.loc[term]
+        sd_x = float(frame[term].std(ddof=1))
+        out.append({
+            "level": level, "term": term, "estimate": r["estimate"], "se": r["se"], "df": r["df"], "t": r["t"], "p": r["p"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "sd_predictor": sd_x,
+            "std_estimate": r["estimate"] * sd_x / sd_y, "std_ci_low": r["ci_low"] * sd_x / sd_y, "std_ci_high": r["ci_high"] * sd_x / sd_y,
+        })
+    return pd.DataFrame(out)
+
+
+def _therapist_split(frame, pmean_col, patient, therapist, prefix):
+    """Therapist mean of patient means, and patient deviation from it (Baldwin et al. 2007)."""
+    per = frame[[patient, therapist, pmean_col]].drop_duplicates(patient)
+    per = per.dropna(subset=[pmean_col])
+    tm = per.groupby(therapist)[pmean_col].mean()
+    frame[f"{prefix}_therapist"] = frame[therapist].map(tm)
+    frame[f"{prefix}_patient"] = frame[pmean_col] - frame[f"{prefix}_therapist"]
+    return frame
+
+
+def alliance_outcome(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    alliance: str,
+    patient: str = "patient",
+    session: str = "session",
+    therapist: str | None = None,
+    lag: int = 1,
+    random_slope: bool = False,
+    covariates=(),
+    detrend: bool = False,
+    prior_outcome: bool = True,
+    direction: str = "alliance->outcome",
+    reml: bool = True,
+    df_method: str = "satterthwaite",
+) -> AllianceOutcomeResult:
+    """Fit the standard lagged within/between alliance-outcome model.
+
+    With ``direction="alliance->outcome"`` (Falkenström et al. 2013), ``outcome`` at session t is
+    regressed on
+
+    - the within-patient alliance at t - ``lag`` (``{alliance}_within_lag{lag}``: the patient's
+      deviation from their own mean; the *state-like* effect),
+    - the patient's mean alliance (``{alliance}_between``; the *trait-like* effect) or, when
+      ``therapist`` is given, its split into the therapist's mean of patient means
+      (``{alliance}_therapist``) and the patient's deviation from it (``{alliance}_patient``),
+    - when ``prior_outcome``, the within-patient outcome at t - ``lag``,
+    - ``covariates`` (column names, e.g. ``["session"]``),
+
+    with a random intercept per patient (patients nested in therapists when ``therapist`` is
+    given) and, with ``random_slope``, a random slope of the within-patient alliance.
+    ``direction="outcome->alliance"`` swaps the roles (symptoms predicting the next alliance),
+    so both directions come from one call each. ``detrend=True`` removes each patient's linear
+    trend from the within-patient predictors first (Falkenström et al. 2017).
+
+    Rows without a score at session t - ``lag`` (first sessions, gaps) are left out and counted.
+
+    Examples
+    --------
+    >>> import alliance_stats as als
+    >>> d = als.simulate_study(n_therapists=6, patients_per_therapist=5, seed=1).sessions
+    >>> d = d.join(als.score(d, "WAI-SR", items="wai{}")).join(als.score(d, "PHQ-9", items="phq{}"))
+    >>> res = als.alliance_outcome(d, outcome="phq9_total", alliance="wai_sr_total")
+    >>> res.effects["level"].tolist()
+    ['within-patient', 'between-patient']
+    """
+    if direction not in ("alliance->outcome", "outcome->alliance"):
+        raise ModelSpecError(f"direction must be 'alliance->outcome' or 'outcome->alliance', got {direction!r}")
+    if not isinstance(lag, (int, np.integer)) or lag < 1:
+        raise ModelSpecError(f"lag must be a positive whole number, got {lag!r}")
+    covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+    _check_columns(data, outcome=outcome, alliance=alliance, patient=patient, session=session, therapist=therapist)
+    _check_columns(data, **{f"covariates[{i}]": c for i, c in enumerate(covariates)})
+    pred, resp = (alliance, outcome) if direction == "alliance->outcome" else (outcome, alliance)
+    keep = list(dict.fromkeys([patient, session, pred, resp] + ([therapist] if therapist else []) + covariates))
+    frame = decompose(data[keep], [pred, resp], by=patient, session=session, lags=(lag,), detrend="linear" if detrend else None)
+    if therapist:
+        per_ther = frame.groupby(patient)[therapist].nunique()
+        if (per_ther > 1).any():
+            bad = per_ther.index[per_ther > 1].tolist()
+            raise ModelSpecError(f"patients {_fmt_labels(bad)} appear with more than one therapist; each patient must have one therapist")
+    wl = f"{pred}_within_lag{lag}"
+    terms = [wl]
+    rows = [("within-patient", wl)]
+    if therapist:
+        frame = _therapist_split(frame, f"{pred}_between", patient, therapist, pred)
+        terms += [f"{pred}_patient", f"{pred}_therapist"]
+        rows += [("between-patient", f"{pred}_patient"), ("therapist", f"{pred}_therapist")]
+    else:
+        terms.append(f"{pred}_between")
+        rows.append(("between-patient", f"{pred}_between"))
+    if prior_outcome:
+        terms.append(f"{resp}_within_lag{lag}")
+    terms += covariates
+    slope = f" + {_q(wl)}" if random_slope else ""
+    if therapist:
+        rand = f"(1 | {_q(therapist)}) + (1{slope} | {_q(therapist)}:{_q(patient)})"
+    else:
+        rand = f"(1{slope} | {_q(patient)})"
+    formula = f"{_q(resp)} ~ " + " + ".join(_q(t) for t in terms) + f" + {rand}"
+    model = lmm(formula, frame, reml=reml, df_method=df_method)
+    # say why rows were left out in the analysis' own words
+    relabel = {
+        f"missing {wl}": f"no {pred} at session t-{lag} (first session or a gap)",
+        f"missing {resp}_within_lag{lag}": f"no {resp} at session t-{lag}",
+    }
+    model.dropped.index = [relabel.get(i, i) for i in model.dropped.index]
+    used = frame.loc[model._design.data.index]
+    effects = _effects_table(model, rows, used, resp)
+    return AllianceOutcomeResult(model=model, effects=effects, direction=direction, predictor=pred, response=resp, lag=lag, data=frame)
+
+
+# ----------------------------------------------------------------------------------------
+@dataclass(repr=False)
+class TherapistEffectsResult:
+    """Therapist vs patient contributions of the alliance to outcome (Baldwin et al. 2007)."""
+
+    model: LMMResult
+    effects: pd.DataFrame
+    patients: pd.DataFrame
+
+    def summary(self) -> str:
+        lines = [f"Therapist and patient contributions of the alliance to outcome (Baldwin, Wampold & Imel 2007); {len(self.patients)} patients, {self.model.n_groups}"]
+        for _, r in self.effects.iterrows():
+            lines.append(
+                f"  {r['level']:<22} b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI {fmt_ci(r['ci_low'], r['ci_high'], 3)}, "
+                f"t({r['df']:.1f}) = {r['t']:.2f}, p {apa_p(r['p'], eq=True)}"
+            )
+        lines.append("")
+        lines.append(self.model.summary())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def to_apa(self) -> pd.DataFrame:
+        e = self.effects
+        return pd.DataFrame({
+            "Level": e["level"], "b": [f"{v:.2f}" for v in e["estimate"]], "SE": [f"{v:.2f}" for v in e["se"]],
+            "t": [f"{v:.2f}" for v in e["t"]], "df": [f"{v:.1f}" for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
+            "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
+        })
+
+    def _repr_html_(self) -> str:
+        return f"<div><strong>Therapist vs patient alliance effects</strong>{self.to_apa().to_html(index=False)}</div>"
+
+    def plot(self, ax=None):
+        """Therapist- and patient-level effects with 95% CIs."""
+        from ..plots import plot_within_between
+
+        return plot_within_between(self, ax=ax)
+
+
+def therapist_effects(
+    data: pd.DataFrame,
+    *,
+    alliance: str,
+    outcome: str,
+    patient: str = "patient",
+    therapist: str = "therapist",
+    session: str | None = None,
+    baseline: bool = True,
+    covariates=(),
+    reml: bool = True,
+) -> TherapistEffectsResult:
+    """Split the alliance into the therapist's mean and the patient's deviation from it and
+    relate each to outcome (Baldwin, Wampold & Imel 2007).
+
+    ``data`` is either one row per patient (``alliance`` and ``outcome`` already per patient,
+    e.g. early alliance and post-treatment score; give a baseline column in ``covariates``) or
+    session-level (pass ``session``): then the alliance is each patient's mean over sessions, the
+    outcome the patient's last observed score and, with ``baseline=True``, the first observed
+    score is a covariate. The model is ``outcome ~ alliance_therapist + alliance_patient
+    [+ baseline] + covariates + (1 | therapist)``. ``effects`` has the therapist-level and
+    patient-level slopes and their difference (therapist - patient) with Satterthwaite df.
+    """
+    covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+    _check_columns(data, alliance=alliance, outcome=outcome, patient=patient, therapist=therapist, session=session)
+    _check_columns(data, **{f"covariates[{i}]": c for i, c in enumerate(covariates)})
+    per_ther = data.groupby(patient)[therapist].nunique()
+    if (per_ther > 1).any():
+        raise ModelSpecError(f"patients {_fmt_labels(per_ther.index[per_ther > 1].tolist())} appear with more than one therapist")
+    n_rows = data.groupby(patient).size()
+    extra = []
+    if (n_rows > 1).any():
+        if session is None:
+            raise ModelSpecError(
+                f"{int((n_rows > 1).sum())} patients have more than one row: pass session= to aggregate session-level "
+                "data (alliance mean, last outcome), or give one row per patient"
+            )
+        check_session_keys(data, [patient], session, what="value")
+        d = data.sort_values([patient, session])
+        a = _numeric(d, alliance)
+        y = _numeric(d, outcome)
+        per = pd.DataFrame({
+            therapist: d.groupby(patient, sort=True)[therapist].first(),
+            "alliance": a.groupby(d[patient], sort=True).mean(),
+            "outcome": y.dropna().groupby(d.loc[y.notna(), patient], sort=True).last(),
+        })
+        if baseline:
+            first = y.dropna().groupby(d.loc[y.notna(), patient], sort=True).first()
+            nobs = y.notna().groupby(d[patient]).sum()
+            per["baseline"] = first.where(nobs.reindex(first.index) >= 2)
+            extra.append("baseline")
+        for c in covariates:
+            per[c] = d.groupby(patient, sort=True)[c].first()
+    else:
+        per = data.set_index(patient)[[therapist, alliance, outcome] + covariates].rename(columns={alliance: "alliance", outcome: "outcome"})
+        per["alliance"] = _numeric(per, "alliance")
+        per["outcome"] = _numeric(per, "outcome")
+    per.index.name = patient
+    per = per.reset_index()
+    per = per.dropna(subset=["alliance"])
+    tm = per.groupby(therapist)["alliance"].mean()
+    per["alliance_therapist"] = per[therapist].map(tm)
+    per["alliance_patient"] = per["alliance"] - per["alliance_therapist"]
+    terms = ["alliance_therapist", "alliance_patient"] + extra + covariates
+    formula = "outcome ~ " + " + ".join(_q(t) for t in terms) + f" + (1 | {_q(therapist)})"
+    model = lmm(formula, per, reml=reml)
+    used = per.loc[model._design.data.index]
+    eff = _effects_table(model, [("therapist", "alliance_therapist"), ("patient within therapist", "alliance_patient")], used, "outcome")
+    diff = model.contrast({"alliance_therapist": 1.0, "alliance_patient": -1.0})
+    eff = pd.concat([eff, pd.DataFrame([{"level": "difference (therapist - patient)", "term": "difference", **diff.to_dict(), "sd_predictor": np.nan, "std_estimate": np.nan, "std_ci_low": np.nan, "std_ci_high": np.nan}])], ignore_index=True)
+    return TherapistEffectsResult(model=model, effects=eff, patients=per)
