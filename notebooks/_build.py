@@ -459,8 +459,133 @@ session:"""),
   Manual*."""),
 ]
 
+NB02 = [
+    ("md", """# 02 · Does the alliance predict outcome? Within, between, lagged, both directions
+
+The alliance–outcome correlation (r ≈ .28; Flückiger et al., 2018) mixes two questions:
+
+* **between patients** – do patients who form better alliances *on average* improve more? (a
+  *trait-like* difference, possibly because healthier patients both bond and improve more);
+* **within patients** – when *this* patient's alliance is better than usual in a session, are their
+  symptoms lower at the *next* session? (a *state-like*, potentially causal, effect).
+
+Separating them needs a multilevel model with the alliance split into a person mean and the
+deviations from it (Falkenström, Granström & Holmqvist, 2013; Zilcha-Mano, 2017), lagged so the
+alliance precedes the symptoms it predicts. This notebook fits that model on the synthetic sample
+study, in both directions, and then asks Baldwin, Wampold & Imel's (2007) question: is it the
+therapist or the patient?
+
+`als.lmm` gives the same answers as R's `lme4::lmer` with `lmerTest` (estimates, SEs, Satterthwaite
+df, variance components and log-likelihood; see `tests/reference/`), in lme4's formula syntax."""),
+    ("code", """import warnings
+import json
+import matplotlib.pyplot as plt
+import alliance_stats as als
+
+df = als.read_sessions(
+    als.sample_path("sessions_csv"),
+    patient="client_id", session="session_no", therapist="therapist_id",
+    instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"},
+)
+df[["therapist", "patient", "session", "wai_sr_total", "phq9_total"]].head()"""),
+    ("md", """## 1. Split the alliance into between- and within-patient parts
+`als.decompose` adds the patient's mean (`_between`), the session's deviation from it
+(`_within`) and lagged copies. A lag is taken by session **number**: if session 5 is missing, the
+lag of session 6 is missing too – it is not silently taken from session 4."""),
+    ("code", """d = als.decompose(df, ["wai_sr_total", "phq9_total"], by="patient", session="session", lags=[1])
+d.loc[d.patient == "P0001", ["session", "wai_sr_total", "wai_sr_total_between",
+                             "wai_sr_total_within", "wai_sr_total_within_lag1"]].head(6)"""),
+    ("md", """## 2. The lagged model, written by hand
+PHQ-9 at session *t* on the within-patient alliance at *t−1*, the patient's mean alliance and the
+session number, with a random intercept per patient. The formula is exactly what you would give
+`lmer` in R. The first session of every patient has no *t−1* and is left out – and counted."""),
+    ("code", """m = als.lmm(
+    "phq9_total ~ wai_sr_total_within_lag1 + wai_sr_total_between + session + (1 | patient)",
+    data=d,
+)
+print(m.summary())"""),
+    ("md", """`m.to_apa()` gives the table for the paper (export with `.to_markdown()`, `.to_latex()` or
+`.to_html()`); `m.random` the variance components; `m.icc()` and `m.r2()` the variance shares
+and Nakagawa's R²."""),
+    ("code", """m.to_apa()"""),
+    ("code", """m.r2()"""),
+    ("md", """## 3. The same model in one call, with therapists
+`als.alliance_outcome` builds this model for you. With `therapist=` the patients are nested in
+therapists, and the between-patient alliance is split further into the therapist's mean and the
+patient's deviation from it. `prior_outcome=True` (the default) adds the previous session's
+symptoms (within-patient), as in Falkenström et al. (2013). The `effects` table has each level's
+effect, unstandardized and standardized (b × SD of the predictor part / SD of the outcome)."""),
+    ("code", """res = als.alliance_outcome(
+    df, outcome="phq9_total", alliance="wai_sr_total",
+    patient="patient", session="session", therapist="therapist",
+    covariates=["session"],
+)
+res.effects[["level", "estimate", "se", "df", "p", "ci_low", "ci_high", "std_estimate"]]"""),
+    ("code", """ax = res.plot()
+ax.set_title("Alliance effects on next-session PHQ-9")
+plt.show()"""),
+    ("md", """The data are simulated, so we know the truth: a within-patient effect of −1.5 PHQ-9 points per
+point of alliance above the patient's own level."""),
+    ("code", """truth = json.loads(als.sample_path("truth").read_text())
+truth["within_effect"], round(res.effects.loc[0, "estimate"], 2)"""),
+    ("md", """## 4. Do patients differ in how much the alliance matters? A random slope
+`random_slope=True` lets the within-patient effect vary between patients. `als.compare` runs the
+likelihood-ratio test. The two models share their fixed effects, so the REML fits are compared
+as they are; when fixed effects differ, `compare` refits with ML and says so."""),
+    ("code", """ri = als.alliance_outcome(df, outcome="phq9_total", alliance="wai_sr_total", covariates=["session"])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    rs = als.alliance_outcome(df, outcome="phq9_total", alliance="wai_sr_total", covariates=["session"], random_slope=True)
+print([str(w.message)[:90] for w in caught])
+als.compare(ri.model, rs.model)[["npar", "AIC", "BIC", "logLik", "Chisq", "Df", "p", "criterion"]]"""),
+    ("md", """## 5. The other direction: do symptoms predict the next alliance?
+Falkenström et al. (2013) found effects in both directions. `direction="outcome->alliance"` swaps
+the roles: the alliance at *t* on the within-patient PHQ-9 at *t−1*."""),
+    ("code", """rev = als.alliance_outcome(df, outcome="phq9_total", alliance="wai_sr_total",
+                           covariates=["session"], direction="outcome->alliance")
+rev.effects[["level", "term", "estimate", "ci_low", "ci_high", "p"]]"""),
+    ("md", """In this simulation symptoms do not feed back into the alliance, and the within-patient
+estimate is close to zero, as it should be. The between-patient association is there, because
+patients with better alliances improve more on average.
+
+## 6. Therapist or patient? (Baldwin, Wampold & Imel, 2007)
+Per patient, the mean alliance is split into the therapist's mean and the patient's deviation from
+it. Each is related to the final PHQ-9 score, adjusting for the first, with a random intercept per
+therapist. Baldwin et al. found that therapists' alliance differences predicted outcome, and
+patients' differences within a therapist did not."""),
+    ("code", """te = als.therapist_effects(df, alliance="wai_sr_total", outcome="phq9_total",
+                          patient="patient", therapist="therapist", session="session")
+te.effects[["level", "estimate", "se", "df", "p"]]"""),
+    ("md", """How much do therapists differ in the alliances they form? A three-level model of the alliance
+itself, with nesting written as in lme4, and a caterpillar plot of the therapist effects."""),
+    ("code", """m3 = als.lmm("wai_sr_total ~ session + (1 | therapist/patient)", data=df)
+m3.icc()"""),
+    ("code", """ax = als.plot_therapist_effects(m3)
+plt.show()"""),
+    ("md", """## What to take away
+* Centre the alliance within patients before you interpret its effect as a within-patient one;
+  a raw session-level alliance coefficient blends both levels.
+* Lag it, so that the alliance precedes the symptoms it predicts, and look at both directions.
+* Nesting matters: write `(1 | therapist/patient)`. A model that drops a level, as statsmodels'
+  `MixedLM` can without a word, moves its variance into the other levels.
+
+**R users:** `als.lmm(formula, data)` ≈ `lmerTest::lmer(formula, data)`; `reml=False` ≈
+`REML = FALSE`; `als.compare(a, b)` ≈ `anova(a, b)`.
+
+### References
+Baldwin, S. A., Wampold, B. E., & Imel, Z. E. (2007). *J Consult Clin Psychol, 75*, 842–852.
+Bates, D., Mächler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models using lme4. *J Stat Softw, 67*(1).
+Falkenström, F., Granström, F., & Holmqvist, R. (2013). *J Couns Psychol, 60*, 317–328.
+Falkenström, F., Finkel, S., Sandell, R., Rubel, J. A., & Holmqvist, R. (2017). *J Consult Clin Psychol, 85*, 537–549.
+Flückiger, C., Del Re, A. C., Wampold, B. E., & Horvath, A. O. (2018). *Psychotherapy, 55*, 316–340.
+Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). lmerTest. *J Stat Softw, 82*(13).
+Zilcha-Mano, S. (2017). Is the alliance really therapeutic? *Am Psychol, 72*, 311–325."""),
+]
+
+
 if __name__ == "__main__":
     write("01_load_and_score.ipynb", NB01)
+    write("02_alliance_outcome.ipynb", NB02)
     write("05_meta_analysis.ipynb", NB05)
     write("06_pqs.ipynb", NB06)
     write("03_rupture_repair.ipynb", NB03)

@@ -97,3 +97,21 @@ def test_variance_components(model_id):
         denom = np.array([sd[(k[0], k[1])] * sd[(k[0], k[2])] for k in r["key"][~var_rows]])
         diff = np.abs(ours["variance"].to_numpy()[~var_rows] - r["vcov"].to_numpy()[~var_rows])
         assert np.all(diff <= 1e-3 * np.maximum(denom, 1e-12) + 1e-9)
+
+
+BLUPS = pd.read_csv(REF / "lmm_reference_ranef.csv", dtype={"level": str})
+
+
+@pytest.mark.parametrize("model_id", sorted(BLUPS["id"].unique()))
+def test_blups_and_conditional_sds(model_id):
+    """Conditional modes and lme4's condVar SDs (incl. the nested three-level case, where a
+    patient's conditional variance carries its therapist's)."""
+    ref = BLUPS[BLUPS["id"] == model_id].copy()
+    ours = fitted(model_id).random_effects()
+    our_key = {}
+    for g, lev, term, est, sd in ours.itertuples(index=False):
+        our_key[(_grp(g), ":".join(sorted(str(lev).split(":"))) if ":" in g else str(lev), term)] = (est, sd)
+    got = np.array([our_key[(_grp(g), ":".join(sorted(lev.split(":"))) if ":" in g else lev, t)] for g, lev, t in zip(ref["grp"], ref["level"], ref["term"])])
+    scale = np.abs(ref["estimate"]).max()
+    np.testing.assert_allclose(got[:, 0], ref["estimate"], rtol=1e-3, atol=1e-4 * scale)
+    np.testing.assert_allclose(got[:, 1], ref["cond_sd"], rtol=1e-3)

@@ -76,7 +76,7 @@ def _needed_columns(data, response, fixed, terms):
     missing = [c for c in cols if c not in data.columns]
     if missing:
         raise ColumnError(
-            f"the formula uses {_fmt_labels(missing)} but data has no such column; "
+            f"the formula uses {_fmt_labels(missing)}, not found among the data's columns; "
             f"available columns: {_fmt_labels(list(data.columns), limit=25)}"
         )
     return cols
@@ -134,20 +134,21 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     info = []
     for key, f in factors.items():
         codes = _group_codes(cc, f["cols"])
-        info.append(dict(name=":".join(f["cols"]), cols=f["cols"], codes=codes, n=int(codes.max()) + 1, terms=f["terms"]))
+        info.append(dict(name=":".join(f["cols"]), cols=f["cols"], codes=codes, n=int(codes.max()) + 1, terms=f["terms"], pos=len(info)))
     info.sort(key=lambda d: -d["n"])
     for fine, coarse in zip(info[:-1], info[1:]):
         per = pd.Series(coarse["codes"]).groupby(fine["codes"]).nunique()
         if (per > 1).any():
             bad = int((per > 1).sum())
             example = per.index[per > 1][0]
-            ex_rows = cc.loc[fine["codes"] == example, list(fine["cols"]) + list(coarse["cols"])].drop_duplicates()
+            ex_rows = cc.loc[fine["codes"] == example, list(dict.fromkeys(list(fine["cols"]) + list(coarse["cols"])))].drop_duplicates()
+            outer, inner = sorted([fine, coarse], key=lambda d: d["pos"])
             raise ModelSpecError(
                 f"grouping factors {fine['name']!r} and {coarse['name']!r} are crossed, not nested: {bad} "
                 f"{fine['name']} group(s) appear under more than one {coarse['name']} (e.g. "
                 f"{ex_rows.head(3).to_dict('records')}). Crossed random effects are not supported. If the "
-                f"{fine['name']} IDs are reused across {coarse['name']}s, write the nesting explicitly: "
-                f"(1 | {coarse['name']}/{fine['name']})"
+                f"{inner['name']} IDs restart within each {outer['name']} (the same number for different people), "
+                f"write the nesting explicitly: (1 | {outer['name']}/{inner['name']})"
             )
         if fine["n"] == coarse["n"]:
             raise ModelSpecError(
@@ -597,7 +598,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     --------
     >>> import alliance_stats as als
     >>> d = als.simulate_study(n_therapists=6, patients_per_therapist=5, seed=1).sessions
-    >>> d = als.score(d, "WAI-SR", items="wai{}").join(als.score(d, "PHQ-9", items="phq{}"))
+    >>> d = d.join(als.score(d, "PHQ-9", items="phq{}"))
     >>> m = als.lmm("phq9_total ~ session + (1 | patient)", data=d)
     >>> m.fixed["term"].tolist()
     ['Intercept', 'session']
@@ -685,8 +686,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         what = f"the variance of {_fmt_labels(singular_terms)} is estimated at zero" if singular_terms else "a random-effect correlation is estimated at +/-1"
         msg = (
             f"singular fit: {what}. The data carry no information on it beyond the residual; the fixed "
-            "effects are still estimated, but consider removing that random term (e.g. the random slope) "
-            "and report the simpler model."
+            "effects are still estimated. Report it as zero, or remove that random term (a random slope, or "
+            "the level itself) and report the simpler model."
         )
         messages.append(msg)
         warnings.warn(msg, SingularFitWarning, stacklevel=user_stacklevel())

@@ -21,7 +21,7 @@ for (nm in c("small", "large")) {
 }
 models <- read.csv(file.path(here, "lmm_models.csv"), stringsAsFactors = FALSE)
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
-fixed <- list(); random <- list(); fit <- list()
+fixed <- list(); random <- list(); fit <- list(); blups <- list()
 for (i in seq_len(nrow(models))) {
   m <- models[i, ]
   f <- lmer(as.formula(m$formula), data = data[[m$data]], REML = as.logical(m$reml), control = ctrl)
@@ -33,12 +33,19 @@ for (i in seq_len(nrow(models))) {
   vc$var1 <- sub("^\\(Intercept\\)$", "Intercept", vc$var1)
   vc$var2 <- sub("^\\(Intercept\\)$", "Intercept", vc$var2)
   random[[i]] <- data.frame(id = m$id, grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = vc$vcov, sdcor = vc$sdcor)
+  if (m$id %in% c("sleep_rs", "three_wai", "three_wai_slope")) {
+    re <- as.data.frame(ranef(f, condVar = TRUE))
+    re$term <- sub("^\\(Intercept\\)$", "Intercept", re$term)
+    blups[[length(blups) + 1]] <- data.frame(id = m$id, grp = re$grpvar, level = re$grp, term = re$term,
+                                             estimate = re$condval, cond_sd = re$condsd)
+  }
   fit[[i]] <- data.frame(id = m$id, loglik = as.numeric(logLik(f)), n = nobs(f), singular = isSingular(f),
                          theta = paste(format(getME(f, "theta"), digits = 12), collapse = " "))
 }
 opt <- function(x) format(x, digits = 12)
 write.csv(do.call(rbind, fixed), file.path(here, "lmm_reference_fixed.csv"), row.names = FALSE)
 write.csv(do.call(rbind, random), file.path(here, "lmm_reference_random.csv"), row.names = FALSE)
+write.csv(do.call(rbind, blups), file.path(here, "lmm_reference_ranef.csv"), row.names = FALSE)
 write.csv(do.call(rbind, fit), file.path(here, "lmm_reference_fit.csv"), row.names = FALSE)
 cat(sprintf("lme4 %s, lmerTest %s, %s\n", packageVersion("lme4"), packageVersion("lmerTest"), R.version.string),
     file = file.path(here, "lmm_reference_versions.txt"))

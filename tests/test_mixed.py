@@ -1,0 +1,365 @@
+"""als.lmm API, edge cases, hand-worked closed forms; decompose; alliance_outcome; compare."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import alliance_stats as als
+
+REF = Path(__file__).parent / "reference"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return pd.read_csv(REF / "lmm_small.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return pd.read_csv(REF / "lmm_sleepstudy.csv")
+
+
+def balanced(seed=0, groups=30, per=6, sd_b=1.5, sd_e=1.0, beta=(2.0, 0.5)):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per)
+    x = rng.normal(size=g.size)
+    y = beta[0] + beta[1] * x + rng.normal(0, sd_b, groups)[g] + rng.normal(0, sd_e, g.size)
+    return pd.DataFrame({"g": g, "x": x, "y": y})
+
+
+# --- formula handling -----------------------------------------------------------------------
+def test_nested_slash_equals_explicit_interaction(small):
+    a = als.lmm("wai ~ session + (1 | therapist/patient)", small)
+    b = als.lmm("wai ~ session + (1 | therapist) + (1 | therapist:patient)", small)
+    assert a.llf == pytest.approx(b.llf, abs=1e-9)
+    assert a.n_groups == {"therapist": 20, "therapist:patient": 160}
+
+
+def test_crossed_factors_raise_with_a_fix():
+    d = pd.DataFrame({"a": np.tile([1, 2, 3], 8), "b": np.repeat([1, 2, 3, 4], 6), "y": np.arange(24.0) % 5})
+    with pytest.raises(als.ModelSpecError, match="crossed, not nested.*a/b|crossed, not nested.*b/a"):
+        als.lmm("y ~ 1 + (1 | a) + (1 | b)", d)
+
+
+def test_reused_patient_ids_are_crossed_until_nested_explicitly():
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"therapist": np.repeat([1, 2, 3, 4], 12), "patient": np.tile(np.repeat([1, 2, 3], 4), 4)})
+    d["y"] = rng.normal(size=len(d)) + d["therapist"] * 0.3 + (d["patient"] + 10 * d["therapist"]) % 3
+    with pytest.raises(als.ModelSpecError, match=r"\(1 \| therapist/patient\)"):
+        als.lmm("y ~ 1 + (1 | therapist) + (1 | patient)", d)
+    with pytest.warns(als.SingularFitWarning):
+        m = als.lmm("y ~ 1 + (1 | therapist/patient)", d)
+    assert m.n_groups == {"therapist": 4, "therapist:patient": 12}
+
+
+@pytest.mark.parametrize(
+    "formula, err, match",
+    [
+        ("y ~ x", als.ModelSpecError, "no random-effect term"),
+        ("y ~ x + (1 | nope)", als.ColumnError, "nope"),
+        ("y ~ zz + (1 | g)", als.ColumnError, "zz"),
+        ("y x (1 | g)", als.ModelSpecError, "~"),
+        ("y ~ x + 1 | g", als.ModelSpecError, "parentheses"),
+    ],
+)
+def test_bad_formulas(formula, err, match):
+    with pytest.raises(err, match=match):
+        als.lmm(formula, balanced())
+
+
+def test_errors_are_value_errors():
+    assert issubclass(als.ModelSpecError, ValueError)
+    with pytest.raises(ValueError):
+        als.lmm("y ~ x + (1 | g)", balanced(), df_method="kenward")
+
+
+def test_single_group_raises():
+    d = balanced(groups=1, per=10)
+    with pytest.raises(als.ModelSpecError, match="at least two groups"):
+        als.lmm("y ~ x + (1 | g)", d)
+
+
+# --- closed forms for a random-intercept model ------------------------------------------------
+def test_blups_icc_r2_match_closed_forms():
+    d = balanced(seed=3)
+    m = als.lmm("y ~ x + (1 | g)", d)
+    s2b = m.random.loc[0, "variance"]
+    s2 = m.sigma**2
+    beta = m.fixed["estimate"].to_numpy()
+    resid = d["y"] - beta[0] - beta[1] * d["x"]
+    n_i = d.groupby("g").size()
+    shrink = s2b / (s2b + s2 / n_i)
+    blup = shrink * resid.groupby(d["g"]).mean()
+    condsd = np.sqrt(1 / (1 / s2b + n_i / s2))
+    re = m.random_effects().set_index("level")
+    np.testing.assert_allclose(re.loc[blup.index, "estimate"], blup, rtol=1e-8)
+    np.testing.assert_allclose(re.loc[blup.index, "cond_sd"], condsd, rtol=1e-8)
+    icc = m.icc().set_index("level")["share"]
+    assert icc["g"] == pytest.approx(s2b / (s2b + s2))
+    vf = np.var(beta[0] + beta[1] * d["x"], ddof=1)
+    r2 = m.r2()
+    assert r2["marginal"] == pytest.approx(vf / (vf + s2b + s2))
+    assert r2["conditional"] == pytest.approx((vf + s2b) / (vf + s2b + s2))
+    fitted = m.predict()
+    np.testing.assert_allclose(fitted, beta[0] + beta[1] * d["x"] + blup.loc[d["g"]].to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(m.residuals(), d["y"] - fitted)
+
+
+def test_balanced_random_intercept_anova_closed_form():
+    """Balanced one-way design without covariates: REML = the ANOVA estimators (when positive),
+    and the intercept's SE is sqrt((s2 + n s2b) / (n k)) with df = k - 1."""
+    rng = np.random.default_rng(7)
+    k, n = 12, 5
+    g = np.repeat(np.arange(k), n)
+    y = 10 + rng.normal(0, 2, k)[g] + rng.normal(0, 1, k * n)
+    d = pd.DataFrame({"g": g, "y": y})
+    m = als.lmm("y ~ 1 + (1 | g)", d)
+    means = d.groupby("g")["y"].mean()
+    msb = n * ((means - y.mean()) ** 2).sum() / (k - 1)
+    msw = ((d["y"] - means.loc[d["g"]].to_numpy()) ** 2).sum() / (k * (n - 1))
+    assert m.sigma**2 == pytest.approx(msw, rel=1e-6)
+    assert m.random.loc[0, "variance"] == pytest.approx((msb - msw) / n, rel=1e-6)
+    row = m.fixed.iloc[0]
+    assert row["estimate"] == pytest.approx(y.mean())
+    assert row["se"] == pytest.approx(np.sqrt(msb / (n * k)), rel=1e-6)
+    assert row["df"] == pytest.approx(k - 1, rel=1e-4)
+
+
+def test_predict_new_data_unseen_group_gets_population_prediction():
+    d = balanced(seed=2)
+    m = als.lmm("y ~ x + (1 | g)", d)
+    new = pd.DataFrame({"g": [0, 999], "x": [1.0, 1.0]})
+    p = m.predict(new)
+    b = m.fixed["estimate"].to_numpy()
+    re = m.random_effects().set_index("level")["estimate"]
+    assert p.iloc[1] == pytest.approx(b[0] + b[1])
+    assert p.iloc[0] == pytest.approx(b[0] + b[1] + re.loc[0])
+    assert m.predict(new, include_random=False).iloc[0] == pytest.approx(b[0] + b[1])
+
+
+def test_contrast_of_unit_vector_equals_fixed_row(sleep):
+    m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    c = m.contrast({"Days": 1.0})
+    row = m.fixed.set_index("term").loc["Days"]
+    for k in ("estimate", "se", "df", "t", "p"):
+        assert c[k] == pytest.approx(row[k], rel=1e-9)
+    z = als.lmm("Reaction ~ Days + (Days | Subject)", sleep, df_method="z")
+    assert np.isinf(z.fixed["df"]).all()
+    from scipy import stats
+
+    assert z.fixed.loc[1, "p"] == pytest.approx(2 * stats.norm.sf(abs(z.fixed.loc[1, "t"])))
+
+
+# --- edge cases -----------------------------------------------------------------------------
+def test_one_session_patients_and_one_patient_therapists_are_kept(small):
+    d = small.copy()
+    one = d.groupby("patient").head(1).iloc[:5].copy()
+    one["patient"] = one["patient"] + 10_000
+    lone = d[d["patient"] == d["patient"].iloc[0]].copy()
+    lone["patient"] += 20_000
+    lone["therapist"] = 999
+    d2 = pd.concat([d, one, lone], ignore_index=True)
+    m = als.lmm("wai ~ session + (1 | therapist/patient)", d2)
+    assert m.n_obs == len(d2)
+    assert m.n_groups == {"therapist": 21, "therapist:patient": 160 + 5 + 1}
+    assert m.converged
+
+
+def test_constant_and_collinear_predictors_are_dropped_with_a_warning():
+    d = balanced()
+    d["const"] = 3.0
+    d["x2"] = 2 * d["x"] - 1
+    with pytest.warns(als.AllianceStatsWarning, match="rank deficient.*const.*x2"):
+        m = als.lmm("y ~ x + const + x2 + (1 | g)", d)
+    assert m.fixed["term"].tolist() == ["Intercept", "x"]
+    assert m.dropped_terms == ["const", "x2"]
+    ref = als.lmm("y ~ x + (1 | g)", d)
+    assert m.llf == pytest.approx(ref.llf, abs=1e-8)
+
+
+def test_missing_values_are_counted_by_column_and_input_untouched():
+    d = balanced()
+    d.loc[[0, 5], "y"] = np.nan
+    d.loc[[5, 7, 9], "x"] = np.nan
+    before = d.copy()
+    m = als.lmm("y ~ x + (1 | g)", d)
+    pd.testing.assert_frame_equal(d, before)
+    assert m.n_obs == len(d) - 4
+    assert m.n_dropped == 4
+    assert m.dropped.to_dict() == {"missing y": 2, "missing x": 2}
+    assert "Rows left out: 4" in m.summary()
+
+
+def test_zero_variance_is_reported_as_singular():
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"g": np.repeat(np.arange(20), 5), "y": rng.normal(size=100)})
+    d["y"] -= d.groupby("g")["y"].transform("mean") * 1.0  # no between-group variance at all
+    with pytest.warns(als.SingularFitWarning, match="variance of 'Intercept \\| g' is estimated at zero"):
+        m = als.lmm("y ~ 1 + (1 | g)", d)
+    assert m.singular
+    assert m.random.loc[0, "variance"] == pytest.approx(0, abs=1e-10)
+    assert any("singular" in s for s in m.messages)
+
+
+def test_random_slope_without_intercept_and_uncorrelated(sleep):
+    a = als.lmm("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep)
+    b = als.lmm("Reaction ~ Days + (1 + Days || Subject)", sleep)
+    assert a.llf == pytest.approx(b.llf, abs=1e-8)
+    assert len(a.random) == 3 and a.random["term2"].isna().all()
+
+
+def test_display_and_apa(sleep):
+    m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    s = m.summary()
+    assert "REML criterion" in s and "Subject" in s and "Satterthwaite" in s
+    apa = m.to_apa()
+    assert apa.columns.tolist() == ["Term", "b", "SE", "df", "t", "p", "95% CI"]
+    assert apa.loc[1].tolist() == ["Days", "10.47", "1.55", "17.0", "6.77", "< .001", "[7.21, 13.73]"]
+    assert "<table" in m._repr_html_()
+    assert "|" in apa.to_markdown(index=False)
+    ax = m.plot()
+    assert len(ax.get_yticklabels()) == 1
+
+
+# --- compare ----------------------------------------------------------------------------------
+def test_compare_refits_with_ml_when_fixed_effects_differ(small):
+    full = als.lmm("phq ~ wai_within_lag1 + wai_between + session + (1 | patient)", small)
+    red = als.lmm("phq ~ wai_within_lag1 + session + (1 | patient)", small.dropna(subset=["wai_between"]).loc[full._design.data.index])
+    tab = als.compare(red, full)
+    assert (tab["criterion"] == "ML (refit)").all()
+    assert "refitted with ML" in tab.attrs["note"]
+    ml_full = als.lmm(full.formula, small, reml=False)
+    ml_red = red.refit(reml=False)
+    assert tab.loc[1, "Chisq"] == pytest.approx(2 * (ml_full.llf - ml_red.llf), abs=1e-6)
+    assert tab.loc[1, "Df"] == 1
+    from scipy import stats
+
+    assert tab.loc[1, "p"] == pytest.approx(stats.chi2.sf(tab.loc[1, "Chisq"], 1))
+
+
+def test_compare_keeps_reml_for_random_part_and_refuses_different_rows(sleep):
+    a = als.lmm("Reaction ~ Days + (1 | Subject)", sleep)
+    b = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    tab = als.compare(b, a)
+    assert tab["criterion"].eq("REML").all()
+    assert tab.loc[1, "Chisq"] == pytest.approx(2 * (b.llf - a.llf))
+    assert tab.loc[1, "Df"] == 2
+    c = als.lmm("Reaction ~ Days + (1 | Subject)", sleep.iloc[:-10])
+    with pytest.raises(als.ModelSpecError, match="different rows"):
+        als.compare(a, c)
+
+
+# --- decompose ----------------------------------------------------------------------------------
+def test_decompose_hand_values_and_gaps():
+    d = pd.DataFrame({"patient": ["a"] * 4 + ["b"] * 3, "session": [1, 2, 3, 5, 2, 3, 4], "wai": [3.0, 4, np.nan, 5, 2, 4, 6]})
+    out = als.decompose(d, "wai", lags=[1, 2])
+    assert out["wai_between"].tolist() == [4, 4, 4, 4, 4, 4, 4]
+    np.testing.assert_array_equal(out["wai_within"], [-1, 0, np.nan, 1, -2, 0, 2])
+    np.testing.assert_array_equal(out["wai_lag1"], [np.nan, 3, 4, np.nan, np.nan, 2, 4])
+    np.testing.assert_array_equal(out["wai_lag2"], [np.nan, np.nan, 3, np.nan, np.nan, np.nan, 2])
+    np.testing.assert_array_equal(out["wai_within_lag1"], [np.nan, -1, 0, np.nan, np.nan, -2, 0])
+    assert "wai_between" not in d.columns
+
+
+def test_decompose_detrend_linear_removes_each_patients_trend():
+    d = pd.DataFrame({"patient": [1] * 4 + [2] * 2, "session": [1, 2, 3, 4, 1, 2], "x": [1.0, 3, 5, 7.5, 2, 4]})
+    out = als.decompose(d, "x", detrend="linear")
+    # patient 1: fit 1,3,5,7.5 on 1..4: slope 2.15, mean 4.125 -> residuals
+    fitted = 4.125 + 2.15 * (np.array([1, 2, 3, 4]) - 2.5)
+    np.testing.assert_allclose(out["x_within"][:4], np.array([1.0, 3, 5, 7.5]) - fitted)
+    assert out["x_within"][4:].isna().all()
+    assert out.attrs["decompose"]["patients_too_few_for_trend"] == {"x": 1}
+
+
+def test_decompose_rejects_duplicates_and_bad_lags():
+    d = pd.DataFrame({"patient": [1, 1], "session": [1, 1], "x": [1.0, 2.0]})
+    with pytest.raises(als.SessionDataError):
+        als.decompose(d, "x")
+    with pytest.raises(als.ModelSpecError, match="lags"):
+        als.decompose(d.assign(session=[1, 2]), "x", lags=[0])
+    with pytest.raises(als.ColumnError):
+        als.decompose(d, "nope")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(1, 12), st.floats(-5, 5, allow_nan=False)), min_size=1, max_size=40))
+def test_decompose_invariants(rows):
+    d = pd.DataFrame(rows, columns=["patient", "session", "x"]).drop_duplicates(["patient", "session"])
+    out = als.decompose(d, "x", lags=[1])
+    np.testing.assert_allclose(out["x_between"] + out["x_within"], d["x"], atol=1e-9)
+    np.testing.assert_allclose(out.groupby("patient")["x_within"].sum(), 0, atol=1e-8)
+    look = {(p, s): x for p, s, x in d.itertuples(index=False)}
+    expect = [look.get((p, s - 1), np.nan) for p, s in zip(d["patient"], d["session"])]
+    np.testing.assert_array_equal(out["x_lag1"], expect)
+
+
+# --- alliance_outcome, therapist_effects ----------------------------------------------------------------
+def test_alliance_outcome_reproduces_the_lme4_lagged_fixture(small):
+    raw = small[["therapist", "patient", "session", "wai", "phq"]]
+    with pytest.warns(als.SingularFitWarning, match="therapist"):  # as lme4: no therapist variance in PHQ-9 here
+        res = als.alliance_outcome(raw, outcome="phq", alliance="wai", therapist="therapist", covariates=["session"])
+    ref = pd.read_csv(REF / "lmm_reference_fixed.csv").query("id == 'lagged'").set_index("term")
+    ours = res.model.fixed.set_index("term").loc[ref.index]
+    np.testing.assert_allclose(ours["estimate"], ref["estimate"], rtol=1e-4)
+    np.testing.assert_allclose(ours["df"], ref["df"], rtol=1e-2)
+    eff = res.effects.set_index("level")
+    assert eff.index.tolist() == ["within-patient", "between-patient", "therapist"]
+    assert eff.loc["within-patient", "estimate"] == pytest.approx(ref.loc["wai_within_lag1", "estimate"], rel=1e-4)
+    used = res.data.loc[res.model._design.data.index]
+    sd_ratio = used["wai_within_lag1"].std() / used["phq"].std()
+    assert eff.loc["within-patient", "std_estimate"] == pytest.approx(eff.loc["within-patient", "estimate"] * sd_ratio)
+    reasons = res.model.dropped.to_dict()
+    assert reasons["no wai at session t-1 (first session or a gap)"] > 0
+    assert res.model.n_obs + res.model.n_dropped == len(raw)
+
+
+def test_alliance_outcome_reverse_direction_and_plot(small):
+    raw = small[["therapist", "patient", "session", "wai", "phq"]]
+    rev = als.alliance_outcome(raw, outcome="phq", alliance="wai", direction="outcome->alliance")
+    assert rev.response == "wai" and rev.predictor == "phq"
+    assert rev.model.fixed["term"].tolist() == ["Intercept", "phq_within_lag1", "phq_between", "wai_within_lag1"]
+    ax = rev.plot()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["within-patient", "between-patient"]
+    assert "outcome->alliance" in rev.summary()
+    with pytest.raises(als.ModelSpecError, match="direction"):
+        als.alliance_outcome(raw, outcome="phq", alliance="wai", direction="both")
+
+
+def test_alliance_outcome_recovers_simulated_within_effect():
+    s = als.simulate_study(n_therapists=30, patients_per_therapist=10, seed=8)
+    d = s.sessions
+    d = d.join(als.score(d, "WAI-SR", items="wai{}")).join(als.score(d, "PHQ-9", items="phq{}"))
+    res = als.alliance_outcome(d, outcome="phq9_total", alliance="wai_sr_total", covariates=["session"])
+    w = res.effects.set_index("level").loc["within-patient"]
+    assert w["ci_low"] < s.truth["within_effect"] < w["ci_high"]
+
+
+def test_therapist_effects_session_level_input(small):
+    raw = small[["therapist", "patient", "session", "wai", "phq"]]
+    with pytest.warns(als.SingularFitWarning):
+        te = als.therapist_effects(raw, alliance="wai", outcome="phq", session="session")
+    per = te.patients.set_index("patient")
+    p1 = raw[raw["patient"] == raw["patient"].iloc[0]].sort_values("session")
+    assert per.loc[p1["patient"].iloc[0], "alliance"] == pytest.approx(p1["wai"].mean())
+    assert per.loc[p1["patient"].iloc[0], "outcome"] == pytest.approx(p1["phq"].dropna().iloc[-1])
+    assert per.loc[p1["patient"].iloc[0], "baseline"] == pytest.approx(p1["phq"].dropna().iloc[0])
+    # therapist means of the patient-level split are those of the patient means
+    np.testing.assert_allclose(per.groupby("therapist")["alliance_patient"].mean(), 0, atol=1e-12)
+    e = te.effects.set_index("level")
+    assert e.loc["difference (therapist - patient)", "estimate"] == pytest.approx(e.loc["therapist", "estimate"] - e.loc["patient within therapist", "estimate"])
+    with pytest.raises(als.ModelSpecError, match="session="):
+        als.therapist_effects(raw, alliance="wai", outcome="phq")
+
+
+def test_plot_therapist_effects_caterpillar(small):
+    m = als.lmm("wai ~ session + (1 | therapist/patient)", small)
+    ax = als.plot_therapist_effects(m)
+    assert len(ax.get_yticklabels()) == 20
+    assert ax.get_ylabel() == "therapist"
+    pts = ax.lines[0].get_xdata()
+    assert np.all(np.diff(pts) >= 0)
