@@ -75,12 +75,80 @@ def bench_ruptures():
     return rows
 
 
+LMM_MODELS = {
+    "random intercept": "phq ~ wai_within_lag1 + wai_between + session + (1 | patient)",
+    "random slope": "phq ~ session + (1 + session | patient)",
+    "three-level (therapist/patient)": "wai ~ session + phq_within_lag1 + (1 | therapist) + (1 | therapist:patient)",
+}
+LMM_SIZES = {"~3k": (20, 10), "~30k": (100, 20), "~150k": (500, 20)}  # therapists, patients each
+
+R_TIMER = r"""
+suppressMessages({library(lme4); library(lmerTest)})
+args <- commandArgs(TRUE)
+d <- read.csv(args[1]); d$patient <- factor(d$patient); d$therapist <- factor(d$therapist)
+best <- function(expr_fun, k = 3) min(sapply(seq_len(k), function(i) system.time(expr_fun())[["elapsed"]]))
+f <- args[2]
+t1 <- best(function() lme4::lmer(as.formula(f), d))
+t2 <- best(function() lmerTest::lmer(as.formula(f), d))
+ll <- as.numeric(logLik(lme4::lmer(as.formula(f), d)))
+cat(sprintf("%.6f %.6f %.6f\n", t1, t2, ll))
+"""
+
+
+def lmm_data(n_therapists, per, seed=1):
+    s = als.simulate_study(n_therapists=n_therapists, patients_per_therapist=per, min_sessions=12, max_sessions=20,
+                           seed=seed, pqs_fraction=0)
+    d = s.sessions[["therapist", "patient", "session"]].assign(
+        wai=als.score(s.sessions, "WAI-SR", items="wai{}")["wai_sr_total"],
+        phq=als.score(s.sessions, "PHQ-9", items="phq{}")["phq9_total"],
+    )
+    return als.decompose(d, ["wai", "phq"], lags=[1])
+
+
+def bench_lmm(with_r=True):
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    have_r = with_r and shutil.which("Rscript") is not None
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "time_lmer.R"
+        script.write_text(R_TIMER)
+        for size, (T, P) in LMM_SIZES.items():
+            d = lmm_data(T, P)
+            path = Path(tmp) / f"d{T}.csv"
+            if have_r:
+                d.to_csv(path, index=False)
+            for name, formula in LMM_MODELS.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", als.AllianceStatsWarning)
+                    fit = {}
+                    t = best_of(lambda: fit.setdefault("m", als.lmm(formula, d)), repeat=3)
+                    tz = best_of(lambda: als.lmm(formula, d, df_method="z"), repeat=3)
+                row = {"model": name, "rows": fit["m"].n_obs, "als.lmm (Satterthwaite) s": t, "als.lmm (z) s": tz}
+                if have_r:
+                    out = subprocess.run(["Rscript", str(script), str(path), formula], capture_output=True, text=True, check=True)
+                    t1, t2, ll = map(float, out.stdout.split())
+                    row.update({"lme4::lmer s": t1, "lmerTest::lmer s": t2, "ratio als(z)/lme4": tz / t1,
+                                "ratio als/lmerTest": t / t2, "logLik diff (als - lme4)": fit["m"].llf - ll})
+                rows.append(row)
+    return rows
+
+
 def main():
+    if "--lmm" in sys.argv:
+        out = pd.DataFrame(bench_lmm())
+        print(out.to_markdown(index=False, floatfmt=".3f"))
+        return
     rows = bench_scoring() + bench_loading() + bench_ruptures()
     out = pd.DataFrame(rows)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {platform.system()} {platform.release()}, "
           f"Python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}")
     print(out.to_markdown(index=False, floatfmt=".3f"))
+    print()
+    print(pd.DataFrame(bench_lmm()).to_markdown(index=False, floatfmt=".3f"))
 
 
 if __name__ == "__main__":

@@ -363,3 +363,28 @@ def test_plot_therapist_effects_caterpillar(small):
     assert ax.get_ylabel() == "therapist"
     pts = ax.lines[0].get_xdata()
     assert np.all(np.diff(pts) >= 0)
+
+
+def test_an_optimizer_that_stops_early_is_reported_not_hidden(monkeypatch, sleep):
+    """If the optimizers stop away from the optimum (simulated by optimizers that return their
+    start), the gradient check catches it: ConvergenceWarning, converged False, a message."""
+    from types import SimpleNamespace
+
+    from alliance_stats.models import mixed
+
+    def stuck(f, x0, **kw):
+        return SimpleNamespace(x=np.asarray(x0, float), fun=f(np.asarray(x0, float)))
+
+    monkeypatch.setattr(mixed.optimize, "minimize", stuck)
+    with pytest.warns(als.ConvergenceWarning, match="may not have converged.*Try"):
+        m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    assert not m.converged
+    assert any("converged" in s for s in m.messages)
+
+
+def test_information_criteria_as_lme4(sleep):
+    m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    # lme4's documented fit: REML criterion at convergence 1743.6, 6 parameters
+    assert m.deviance == pytest.approx(1743.6, abs=0.05)
+    assert m.aic == pytest.approx(m.deviance + 2 * 6)
+    assert m.bic == pytest.approx(m.deviance + np.log(180) * 6)

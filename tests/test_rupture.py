@@ -1,3 +1,4 @@
+import warnings
 import numpy as np
 import pandas as pd
 import pytest
@@ -228,3 +229,21 @@ def test_rupture_outcome_counts_a_status_group_too_small_to_model():
     assert res.excluded["in a status group of fewer than 2 patients (unrepaired)"] == 1
     assert res.groups["status"].tolist() == ["none", "repaired"]
     assert "1 in a status group" in res.summary()
+
+
+def test_rupture_outcome_with_therapists_uses_the_mixed_model():
+    st = als.simulate_study(seed=5, n_therapists=12, patients_per_therapist=8)
+    d = st.sessions.assign(w=als.score(st.sessions, "wai-sr", items="wai{}")["wai_sr_total"],
+                           phq=als.score(st.sessions, "phq-9", items="phq{}")["phq9_total"])
+    ep = als.detect_ruptures(d, "w")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.SingularFitWarning)
+        res = als.rupture_outcome(d, ep, outcome="phq", therapist="therapist")
+        direct = als.lmm("last ~ status + first + (1 | therapist)", res.data)
+    t = res.table.set_index("term")
+    ref = direct.fixed.set_index("term")
+    np.testing.assert_allclose(t.loc["status[repaired]", ["estimate", "se", "df"]].astype(float),
+                               ref.loc["status[T.repaired]", ["estimate", "se", "df"]].astype(float))
+    assert "lmerTest" in res.model
+    e = res.effects.set_index("contrast")
+    assert e.loc["repaired vs none", "df"] == pytest.approx(ref.loc["status[T.repaired]", "df"])

@@ -507,8 +507,8 @@ def rupture_outcome(
     outcome : str
         Outcome column (e.g. ``phq9_total``).
     therapist : str, optional
-        Therapist column: adds a random intercept per therapist (REML, statsmodels MixedLM;
-        Wald z tests).
+        Therapist column: adds a random intercept per therapist (REML with :func:`lmm`;
+        Satterthwaite t tests as lmerTest).
     analysis : {"ancova", "change"}
         ``ancova``: last outcome ~ first outcome + status; ``change``: (last - first) ~ status.
     higher_is_better : bool
@@ -572,56 +572,45 @@ def rupture_outcome(
             excluded[f"in a status group of fewer than 2 patients ({st_name})"] = int(small[st_name])
     per = per[per["status"].isin(present)].copy()
     per["status"] = per["status"].cat.remove_unused_categories()
-    rhs = "C(status, Treatment('none'))" + (" + first" if analysis == "ancova" else "")
+    rhs = "status" + (" + first" if analysis == "ancova" else "")
     lhs = "last" if analysis == "ancova" else "change"
     formula = f"{lhs} ~ {rhs}"
+    sign = 1.0 if higher_is_better else -1.0
+    eff = []
     if therapist is not None:
-        import warnings
+        from .mixed import lmm
 
-        from ..exceptions import AllianceStatsWarning, user_stacklevel
+        fit = lmm(formula + " + (1 | therapist)", per.reset_index(), reml=True)
+        table = fit.fixed.rename(columns={"t": "statistic"})[["term", "estimate", "se", "statistic", "df", "p", "ci_low", "ci_high"]].copy()
+        table["term"] = table["term"].str.replace("[T.", "[", regex=False)
+        model = f"{formula} + (1 | therapist), REML, Satterthwaite df (alliance-stats lmm = lme4/lmerTest)"
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = smf.mixedlm(formula, per.reset_index(), groups=per["therapist"].astype(str).to_numpy()).fit(reml=True)
-        if caught or float(fit.cov_re.iloc[0, 0]) < 1e-8:
-            warnings.warn(
-                f"the therapist random-intercept variance is estimated at or near zero ({float(fit.cov_re.iloc[0, 0]):.3g}): "
-                "outcomes do not differ between therapists beyond chance here, so the estimates are close to "
-                "those without therapist= (statsmodels: "
-                + "; ".join(sorted({str(w.message).split(".")[0] for w in caught})) + ")",
-                AllianceStatsWarning,
-                stacklevel=user_stacklevel(),
-            )
-        dfres = np.inf
-        names = [n for n in fit.params.index if n != "Group Var"]
-        params, bse, cov = fit.params[names], fit.bse[names], fit.cov_params().loc[names, names]
-        model = f"{formula} with a random intercept per therapist (REML)"
-        dist = stats.norm()
+        def contrast(name, w):
+            c = fit.contrast({k.replace("status[", "status[T."): v for k, v in w.items()})
+            eff.append({"contrast": name, "estimate": c["estimate"], "se": c["se"], "statistic": c["t"], "df": c["df"], "p": c["p"],
+                        "r_equivalent": sign * c["t"] / np.sqrt(c["t"] ** 2 + c["df"])})
     else:
         fit = smf.ols(formula, per.reset_index()).fit()
         dfres = float(fit.df_resid)
-        params, bse, cov = fit.params, fit.bse, fit.cov_params()
+        params, cov = fit.params, fit.cov_params()
         model = f"{formula} (OLS)"
         dist = stats.t(dfres)
-    rename = lambda n: n.replace("C(status, Treatment('none'))[T.", "status[")  # noqa: E731
-    crit = dist.ppf(0.975)
-    table = pd.DataFrame({"term": [rename(n) for n in params.index], "estimate": params.to_numpy(), "se": bse.to_numpy()})
-    table["statistic"] = table["estimate"] / table["se"]
-    table["df"] = dfres
-    table["p"] = 2 * dist.sf(np.abs(table["statistic"]))
-    table["ci_low"] = table["estimate"] - crit * table["se"]
-    table["ci_high"] = table["estimate"] + crit * table["se"]
-    sign = 1.0 if higher_is_better else -1.0
-    eff = []
-    idx = {rename(n): n for n in params.index}
-    def contrast(name, w):
-        est = float(sum(params[idx[k]] * v for k, v in w.items()))
-        var = float(sum(cov.loc[idx[a], idx[b]] * w[a] * w[b] for a in w for b in w))
-        se = np.sqrt(var)
-        t = est / se
-        df_r = dfres if np.isfinite(dfres) else len(per) - len(params)
-        eff.append({"contrast": name, "estimate": est, "se": se, "statistic": t, "df": dfres, "p": float(2 * dist.sf(abs(t))),
-                    "r_equivalent": sign * t / np.sqrt(t * t + df_r)})
+        rename = lambda n: n.replace("[T.", "[")  # noqa: E731
+        crit = dist.ppf(0.975)
+        table = pd.DataFrame({"term": [rename(n) for n in params.index], "estimate": params.to_numpy(), "se": fit.bse.to_numpy()})
+        table["statistic"] = table["estimate"] / table["se"]
+        table["df"] = dfres
+        table["p"] = 2 * dist.sf(np.abs(table["statistic"]))
+        table["ci_low"] = table["estimate"] - crit * table["se"]
+        table["ci_high"] = table["estimate"] + crit * table["se"]
+        idx = {rename(n): n for n in params.index}
+
+        def contrast(name, w):
+            est = float(sum(params[idx[k]] * v for k, v in w.items()))
+            var = float(sum(cov.loc[idx[a], idx[b]] * w[a] * w[b] for a in w for b in w))
+            t = est / np.sqrt(var)
+            eff.append({"contrast": name, "estimate": est, "se": np.sqrt(var), "statistic": t, "df": dfres, "p": float(2 * dist.sf(abs(t))),
+                        "r_equivalent": sign * t / np.sqrt(t * t + dfres)})
     if "repaired" in present:
         contrast("repaired vs none", {"status[repaired]": 1.0})
     if "unrepaired" in present:
