@@ -388,3 +388,16 @@ def test_information_criteria_as_lme4(sleep):
     assert m.deviance == pytest.approx(1743.6, abs=0.05)
     assert m.aic == pytest.approx(m.deviance + 2 * 6)
     assert m.bic == pytest.approx(m.deviance + np.log(180) * 6)
+
+
+def test_therapist_effects_counts_patients_left_out(small):
+    raw = small[["therapist", "patient", "session", "wai", "phq"]].copy()
+    p0, p1 = raw["patient"].unique()[:2]
+    raw.loc[raw["patient"] == p0, "wai"] = np.nan  # no alliance at all
+    raw.loc[(raw["patient"] == p1) & (raw["session"] > 1), "phq"] = np.nan  # one outcome score only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.SingularFitWarning)
+        te = als.therapist_effects(raw, alliance="wai", outcome="phq", session="session")
+    assert te.model.n_obs == 158
+    assert te.model.dropped.to_dict() == {"no alliance score": 1, "fewer than two outcome scores": 1}
+    assert "Rows left out: 2" in te.summary()

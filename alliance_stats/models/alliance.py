@@ -161,11 +161,7 @@ class AllianceOutcomeResult:
         ]
         if self.model.n_dropped:
             lines.append(f"Rows left out: {self.model.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.model.dropped.items()) + ")")
-        for _, r in self.effects.iterrows():
-            lines.append(
-                f"  {r['level']:<16} b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI {fmt_ci(r['ci_low'], r['ci_high'], 3)}, "
-                f"t({r['df']:.1f}) = {r['t']:.2f}, p {apa_p(r['p'], eq=True)}; standardized {r['std_estimate']:.3f}"
-            )
+        lines += _effect_lines(self.effects)
         lines.append("")
         lines.append(self.model.summary())
         return "\n".join(lines)
@@ -193,6 +189,19 @@ class AllianceOutcomeResult:
         from ..plots import plot_within_between
 
         return plot_within_between(self, ax=ax, standardized=standardized)
+
+
+def _effect_lines(effects):
+    """One line per effect for the text summaries."""
+    w = max(len(x) for x in effects["level"])
+    out = []
+    for _, r in effects.iterrows():
+        std = f"; standardized {r['std_estimate']:.3f}" if np.isfinite(r["std_estimate"]) else ""
+        out.append(
+            f"  {r['level']:<{w}} b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI {fmt_ci(r['ci_low'], r['ci_high'], 3)}, "
+            f"t({r['df']:.1f}) = {r['t']:.2f}, p {apa_p(r['p'], eq=True)}{std}"
+        )
+    return out
 
 
 def _effects_table(model: LMMResult, rows, frame, response):
@@ -329,11 +338,7 @@ class TherapistEffectsResult:
 
     def summary(self) -> str:
         lines = [f"Therapist and patient contributions of the alliance to outcome (Baldwin, Wampold & Imel 2007); {len(self.patients)} patients, {self.model.n_groups}"]
-        for _, r in self.effects.iterrows():
-            lines.append(
-                f"  {r['level']:<22} b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI {fmt_ci(r['ci_low'], r['ci_high'], 3)}, "
-                f"t({r['df']:.1f}) = {r['t']:.2f}, p {apa_p(r['p'], eq=True)}"
-            )
+        lines += _effect_lines(self.effects)
         lines.append("")
         lines.append(self.model.summary())
         return "\n".join(lines)
@@ -418,13 +423,16 @@ def therapist_effects(
         per["outcome"] = _numeric(per, "outcome")
     per.index.name = patient
     per = per.reset_index()
-    per = per.dropna(subset=["alliance"])
     tm = per.groupby(therapist)["alliance"].mean()
     per["alliance_therapist"] = per[therapist].map(tm)
     per["alliance_patient"] = per["alliance"] - per["alliance_therapist"]
     terms = ["alliance_therapist", "alliance_patient"] + extra + covariates
     formula = "outcome ~ " + " + ".join(_q(t) for t in terms) + f" + (1 | {_q(therapist)})"
     model = lmm(formula, per, reml=reml)
+    relabel = {"missing outcome": "no outcome score", "missing alliance_therapist": "no alliance score",
+               "missing alliance_patient": "no alliance score", "missing baseline": "fewer than two outcome scores"}
+    reasons = model.dropped.rename(index=lambda i: relabel.get(i, i))
+    model.dropped = reasons.groupby(level=0, sort=False).sum()
     used = per.loc[model._design.data.index]
     eff = _effects_table(model, [("therapist", "alliance_therapist"), ("patient within therapist", "alliance_patient")], used, "outcome")
     diff = model.contrast({"alliance_therapist": 1.0, "alliance_patient": -1.0})
