@@ -33,6 +33,7 @@ from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_traj
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
 from .plots import forest_plot, funnel_plot, plot_patient_series, plot_pqs_profile, plot_rupture_profile, plot_therapist_effects, plot_transitions, plot_within_between, rupture_profile
+from .power import PowerResult, power_analysis
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -103,7 +104,9 @@ __all__ = [
     "rupture_profile",
     "plot_within_between",
     "plot_therapist_effects",
-    # simulation and samples
+    # simulation, power and samples
+    "power_analysis",
+    "PowerResult",
     "simulate_study",
     "SimulatedStudy",
     "ALLIANCE_TYPES",

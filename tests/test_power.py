@@ -1,0 +1,79 @@
+"""Simulation-based power analysis: structure, determinism across backends, Monte-Carlo CI."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import alliance_stats as als
+from alliance_stats.power import _wilson
+
+SMALL = dict(patients_per_therapist=4, sessions=8, n_sims=6, progress=False)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return als.power_analysis(n_therapists=[4, 8], effect=[-1.5, -0.5], seed=11, **SMALL)
+
+
+def test_grid_table_and_per_study_rows(grid):
+    t = grid.table
+    assert t[["n_therapists", "effect"]].to_numpy().tolist() == [[4, -1.5], [4, -0.5], [8, -1.5], [8, -0.5]]
+    assert (t["n_sims"] == 6).all() and (t["n_failed"] == 0).all()
+    assert len(grid.sims) == 24
+    for _, row in t.iterrows():
+        g = grid.sims[(grid.sims.n_therapists == row.n_therapists) & (grid.sims.effect == row.effect)]
+        assert row["power"] == pytest.approx(g["significant"].mean())
+        assert row["bias"] == pytest.approx(g["estimate"].mean() - row["effect"])
+        assert row["coverage"] == pytest.approx(((g.ci_low <= row.effect) & (row.effect <= g.ci_high)).mean())
+        sig = (g["p"] < 0.05) & (np.sign(g["estimate"]) == np.sign(row["effect"]))
+        assert (g["significant"] == sig).all()
+
+
+def test_same_seed_same_result_whatever_the_backend(grid):
+    two = als.power_analysis(n_therapists=[4, 8], effect=[-1.5, -0.5], seed=11, n_jobs=2, **SMALL)
+    pd.testing.assert_frame_equal(grid.sims, two.sims)
+    other = als.power_analysis(n_therapists=[4, 8], effect=[-1.5, -0.5], seed=12, **SMALL)
+    assert not np.allclose(grid.sims["estimate"], other.sims["estimate"])
+
+
+def test_dask_backend_through_joblib_gives_the_same_result(grid):
+    import joblib
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster):
+        with joblib.parallel_config(backend="dask"):
+            res = als.power_analysis(n_therapists=[4, 8], effect=[-1.5, -0.5], seed=11, n_jobs=2, **SMALL)
+    pd.testing.assert_frame_equal(grid.sims, res.sims)
+
+
+def test_wilson_interval_matches_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    for k, n in [(8, 10), (0, 20), (500, 500), (37, 120)]:
+        np.testing.assert_allclose(_wilson(k, n), proportion_confint(k, n, method="wilson"), rtol=1e-12)
+
+
+def test_plot_draws_one_curve_per_hue(grid):
+    ax = grid.plot()
+    assert ax.get_xlabel() == "n therapists"
+    assert len(ax.containers) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["effect = -1.5", "effect = -0.5"]
+    assert "within-patient" in grid.summary() and "<table" in grid._repr_html_()
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(n_therapists=0), "positive whole"),
+        (dict(sessions=2), "at least 3"),
+        (dict(effect=[]), "empty"),
+        (dict(n_sims=0), "n_sims"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(model="ols"), "model"),
+    ],
+)
+def test_bad_arguments(kw, match):
+    args = dict(n_therapists=4, patients_per_therapist=4, sessions=8, effect=-1.0, n_sims=2, progress=False)
+    args.update(kw)
+    with pytest.raises(als.AllianceStatsError, match=match):
+        als.power_analysis(**args)
