@@ -246,6 +246,11 @@ def power_analysis(
         })
     table = pd.DataFrame(rows)
     failed = int(table["n_failed"].sum())
+    if failed == len(sims):
+        raise AllianceStatsError(
+            f"none of the {len(sims)} simulated studies could be analysed; the first error was: "
+            f"{sims['error'].iloc[0]}. Check the design and simulate_study arguments"
+        )
     if failed:
         first = sims.loc[sims["error"].notna(), "error"].iloc[0]
         warnings.warn(

@@ -552,7 +552,9 @@ patients with better alliances improve more on average.
 Per patient, the mean alliance is split into the therapist's mean and the patient's deviation from
 it. Each is related to the final PHQ-9 score, adjusting for the first, with a random intercept per
 therapist. Baldwin et al. found that therapists' alliance differences predicted outcome, and
-patients' differences within a therapist did not."""),
+patients' differences within a therapist did not. Nissen-Lie, Falkenström et al. (2020) report
+the opposite pattern in a large primary-care sample, so this is an open question, not a
+settled one."""),
     ("code", """te = als.therapist_effects(df, alliance="wai_sr_total", outcome="phq9_total",
                           patient="patient", therapist="therapist", session="session")
 te.effects[["level", "estimate", "se", "df", "p"]]"""),
@@ -599,10 +601,10 @@ learn whether the analysis can be trusted at that sample size."""),
     ("code", """import matplotlib.pyplot as plt
 import alliance_stats as als"""),
     ("md", """## 1. The effect to plan for
-Falkenström et al. (2013) report within-patient effects of roughly a quarter of a standard
-deviation. In the simulator's units that is about −0.5 to −1.5 PHQ-9 points per WAI-SR point of
-within-patient alliance (a within-patient alliance SD of about 0.3). We plan for −0.75, a
-conservative value. We look at 12 sessions per patient and vary the numbers of therapists and of
+One published within-patient estimate is −1.27 CORE-OM points at the next session per point of
+alliance (Falkenström et al.'s Kenyan sample of 345 patients). The CORE-OM and the PHQ-9 use
+different scales, and your population will differ, so we plan for a cautious −0.75 PHQ-9 points
+per WAI-SR point, half the simulator's default of −1.5. We look at 12 sessions per patient and vary the numbers of therapists and of
 patients per therapist.
 
 Each design cell needs a few hundred simulated studies for a precise power estimate: the

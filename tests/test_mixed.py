@@ -219,7 +219,15 @@ def test_display_and_apa(sleep):
     assert "REML criterion" in s and "Subject" in s and "Satterthwaite" in s
     apa = m.to_apa()
     assert apa.columns.tolist() == ["Term", "b", "SE", "df", "t", "p", "95% CI"]
-    assert apa.loc[1].tolist() == ["Days", "10.47", "1.55", "17.0", "6.77", "< .001", "[7.21, 13.73]"]
+    # the formatted lmerTest row (tests/reference/lmm_reference_fixed.csv, sleep_rs)
+    from scipy import stats
+
+    r = pd.read_csv(REF / "lmm_reference_fixed.csv").query("id == 'sleep_rs' and term == 'Days'").iloc[0]
+    half = stats.t.ppf(0.975, r["df"]) * r["se"]
+    assert apa.loc[1].tolist() == [
+        "Days", f"{r['estimate']:.2f}", f"{r['se']:.2f}", f"{r['df']:.1f}", f"{r['t']:.2f}", "< .001",
+        f"[{r['estimate'] - half:.2f}, {r['estimate'] + half:.2f}]",
+    ]
     assert "<table" in m._repr_html_()
     assert "|" in apa.to_markdown(index=False)
     ax = m.plot()
@@ -401,3 +409,20 @@ def test_therapist_effects_counts_patients_left_out(small):
     assert te.model.n_obs == 158
     assert te.model.dropped.to_dict() == {"no alliance score": 1, "fewer than two outcome scores": 1}
     assert "Rows left out: 2" in te.summary()
+
+
+def test_infinite_and_non_numeric_values_are_named():
+    d = balanced()
+    d.loc[4, "x"] = np.inf
+    with pytest.raises(als.ModelSpecError, match="'x' holds infinite values at rows 4"):
+        als.lmm("y ~ x + (1 | g)", d)
+    d = balanced().astype({"y": object})
+    d.loc[3, "y"] = "n/a"
+    with pytest.raises(als.ModelSpecError, match="'y' holds values that are not numbers at rows 3"):
+        als.lmm("y ~ x + (1 | g)", d)
+
+
+def test_therapist_effects_refuses_a_session_varying_covariate(small):
+    raw = small[["therapist", "patient", "session", "wai", "phq"]]
+    with pytest.raises(als.ModelSpecError, match="'session' changes across sessions"):
+        als.therapist_effects(raw, alliance="wai", outcome="phq", session="session", covariates=["session"])

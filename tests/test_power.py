@@ -77,3 +77,30 @@ def test_bad_arguments(kw, match):
     args.update(kw)
     with pytest.raises(als.AllianceStatsError, match=match):
         als.power_analysis(**args)
+
+
+def test_failed_studies_are_counted_and_all_failed_raises(monkeypatch):
+    from alliance_stats.models import alliance
+
+    real = alliance.alliance_outcome
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] % 2:
+            raise als.ModelSpecError("planted failure")
+        return real(*a, **k)
+
+    monkeypatch.setattr(alliance, "alliance_outcome", flaky)
+    with pytest.warns(als.AllianceStatsWarning, match="3 of 6 simulated studies could not be analysed"):
+        res = als.power_analysis(n_therapists=4, effect=-1.5, seed=3, **SMALL)
+    assert res.table.loc[0, "n_failed"] == 3
+    assert res.sims["error"].notna().sum() == 3
+    assert res.table.loc[0, "power"] == pytest.approx(res.sims.loc[res.sims.error.isna(), "significant"].mean())
+
+    def broken(*a, **k):
+        raise als.ModelSpecError("planted failure")
+
+    monkeypatch.setattr(alliance, "alliance_outcome", broken)
+    with pytest.raises(als.AllianceStatsError, match="none of the 6 simulated studies.*planted failure"):
+        als.power_analysis(n_therapists=4, effect=-1.5, seed=3, **SMALL)

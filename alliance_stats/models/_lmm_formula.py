@@ -87,7 +87,7 @@ def _random_terms(inner: str, text: str):
         raise ModelSpecError(f"random-effect term {text!r} needs a left and a right side, e.g. (1 + session | patient)")
     if any(c in grp for c in "()+*"):
         raise ModelSpecError(f"grouping {grp!r} in {text!r}: write a column name, a nesting a/b or an interaction a:b")
-    nest = [p for p in (_strip(x) for x in grp.split("/"))]
+    nest = [_strip(x) for x in grp.split("/")]
     groups = []
     for k in range(len(nest)):
         cols = []

@@ -170,14 +170,8 @@ class AllianceOutcomeResult:
         return self.summary()
 
     def to_apa(self) -> pd.DataFrame:
-        e = self.effects
-        return pd.DataFrame({
-            "Level": e["level"], "Term": e["term"],
-            "b": [f"{v:.2f}" for v in e["estimate"]], "SE": [f"{v:.2f}" for v in e["se"]],
-            "beta": [f"{v:.2f}" for v in e["std_estimate"]],
-            "t": [f"{v:.2f}" for v in e["t"]], "df": [f"{v:.1f}" for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
-            "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
-        })
+        """APA-style table of the effects (b, SE, standardized beta, t, df, p, 95% CI)."""
+        return _effects_apa(self.effects, term=True, beta=True)
 
     def _repr_html_(self) -> str:
         head = html.escape(f"Alliance-outcome model ({self.direction}), lag {self.lag}")
@@ -189,6 +183,21 @@ class AllianceOutcomeResult:
         from ..plots import plot_within_between
 
         return plot_within_between(self, ax=ax, standardized=standardized)
+
+
+def _effects_apa(e, term=False, beta=False):
+    cols = {"Level": e["level"]}
+    if term:
+        cols["Term"] = e["term"]
+    cols["b"] = [f"{v:.2f}" for v in e["estimate"]]
+    cols["SE"] = [f"{v:.2f}" for v in e["se"]]
+    if beta:
+        cols["beta"] = [f"{v:.2f}" for v in e["std_estimate"]]
+    cols.update({
+        "t": [f"{v:.2f}" for v in e["t"]], "df": [f"{v:.1f}" for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
+        "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
+    })
+    return pd.DataFrame(cols)
 
 
 def _effect_lines(effects):
@@ -347,12 +356,8 @@ class TherapistEffectsResult:
         return self.summary()
 
     def to_apa(self) -> pd.DataFrame:
-        e = self.effects
-        return pd.DataFrame({
-            "Level": e["level"], "b": [f"{v:.2f}" for v in e["estimate"]], "SE": [f"{v:.2f}" for v in e["se"]],
-            "t": [f"{v:.2f}" for v in e["t"]], "df": [f"{v:.1f}" for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
-            "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
-        })
+        """APA-style table of the therapist, patient and difference effects."""
+        return _effects_apa(self.effects)
 
     def _repr_html_(self) -> str:
         return f"<div><strong>Therapist vs patient alliance effects</strong>{self.to_apa().to_html(index=False)}</div>"
@@ -416,6 +421,12 @@ def therapist_effects(
             per["baseline"] = first.where(nobs.reindex(first.index) >= 2)
             extra.append("baseline")
         for c in covariates:
+            varies = d.groupby(patient)[c].nunique() > 1
+            if varies.any():
+                raise ModelSpecError(
+                    f"covariate {c!r} changes across sessions for patients {_fmt_labels(varies.index[varies].tolist())}; "
+                    "therapist_effects() works per patient: give a patient-level covariate (e.g. the first value)"
+                )
             per[c] = d.groupby(patient, sort=True)[c].first()
     else:
         per = data.set_index(patient)[[therapist, alliance, outcome] + covariates].rename(columns={alliance: "alliance", outcome: "outcome"})

@@ -100,6 +100,14 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     dropped.index = [f"missing {c}" for c in dropped.index]
     dropped.name = "rows"
     cc = sub.loc[~miss.any(axis=1)].copy()
+    for c in cc.columns:
+        if pd.api.types.is_numeric_dtype(cc[c]) and not pd.api.types.is_bool_dtype(cc[c]):
+            inf = np.isinf(cc[c].to_numpy(float))
+            if inf.any():
+                raise ModelSpecError(
+                    f"column {c!r} holds infinite values at rows {_fmt_labels(cc.index[inf].tolist())}; "
+                    "set them to missing (they are then counted) or correct them"
+                )
     if len(cc) == 0:
         raise ModelSpecError(f"no complete rows: every row misses one of {_fmt_labels(cols)}")
 
@@ -108,7 +116,8 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     if yy is None:
         yy = model_matrix(f"{response} - 1", cc).iloc[:, 0]
     if yy.isna().any():
-        raise ModelSpecError(f"outcome {response!r} is not numeric")
+        rows = cc.index[yy.isna().to_numpy()].tolist()
+        raise ModelSpecError(f"outcome {response!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
     y = yy.to_numpy(float)
     mm = model_matrix(fixed, cc, na_action="raise")
     Xdf = pd.DataFrame(mm)
@@ -174,14 +183,12 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
         if len(set(names)) < len(names):
             raise ModelSpecError(f"the same random-effect column appears twice for {d['name']!r}: {names}")
         Z = np.hstack(Zs)
-        sorted_codes = d["codes"][order]
         change = np.r_[True, np.any(np.vstack([k[order][1:] != k[order][:-1] for k in keys[li:]]), axis=0)]
         newc = np.cumsum(change) - 1
         codes = np.empty_like(newc)
         codes[order] = newc
         labels_df = cc.loc[:, list(d["cols"])].iloc[order][change]
         labels = labels_df.astype(str).agg(":".join, axis=1).to_numpy() if len(d["cols"]) > 1 else labels_df.iloc[:, 0].to_numpy()
-        del sorted_codes
         levels.append(Level(name=d["name"], Z=Z, blocks=blocks, codes=codes, n_groups=int(newc[-1]) + 1))
         level_info.append(dict(name=d["name"], cols=d["cols"], exprs=exprs, specs=specs, term_names=names, labels=labels, id_frame=labels_df.reset_index(drop=True)))
     for li in range(len(levels) - 1):
