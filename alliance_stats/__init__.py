@@ -13,6 +13,7 @@ from .exceptions import (
     AllianceStatsError,
     AllianceStatsWarning,
     ColumnError,
+    ConfigError,
     DataFileError,
     InstrumentKeyError,
     ConvergenceWarning,
@@ -32,7 +33,22 @@ from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
-from .plots import forest_plot, funnel_plot, plot_patient_series, plot_pqs_profile, plot_rupture_profile, plot_therapist_effects, plot_transitions, plot_within_between, rupture_profile
+from .plots import (
+    forest_plot,
+    funnel_plot,
+    plot_patient_series,
+    plot_pqs_profile,
+    plot_reliable_change,
+    plot_rupture_profile,
+    plot_therapist_effects,
+    plot_trajectories,
+    plot_transitions,
+    plot_within_between,
+    rupture_profile,
+    save_figure,
+    set_theme,
+)
+from .tables import export_table
 from .power import PowerResult, power_analysis
 from .reliability import clinical_cutoffs, reliability, reliable_change
 from .scoring import resolve_items, score
@@ -104,6 +120,12 @@ __all__ = [
     "rupture_profile",
     "plot_within_between",
     "plot_therapist_effects",
+    "plot_trajectories",
+    "plot_reliable_change",
+    "set_theme",
+    "save_figure",
+    # tables
+    "export_table",
     # simulation, power and samples
     "power_analysis",
     "PowerResult",
@@ -121,6 +143,7 @@ __all__ = [
     "SessionDataError",
     "QSortError",
     "ColumnError",
+    "ConfigError",
     "DataFileError",
     "AllianceStatsWarning",
     "ProvisionalKeyWarning",

@@ -68,7 +68,22 @@ def _cmd_demo(args) -> int:
     from .pipeline import run_demo
 
     path = run_demo(args.out, force=args.force, progress=not args.quiet)
-    print(f"results written to {path}/ (open report.md)", file=sys.stderr)
+    print(f"results written to {path}/ (open {path / 'report.html'} in a browser)", file=sys.stderr)
+    return 0
+
+
+def _cmd_analyze(args) -> int:
+    from .config import EXAMPLE_CONFIG
+    from .pipeline import run_analyze
+
+    if args.example:
+        print(EXAMPLE_CONFIG, end="")
+        return 0
+    if args.config is None:
+        raise AllianceStatsError("give a study configuration file (alliance-stats analyze STUDY.toml); "
+                                 "alliance-stats analyze --example prints one to start from")
+    path = run_analyze(args.config, args.out, force=args.force, progress=not args.quiet)
+    print(f"results written to {path}/ (open {path / 'report.html'} in a browser)", file=sys.stderr)
     return 0
 
 
@@ -106,12 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
     pd_ = sub.add_parser(
         "demo",
         help="run the standard analysis on the sample data",
-        description="Load, score and check the synthetic sample study and write tables and a report.",
+        description="Run the standard study analysis on the synthetic sample study and write figures, "
+        "tables and a self-contained report.html.",
     )
     pd_.add_argument("--out", default="results", help="results folder (default: results)")
     pd_.add_argument("--force", action="store_true", help="replace an existing results folder")
     pd_.add_argument("--quiet", action="store_true", help="no progress bar")
     pd_.set_defaults(func=_cmd_demo)
+
+    pa = sub.add_parser(
+        "analyze",
+        help="run the standard analysis on your own data described by STUDY.toml",
+        description="Run the study pipeline (load and score, reliability, trajectories, reliable change, "
+        "alliance-outcome models, therapist effects, ruptures, transitions, PQS, meta-analysis) on the data "
+        "described by a TOML configuration, and write figures, tables and report.html.",
+    )
+    pa.add_argument("config", nargs="?", help="study configuration (TOML); see --example")
+    pa.add_argument("--out", default="results", help="results folder (default: results)")
+    pa.add_argument("--force", action="store_true", help="replace an existing results folder")
+    pa.add_argument("--quiet", action="store_true", help="no progress bar")
+    pa.add_argument("--example", action="store_true", help="print an example configuration and exit")
+    pa.set_defaults(func=_cmd_analyze)
     return p
 
 

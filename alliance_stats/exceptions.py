@@ -18,6 +18,10 @@ __all__ = [
     "AllianceStatsWarning",
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
+    "ModelSpecError",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+    "ConfigError",
 ]
 
 
@@ -163,3 +167,8 @@ class ConvergenceWarning(AllianceStatsWarning):
 class SingularFitWarning(AllianceStatsWarning):
     """A mixed model's variance-covariance estimate is on the boundary (a variance at zero or a
     correlation at +/-1)."""
+
+
+class ConfigError(AllianceStatsError):
+    """A study configuration (``STUDY.toml``) is malformed: unknown key, wrong type, a column
+    that is not in the data. The message names the key and its line."""

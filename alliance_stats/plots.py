@@ -11,7 +11,7 @@ from matplotlib.transforms import blended_transform_factory
 from .exceptions import AllianceStatsError, ColumnError
 
 __all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile", "rupture_profile",
-           "plot_within_between", "plot_therapist_effects"]
+           "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change", "set_theme", "save_figure"]
 
 INK = "#222222"
 ACCENT = "#0072B2"  # Okabe-Ito blue (colour-blind safe)
@@ -429,3 +429,239 @@ def plot_therapist_effects(model, ax=None, *, group: str | None = None, term: st
     ax.set_ylabel(group)
     ax.set_xlabel(f"{term} deviation ({int(round(level * 100))}% interval)")
     return ax
+
+
+# ----------------------------------------------------------------------------------------
+# Trajectories and reliable change
+
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+
+def _mean_band(d: pd.DataFrame, x: str, y: str, level: float) -> pd.DataFrame:
+    """Mean of ``y`` per ``x`` with a t-based confidence band (NaN where n < 2)."""
+    from scipy import stats as st
+
+    g = d.groupby(x)[y].agg(["mean", "std", "count"])
+    half = st.t.ppf(0.5 + level / 2, np.maximum(g["count"] - 1, 1)) * g["std"] / np.sqrt(g["count"])
+    g["low"] = g["mean"] - half.where(g["count"] > 1)
+    g["high"] = g["mean"] + half.where(g["count"] > 1)
+    return g
+
+
+def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", session: str = "session",
+                      hue: str | None = None, col: str | None = None, level: float = 0.95, min_n: int = 5,
+                      max_patients: int | None = None, ax=None, palette=None, seed: int = 0, col_wrap: int = 3):
+    """Session-by-session trajectories: one thin line per patient, the mean with a 95% band.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session (e.g. from :func:`read_sessions`). Not modified.
+    y : str
+        Column to draw (an alliance or outcome score).
+    hue : str, optional
+        Patient-level grouping column (e.g. improved vs not improved): one colour, one mean line
+        and band per group. A patient whose ``hue`` value changes across sessions is an error.
+    col : str, optional
+        Facet column (e.g. the trajectory ``pattern`` from :func:`alliance_trajectories`); makes a
+        figure-level plot and returns a seaborn ``FacetGrid``.
+    level : float
+        Confidence level of the band around the mean (t-based, per session).
+    min_n : int
+        The mean and band are drawn only at sessions with at least ``min_n`` patients, so a
+        handful of long treatments does not make a ragged tail.
+    max_patients : int, optional
+        Draw the thin lines of at most this many patients (a seeded random subset; the means
+        still use every patient).
+
+    Returns
+    -------
+    Axes, or FacetGrid when ``col`` is given.
+    """
+    needed = [y, patient, session] + [c for c in (hue, col) if c]
+    for c in needed:
+        if c not in data.columns:
+            raise ColumnError(f"column {c!r} is not in the data; columns: {list(data.columns)[:30]}")
+    d = data[needed].dropna(subset=[y, session]).copy()
+    if d.empty:
+        raise AllianceStatsError(f"no rows with both {y!r} and {session!r}")
+    for c in (hue, col):
+        if c:
+            n = d.groupby(patient)[c].nunique()
+            if (n > 1).any():
+                raise AllianceStatsError(
+                    f"{c!r} must be constant within a patient to group trajectories; it changes for patient(s) "
+                    f"{n[n > 1].index.tolist()[:5]}. Use a patient-level column (e.g. improved vs not improved)."
+                )
+    if col is not None:
+        import seaborn as sns
+
+        order = sorted(d[col].dropna().unique(), key=str)
+        grid = sns.FacetGrid(d, col=col, col_order=order, col_wrap=min(col_wrap, len(order)), sharey=True, height=2.8)
+        for key, a in grid.axes_dict.items():
+            sub = d[d[col] == key]
+            plot_trajectories(sub, y, patient=patient, session=session, hue=hue, level=level, min_n=min_n,
+                              max_patients=max_patients, ax=a, palette=palette, seed=seed)
+            a.set_title(f"{key} (n = {sub[patient].nunique()})", fontsize=10)
+        return grid
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    groups = [(None, d)] if hue is None else list(d.groupby(hue, sort=True, observed=True))
+    colors = palette or (OKABE_ITO if hue is not None else [ACCENT])
+    keep = d[patient].unique()
+    if max_patients is not None and len(keep) > max_patients:
+        keep = np.random.default_rng(seed).choice(keep, size=max_patients, replace=False)
+    keep = set(keep.tolist())
+    for i, (key, g) in enumerate(groups):
+        c = colors[i % len(colors)]
+        for pid, s in g.groupby(patient, sort=False):
+            if pid in keep:
+                s = s.sort_values(session)
+                ax.plot(s[session], s[y], color=c, lw=0.5, alpha=0.25, zorder=1)
+        m = _mean_band(g, session, y, level)
+        m = m[m["count"] >= min_n]
+        lab = "mean" if key is None else f"{key} (n = {g[patient].nunique()})"
+        ax.plot(m.index, m["mean"], color=c, lw=2.2, zorder=3, label=lab)
+        ax.fill_between(m.index, m["low"], m["high"], color=c, alpha=0.25, lw=0, zorder=2)
+    ax.set_xlabel(session)
+    ax.set_ylabel(y)
+    if hue is not None:
+        ax.legend(frameon=False, fontsize=8, title=hue, title_fontsize=8)
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
+    return ax
+
+
+RCI_COLORS = {"recovered": "#009E73", "improved": "#56B4E9", "unchanged": "#999999", "deteriorated": "#D55E00"}
+
+
+def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability: float, cutoff: float | None = None,
+                         higher_is_better: bool = True, sd: float | None = None, z: float = 1.96, ax=None):
+    """Jacobson & Truax (1991) plot: post against pre score per patient, coloured by category.
+
+    Draws the no-change diagonal, the reliable-change band (diagonal +/- the change needed,
+    z x S_diff), the clinical cut-off on both axes, and one point per patient coloured
+    recovered / improved / unchanged / deteriorated (from :func:`reliable_change`; the legend
+    gives the count in each). Patients without both scores are left out and counted in the
+    title.
+
+    Returns
+    -------
+    Axes
+    """
+    from .reliability import reliable_change
+
+    rc = reliable_change(data, pre=pre, post=post, reliability=reliability, sd=sd, cutoff=cutoff,
+                         higher_is_better=higher_is_better, z=z)
+    info = rc.attrs["alliance_stats"]
+    x = pd.to_numeric(data[pre], errors="coerce")
+    yv = pd.to_numeric(data[post], errors="coerce")
+    ok = rc["category"].notna()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    lo = float(np.nanmin([x[ok].min(), yv[ok].min()]))
+    hi = float(np.nanmax([x[ok].max(), yv[ok].max()]))
+    pad = 0.05 * (hi - lo if hi > lo else 1.0)
+    lo, hi = lo - pad, hi + pad
+    line = np.array([lo, hi])
+    cn = info["change_needed"]
+    ax.fill_between(line, line - cn, line + cn, color=MUTED, alpha=0.18, lw=0, label=f"no reliable change (±{cn:.1f})")
+    ax.plot(line, line, color=INK, lw=0.8)
+    if cutoff is not None:
+        ax.axhline(cutoff, color=INK, lw=0.8, ls="--", label=f"clinical cut-off ({cutoff:g})")
+        ax.axvline(cutoff, color=INK, lw=0.8, ls="--")
+    for cat, colr in RCI_COLORS.items():
+        sel = ok & (rc["category"] == cat)
+        if sel.any():
+            ax.scatter(x[sel], yv[sel], s=16, color=colr, edgecolor="white", lw=0.4, zorder=3, label=f"{cat} ({int(sel.sum())})")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"{pre} (pre)")
+    ax.set_ylabel(f"{post} (post)")
+    n_out = int((~ok).sum())
+    if n_out:
+        ax.set_title(f"{n_out} patient(s) without both scores not shown", fontsize=8)
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
+    return ax
+
+
+# ----------------------------------------------------------------------------------------
+# Theme and saving
+
+JOURNAL_WIDTH_IN = {"single": 3.5, "double": 7.2}  # 89 mm and 183 mm, the usual journal column widths
+
+
+def set_theme(context: str = "paper") -> None:
+    """Set a colour-blind-safe (Okabe-Ito) theme with journal font sizes.
+
+    ``"paper"``: 8 pt text, thin lines, for figures saved at a journal column width;
+    ``"notebook"``: 11 pt, for reading on screen. Changes matplotlib's rcParams for the session
+    (seaborn's ``set_theme`` underneath); call ``matplotlib.rcdefaults()`` to undo.
+    """
+    import seaborn as sns
+
+    if context not in ("paper", "notebook"):
+        raise AllianceStatsError(f"set_theme() takes 'paper' or 'notebook', got {context!r}")
+    base = 8 if context == "paper" else 11
+    rc = {
+        "font.size": base, "axes.labelsize": base, "axes.titlesize": base + 1, "xtick.labelsize": base - 1,
+        "ytick.labelsize": base - 1, "legend.fontsize": base - 1, "axes.spines.right": False, "axes.spines.top": False,
+        "axes.linewidth": 0.6 if context == "paper" else 0.8, "lines.linewidth": 1.2 if context == "paper" else 1.6,
+        "savefig.bbox": "tight", "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none",
+        "figure.dpi": 100 if context == "paper" else 110,
+    }
+    sns.set_theme(context=context, style="ticks", palette=OKABE_ITO, font="DejaVu Sans", rc=rc)
+
+
+def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi: int = 300) -> list:
+    """Save a figure in several formats at a journal column width.
+
+    Parameters
+    ----------
+    fig : Figure, Axes or seaborn grid
+        What to save (an Axes or grid is saved with its figure).
+    path : str or Path
+        File name; its extension, if any, is replaced by each format's.
+    formats : sequence of {"pdf", "png", "svg", "eps", "tif"}
+    width : {"single", "double"} or float
+        Single column (3.5 in / 89 mm), double column (7.2 in / 183 mm), or inches. The height
+        is scaled to keep the figure's aspect ratio.
+    dpi : int
+        Resolution of raster formats (300 is the usual journal minimum).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from pathlib import Path
+
+    f = getattr(fig, "figure", fig)
+    f = getattr(f, "figure", f)  # FacetGrid.figure, Axes.figure
+    if not hasattr(f, "savefig"):
+        raise AllianceStatsError(f"save_figure() takes a matplotlib Figure, Axes or seaborn grid, got {type(fig).__name__}")
+    if isinstance(width, str):
+        if width not in JOURNAL_WIDTH_IN:
+            raise AllianceStatsError(f"width must be 'single', 'double' or a number of inches, got {width!r}")
+        w = JOURNAL_WIDTH_IN[width]
+    else:
+        w = float(width)
+        if not w > 0:
+            raise AllianceStatsError(f"width must be positive, got {width}")
+    allowed = {"pdf", "png", "svg", "eps", "tif", "tiff", "jpg"}
+    bad = [x for x in formats if x.lower().lstrip(".") not in allowed]
+    if bad:
+        raise AllianceStatsError(f"unknown figure format(s) {bad}; use some of {sorted(allowed)}")
+    old_w, old_h = f.get_size_inches()
+    f.set_size_inches(w, old_h * w / old_w)
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in formats:
+        p = base.with_suffix("." + ext.lower().lstrip("."))
+        f.savefig(p, dpi=dpi, bbox_inches="tight")
+        out.append(p)
+    return out

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._format import fmt_ci
 from .exceptions import AllianceStatsError, AllianceStatsWarning, user_stacklevel
 
 __all__ = ["power_analysis", "PowerResult"]
@@ -101,6 +102,18 @@ class PowerResult:
 
     def _repr_html_(self) -> str:
         return f"<div><strong>{html.escape(self.summary().splitlines()[0])}</strong>{self.table.to_html(index=False, float_format=lambda x: f'{x:.3f}')}</div>"
+
+    def to_apa(self) -> pd.DataFrame:
+        """APA-style table: the design, power with its Monte-Carlo 95% CI, bias and coverage."""
+        t = self.table
+        out = {a.replace("_", " ").capitalize(): t[a] for a in DESIGN_ARGS}
+        out.update({
+            "Studies": t["n_sims"] - t["n_failed"],
+            "Power [95% CI]": [f"{p:.2f} " + fmt_ci(a, b) for p, a, b in zip(t["power"], t["power_ci_low"], t["power_ci_high"])],
+            "Bias": [f"{v:.2f}" for v in t["bias"]],
+            "Coverage": [f"{v:.2f}" for v in t["coverage"]],
+        })
+        return pd.DataFrame(out)
 
     def plot(self, ax=None, *, x: str | None = None, hue: str | None = None, target: float = 0.8):
         """Power curve: power (with Monte-Carlo 95% CIs) against the design argument that varies

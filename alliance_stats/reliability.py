@@ -198,9 +198,10 @@ def reliable_change(
     Notes
     -----
     SE = SD_pre * sqrt(1 - r_xx), S_diff = sqrt(2) * SE, RC = (post - pre) / S_diff,
-    reliable when |RC| > z. Recovered: reliable improvement and a post score past the
-    cut-off (above it when higher is better, below it otherwise); improved: reliable
-    improvement only; deteriorated: reliable worsening; otherwise unchanged.
+    reliable when |RC| > z. Recovered: reliable improvement that crosses the cut-off, from a
+    pre score in the dysfunctional range to a post score past it (above it when higher is
+    better, below it otherwise); improved: reliable improvement only (including patients who
+    began in the functional range); deteriorated: reliable worsening; otherwise unchanged.
     """
     for c in (pre, post):
         if c not in data.columns:
@@ -232,7 +233,8 @@ def reliable_change(
     cat[better] = "improved"
     if cutoff is not None:
         past = x1 > cutoff if higher_is_better else x1 < cutoff
-        cat[better & past] = "recovered"
+        started = x0 <= cutoff if higher_is_better else x0 >= cutoff  # began in the dysfunctional range
+        cat[better & past & started] = "recovered"
     cat[worse] = "deteriorated"
     missing = change.isna()
     cat[missing] = np.nan

@@ -92,7 +92,7 @@ als.reliability(first, "wai-sr", items="WAISR_{}")"""),
     ("md", """## 6. Reliable and clinically significant change (Jacobson & Truax, 1991)
 For each patient we compare the first and the last PHQ-9. The reliable change index is
 RC = (post − pre) / S_diff, with S_diff = √2 · SD_pre · √(1 − r_xx). A patient has *recovered* when the
-improvement is reliable and the last score lies below the clinical cut-off (PHQ-9 < 10).
+improvement is reliable and crosses the clinical cut-off: the first PHQ-9 was 10 or more and the last is below 10.
 Lower PHQ-9 scores are better, so we pass `higher_is_better=False`."""),
     ("code", """ends = (df.dropna(subset=["phq9_total"]).sort_values("session")
           .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))

@@ -43,7 +43,7 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):
     assert "unknown instrument 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", [[], ["instruments"], ["score"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["instruments"], ["score"], ["demo"], ["analyze"]])
 def test_help_everywhere(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(cmd + ["--help"])

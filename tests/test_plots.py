@@ -108,3 +108,108 @@ def test_patient_series_and_rupture_profile():
     labels = [t.get_text() for t in ax2.get_legend().get_texts()]
     assert labels == ["repaired (n = 1)", "unrepaired (n = 1)"]
     assert ax2.lines[0].get_ydata()[3] == 2.0 and ax2.lines[1].get_ydata()[3] == 2.0
+
+
+# ---------------------------------------------------------------------------------------
+# trajectories, reliable change, theme, saving
+
+import pandas as pd  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+
+
+def _traj_data():
+    # 4 patients x 6 sessions, known means: patient k scores k + 0.1 * session
+    rows = [{"patient": f"P{k}", "session": s, "score": k + 0.1 * s, "grp": "a" if k < 2 else "b"}
+            for k in range(4) for s in range(1, 7)]
+    return pd.DataFrame(rows)
+
+
+def test_plot_trajectories_lines_mean_and_band():
+    d = _traj_data()
+    ax = als.plot_trajectories(d, "score", min_n=2)
+    lines = ax.get_lines()
+    assert len(lines) == 4 + 1  # one thin line per patient, one mean line
+    mean = lines[-1]
+    np.testing.assert_allclose(mean.get_xdata(), np.arange(1, 7))
+    np.testing.assert_allclose(mean.get_ydata(), 1.5 + 0.1 * np.arange(1, 7))
+    band = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(band) == 1
+    # the band is mean +/- t(.975, 3) * SD / 2 with SD of (0, 1, 2, 3) = 1.291
+    half = 3.182446305284263 * np.std([0, 1, 2, 3], ddof=1) / 2
+    ys = band[0].get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(1.5 + 0.6 + half, rel=1e-6) and ys.min() == pytest.approx(1.5 + 0.1 - half, rel=1e-6)
+    assert ax.get_xlabel() == "session" and ax.get_ylabel() == "score"
+
+
+def test_plot_trajectories_hue_min_n_and_subset():
+    d = _traj_data()
+    d = d[~((d.patient == "P3") & (d.session > 4))]  # P3 stops after session 4
+    ax = als.plot_trajectories(d, "score", hue="grp", min_n=2)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["a (n = 2)", "b (n = 2)"]
+    means = [ln for ln in ax.get_lines() if ln.get_linewidth() > 2]
+    assert len(means) == 2
+    assert len(means[1].get_xdata()) == 4  # group b has fewer than 2 patients after session 4
+    ax2 = als.plot_trajectories(d, "score", max_patients=2, min_n=1)
+    assert len(ax2.get_lines()) == 2 + 1
+
+
+def test_plot_trajectories_facets_and_errors():
+    d = _traj_data()
+    grid = als.plot_trajectories(d, "score", col="grp", min_n=1)
+    assert [a.get_title() for a in grid.axes.flat] == ["a (n = 2)", "b (n = 2)"]
+    assert len(grid.axes.flat[0].get_lines()) == 2 + 1
+    bad = d.copy()
+    bad.loc[0, "grp"] = "b"
+    with pytest.raises(als.AllianceStatsError, match="constant within a patient.*P0"):
+        als.plot_trajectories(bad, "score", hue="grp")
+    with pytest.raises(als.ColumnError, match="'nope'"):
+        als.plot_trajectories(d, "nope")
+
+
+def test_plot_reliable_change_categories_band_and_cutoff():
+    # SD 5, r .84: S_diff = 2.828, change needed 5.544 (as the hand-worked reliable_change test)
+    d = pd.DataFrame({"pre": [20, 20, 20, 10, 11, 15], "post": [10, 16, 27, 13, 2, np.nan]})
+    ax = als.plot_reliable_change(d, pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "recovered (1)" in labels and "improved (1)" in labels and "unchanged (2)" in labels and "deteriorated (1)" in labels
+    pts = {c.get_label(): c.get_offsets() for c in ax.collections if c.get_label().split(" ")[0] in als.plots.RCI_COLORS}
+    np.testing.assert_allclose(pts["recovered (1)"], [[20, 10]])
+    np.testing.assert_allclose(pts["improved (1)"], [[11, 2]])
+    band = [c for c in ax.collections if isinstance(c, PolyCollection)][0].get_paths()[0].vertices
+    lo, hi = ax.get_xlim()
+    # the band runs along the diagonal at +/- the change needed
+    assert band[:, 1].max() == pytest.approx(hi + 1.96 * 2 * np.sqrt(2))
+    assert ax.get_xlim() == ax.get_ylim()
+    cut = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert {tuple(ln.get_ydata()) for ln in cut} >= {(12, 12)}
+    assert "1 patient(s) without both scores" in ax.get_title()
+
+
+def test_set_theme_and_save_figure(tmp_path):
+    import matplotlib as mpl
+
+    try:
+        als.set_theme("paper")
+        assert mpl.rcParams["font.size"] == 8 and mpl.colors.to_hex(mpl.rcParams["axes.prop_cycle"].by_key()["color"][0]) == "#0072b2"
+        als.set_theme("notebook")
+        assert mpl.rcParams["font.size"] == 11
+        with pytest.raises(als.AllianceStatsError, match="'paper' or 'notebook'"):
+            als.set_theme("poster")
+    finally:
+        mpl.rcdefaults()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([0, 1], [0, 1])
+    paths = als.save_figure(ax, tmp_path / "fig.png", width="single", dpi=100)
+    assert [p.suffix for p in paths] == [".pdf", ".png", ".svg"] and all(p.is_file() for p in paths)
+    assert fig.get_size_inches() == pytest.approx([3.5, 3.5 * 4 / 6])
+    from PIL import Image
+
+    w, h = Image.open(tmp_path / "fig.png").size
+    assert w <= 351 and w > 300  # 3.5 in at 100 dpi, minus the tight bounding box
+    assert als.save_figure(fig, tmp_path / "d", formats=("png",), width="double")[0].name == "d.png"
+    assert fig.get_size_inches()[0] == pytest.approx(7.2)
+    with pytest.raises(als.AllianceStatsError, match="'single', 'double'"):
+        als.save_figure(fig, tmp_path / "x", width="triple")
+    with pytest.raises(als.AllianceStatsError, match="unknown figure format"):
+        als.save_figure(fig, tmp_path / "x", formats=("gif",))

@@ -29,6 +29,17 @@ def test_grid_table_and_per_study_rows(grid):
         assert (g["significant"] == sig).all()
 
 
+def test_to_apa(grid):
+    apa = grid.to_apa()
+    t = grid.table
+    assert apa.columns.tolist() == ["N therapists", "Patients per therapist", "Sessions", "Effect", "Studies",
+                                    "Power [95% CI]", "Bias", "Coverage"]
+    assert apa["Studies"].tolist() == [6, 6, 6, 6]
+    r = t.iloc[0]
+    assert apa.loc[0, "Power [95% CI]"] == f"{r.power:.2f} [{r.power_ci_low:.2f}, {r.power_ci_high:.2f}]"
+    assert apa.loc[0, "Bias"] == f"{r.bias:.2f}"
+
+
 def test_same_seed_same_result_whatever_the_backend(grid):
     two = als.power_analysis(n_therapists=[4, 8], effect=[-1.5, -0.5], seed=11, n_jobs=2, **SMALL)
     pd.testing.assert_frame_equal(grid.sims, two.sims)

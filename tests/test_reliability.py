@@ -66,6 +66,9 @@ def test_reliable_change_hand_worked():
     # the same improvement without passing the cut-off is "improved"
     out2 = als.reliable_change(pd.DataFrame({"pre": [25], "post": [15]}), pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
     assert out2["category"].iloc[0] == "improved"
+    # a reliable improvement that starts below the cut-off crosses nothing: "improved", not "recovered"
+    out3 = als.reliable_change(pd.DataFrame({"pre": [11], "post": [2]}), pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    assert out3["rc"].iloc[0] == pytest.approx(-9 / np.sqrt(8)) and out3["category"].iloc[0] == "improved"
 
 
 def test_reliable_change_default_sd_and_direction():

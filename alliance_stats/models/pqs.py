@@ -12,6 +12,7 @@ from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, QSortError
 from ..exceptions import _show
+import html
 
 __all__ = [
     "pqs_prototype_fit",
@@ -299,8 +300,20 @@ class QFactorResult:
     def __repr__(self) -> str:
         return self.summary()
 
+    def to_apa(self) -> pd.DataFrame:
+        """APA-style table of the factors: eigenvalue (after rotation), % of variance,
+        cumulative %, and the number of sorts defining each factor."""
+        v = self.variance
+        return pd.DataFrame({
+            "Factor": v["factor"],
+            "Eigenvalue": [f"{x:.2f}" for x in v["ss_loadings"]],
+            "% variance": [f"{x:.1f}" for x in v["variance_pct"]],
+            "Cumulative %": [f"{x:.1f}" for x in v["cumulative_pct"]],
+            "Defining sorts": [int((self.loadings["defines"] == f).sum()) for f in v["factor"]],
+        })
+
     def _repr_html_(self) -> str:
-        return f"<pre>{self.summary()}</pre>" + self.variance.to_html(index=False)
+        return f"<pre>{html.escape(self.summary())}</pre>" + self.to_apa().to_html(index=False)
 
 
 def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rotation: str = "varimax", max_factors: int = 7) -> QFactorResult:

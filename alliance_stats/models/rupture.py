@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
-from .._format import apa_p
+from .._format import apa_p, fmt_ci
 from ..io import check_session_keys
 from ..exceptions import _fmt_labels
 
@@ -463,8 +463,25 @@ class RuptureOutcomeResult:
     def __repr__(self) -> str:
         return self.summary()
 
+    def to_apa(self) -> pd.DataFrame:
+        """APA-style table of the status contrasts: b, SE, t, df, p, 95% CI and the r-equivalent."""
+        e = self.effects
+        crit = stats.t.ppf(0.975, e["df"].to_numpy(float))
+        lo = e["estimate"] - crit * e["se"]
+        hi = e["estimate"] + crit * e["se"]
+        return pd.DataFrame({
+            "Contrast": e["contrast"],
+            "b": [f"{v:.2f}" for v in e["estimate"]],
+            "SE": [f"{v:.2f}" for v in e["se"]],
+            "t": [f"{v:.2f}" for v in e["statistic"]],
+            "df": [f"{v:.1f}" for v in e["df"]],
+            "p": [apa_p(v) for v in e["p"]],
+            "95% CI": [fmt_ci(a, b) for a, b in zip(lo, hi)],
+            "r (equivalent)": [f"{v:.2f}" for v in e["r_equivalent"]],
+        })
+
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
+        return f"<pre>{html.escape(self.summary())}</pre>" + self.to_apa().to_html(index=False)
 
     def plot(self, ax=None):
         """Mean change in outcome by rupture-repair status with 95% CIs."""

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._format import apa_p
+from .._format import apa_p, fmt_ci
 from ..exceptions import AllianceStatsError, ColumnError
 from ..io import check_session_keys
 from ..simulate import ALLIANCE_TYPES, TREATMENT_PHASES
@@ -95,6 +95,19 @@ class TransitionResult:
             f"<div><strong>{self.n_transitions} transitions</strong>; G²({t['df']}) = {t['g2']:.2f}, "
             f"p {html.escape(apa_p(t['p'], eq=True))}{self.probabilities.round(3).to_html()}</div>"
         )
+
+    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+        """APA-style transition table: one row per from-state with its number of transitions,
+        and per to-state the probability with its Wilson CI in brackets."""
+        rows = []
+        for a in self.probabilities.index:
+            row = {"From": str(a), "n": int(self.counts.loc[a].sum())}
+            for b in self.probabilities.columns:
+                p = self.probabilities.at[a, b]
+                row[str(b)] = "NA" if not np.isfinite(p) else (
+                    f"{p:.{digits}f} " + fmt_ci(self.ci_low.at[a, b], self.ci_high.at[a, b], digits))
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def plot(self, ax=None, **kw):
         """Heatmap of the transition probabilities; see :func:`alliance_stats.plot_transitions`."""
