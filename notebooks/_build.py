@@ -663,6 +663,143 @@ Kumle, L., Võ, M. L.-H., & Draschkow, D. (2021). Estimating power in (generaliz
 ]
 
 
+NB07 = [
+    ("md", """# 07 · Reproducing the field's standard figures
+
+Every standard figure of an alliance paper, built from the synthetic sample study in one go. Each
+figure is one call on a tidy table with column names. Each function returns the matplotlib Axes
+(or a seaborn grid for faceted figures), so you can finish the figure with ordinary matplotlib.
+`als.set_theme("paper")` gives journal font sizes and a colour-blind-safe palette (Okabe & Ito).
+`als.save_figure` writes PDF, PNG and SVG at a journal column width, and `als.export_table`
+writes any APA table to Word, LaTeX, HTML, Markdown or CSV.
+
+The figures are modelled on published ones:
+
+| figure | function | after |
+|---|---|---|
+| session-by-session trajectories | `plot_trajectories` | Stiles et al. (2004), Kivlighan & Shaughnessy (2000) |
+| reliable and clinically significant change | `plot_reliable_change` | Jacobson & Truax (1991) |
+| within- vs between-patient effects | `plot_within_between` | Falkenström et al. (2013, 2017) |
+| therapist caterpillar plot | `plot_therapist_effects` | Baldwin, Wampold & Imel (2007) |
+| rupture V, repaired vs unrepaired | `plot_rupture_profile`, `plot_patient_series` | Stiles et al. (2004), Strauss et al. (2006) |
+| transitions between alliance types | `plot_transitions` | Bakeman & Quera (2011) |
+| PQS profile | `plot_pqs_profile` | Jones (2000), Ablon & Jones (1998) |
+| forest and funnel plots | `forest_plot`, `funnel_plot` | Flückiger et al. (2018) |"""),
+    ("code", """import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import alliance_stats as als
+
+als.set_theme("paper")
+figdir = Path(tempfile.mkdtemp())   # use e.g. Path("figures") for your paper
+df = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
+                       therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
+df[["patient", "therapist", "session", "wai_sr_total", "phq9_total"]].head()"""),
+    ("md", """## 1. Trajectories
+One thin line per patient and the session mean with its 95% band. The mean is drawn only where at
+least five patients were seen, so that a few long treatments do not make a ragged tail. Below, the
+PHQ-9 trajectories of patients who improved reliably are set against those who did not (`hue`).
+The next figure splits the alliance by the trajectory pattern of each patient (`col`)."""),
+    ("code", """ends = (df.dropna(subset=["phq9_total"]).sort_values("session")
+          .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))
+rc = als.reliable_change(ends, pre="pre", post="post", reliability=0.89, cutoff=10, higher_is_better=False)
+ends["reliable improvement"] = rc["category"].isin(["recovered", "improved"]).map({True: "yes", False: "no"})
+d = df.merge(ends[["reliable improvement"]], left_on="patient", right_index=True)
+
+fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8))
+als.plot_trajectories(df, "wai_sr_total", ax=axes[0], max_patients=60)
+als.plot_trajectories(d, "phq9_total", hue="reliable improvement", ax=axes[1], max_patients=60)
+als.save_figure(fig, figdir / "trajectories", width="double")
+plt.show()"""),
+    ("code", """patterns = als.alliance_trajectories(df, "wai_sr_total")
+grid = als.plot_trajectories(df.merge(patterns[["patient", "pattern"]].dropna(), on="patient"),
+                             "wai_sr_total", col="pattern", min_n=3)
+plt.show()"""),
+    ("md", """## 2. Reliable and clinically significant change
+First against last PHQ-9 for each patient. The grey band is the region without reliable change
+(±1.96 · S_diff around the diagonal), and the dashed lines mark the clinical cut-off of 10. A
+patient has *recovered* when the improvement is reliable and crosses the cut-off."""),
+    ("code", """ax = als.plot_reliable_change(ends, pre="pre", post="post", reliability=0.89, cutoff=10, higher_is_better=False)
+plt.show()"""),
+    ("md", """## 3. Within- and between-patient alliance effects, and therapists
+The lagged model of notebook 02 separates the within-patient effect (a better alliance than usual
+for this patient predicts fewer symptoms at the next session) from the between-patient and
+therapist-level effects. The caterpillar plot shows the therapist random intercepts of the
+alliance with 95% conditional intervals."""),
+    ("code", """ao = als.alliance_outcome(df, outcome="phq9_total", alliance="wai_sr_total", therapist="therapist",
+                          covariates=["session"])
+m3 = als.lmm("wai_sr_total ~ session + (1 | therapist/patient)", data=df)
+fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.2))
+ao.plot(ax=axes[0])
+als.plot_therapist_effects(m3, ax=axes[1])
+fig.tight_layout()
+plt.show()
+ao.to_apa()"""),
+    ("md", """## 4. Rupture–repair: the V, and one patient's series
+Episodes are aligned on the rupture session. The 1-SD and 2-SD thresholds are shown side by side
+because published rupture rates depend heavily on this choice."""),
+    ("code", """fig, axes = plt.subplots(1, 3, figsize=(10, 3), gridspec_kw={"width_ratios": [1, 1, 1.4]})
+for ax, k in zip(axes[:2], (1.0, 2.0)):
+    ep = als.detect_ruptures(df, "wai_sr_total", threshold=k, max_decline_sessions=3)
+    als.plot_rupture_profile(df, "wai_sr_total", ep, ax=ax, title=f"{k:g}-SD rule: {len(ep)} episodes")
+pid = ep["patient"].value_counts().index[0]
+als.plot_patient_series(df, "wai_sr_total", patient_id=pid, episodes=ep, ax=axes[2])
+fig.tight_layout()
+plt.show()"""),
+    ("md", """## 5. Transitions between alliance types
+Row = type at one session, column = type at the next scored session."""),
+    ("code", """tr = als.transitions(df, "alliance_type", states=als.ALLIANCE_TYPES)
+ax = als.plot_transitions(tr)
+plt.show()
+tr.to_apa()"""),
+    ("md", """## 6. The PQS profile
+The 100 PQS items ranked by their mean pile in the CBT sessions, with the five most and least
+characteristic items numbered."""),
+    ("code", """sorts = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id",
+                        rater="judge", items="PQS_{}")
+items = als.pqs_items(sorts, by="therapy")
+ax = als.plot_pqs_profile(items[items.therapy == "CBT"].drop(columns="therapy"))
+plt.show()"""),
+    ("md", """## 7. Forest and funnel plots
+The synthetic table of study correlations is calibrated to Flückiger et al. (2018). Effects are
+averaged within studies first (Borenstein et al. 2009)."""),
+    ("code", """per_study = als.aggregate_effects(als.load_sample("meta"), by="study", r="r", n="n", r_between=0.5)
+res = als.meta_analysis(per_study, r="r", n="n", study="study")
+ax = als.forest_plot(res, group="rater")
+plt.show()
+ax = als.funnel_plot(res, contours=True, trim_and_fill=True)
+plt.show()"""),
+    ("md", """## 8. Saving figures and tables for the journal
+`save_figure` writes each format at a single (89 mm) or double (183 mm) column width.
+`export_table` chooses the format from the file extension, and a `.docx` table can go straight
+into the manuscript."""),
+    ("code", """files = als.save_figure(ax, figdir / "funnel", formats=("pdf", "png"), width="single", dpi=300)
+for ext in (".docx", ".tex", ".md"):
+    als.export_table(ao.to_apa(), figdir / f"table2_alliance_outcome{ext}",
+                     caption="Table 2. Lagged within- and between-patient alliance effects on PHQ-9",
+                     note="REML; Satterthwaite df; 95% CIs.")
+sorted(p.name for p in figdir.iterdir())"""),
+    ("md", """The same figures and tables, with methods paragraphs, come out of one command:
+`alliance-stats demo` for the sample study, or `alliance-stats analyze STUDY.toml` for your data.
+
+### References
+Ablon, J. S., & Jones, E. E. (1998). *Psychotherapy Research, 8*, 71–83.
+Bakeman, R., & Quera, V. (2011). *Sequential analysis and observational methods for the behavioral sciences*. Cambridge University Press.
+Baldwin, S. A., Wampold, B. E., & Imel, Z. E. (2007). *J Consult Clin Psychol, 75*, 842–852.
+Borenstein, M., Hedges, L. V., Higgins, J. P. T., & Rothstein, H. R. (2009). *Introduction to meta-analysis*. Wiley.
+Falkenström, F., Granström, F., & Holmqvist, R. (2013). *J Couns Psychol, 60*, 317–328.
+Falkenström, F., Finkel, S., Sandell, R., Rubel, J. A., & Holmqvist, R. (2017). *J Consult Clin Psychol, 85*, 537–549.
+Flückiger, C., Del Re, A. C., Wampold, B. E., & Horvath, A. O. (2018). *Psychotherapy, 55*, 316–340.
+Jacobson, N. S., & Truax, P. (1991). *J Consult Clin Psychol, 59*, 12–19.
+Jones, E. E. (2000). *Therapeutic action: A guide to psychoanalytic therapy*. Jason Aronson.
+Kivlighan, D. M., & Shaughnessy, P. (2000). *J Couns Psychol, 47*, 362–371.
+Okabe, M., & Ito, K. (2008). *Color universal design (CUD): How to make figures and presentations that are friendly to colorblind people*.
+Stiles, W. B., et al. (2004). *J Couns Psychol, 51*, 81–92.
+Strauss, J. L., et al. (2006). *J Consult Clin Psychol, 74*, 337–345."""),
+]
+
+
 if __name__ == "__main__":
     write("01_load_and_score.ipynb", NB01)
     write("02_alliance_outcome.ipynb", NB02)
@@ -671,3 +808,4 @@ if __name__ == "__main__":
     write("06_pqs.ipynb", NB06)
     write("03_rupture_repair.ipynb", NB03)
     write("04_alliance_sequences.ipynb", NB04)
+    write("07_reproduce_standard_figures.ipynb", NB07)

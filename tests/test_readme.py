@@ -1,6 +1,7 @@
 import re
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -10,8 +11,25 @@ def _blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
+    tour = [b for b in _blocks() if "# load and score" in b and "# meta-analysis" in b]
+    assert len(tour) == 1, "the README lost its short tour"
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    try:
+        exec(compile(tour[0], str(README), "exec"), ns)
+    finally:
+        mpl.rcdefaults()
+        plt.close("all")
+    assert len(ns["df"]) == 1821
+    assert ns["ao"].effects["level"].tolist() == ["within-patient", "between-patient", "therapist"]
+    assert len(ns["ep"]) > 0 and ns["meta"].k == ns["studies"]["study"].nunique()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure2.pdf", "figure2.png", "table2.docx"]
+
+
 def test_readme_examples_run_as_written():
-    runnable = [b for b in _blocks() if "read_sessions" in b or "meta_analysis" in b or "detect_ruptures" in b or "alliance_outcome" in b]
+    runnable = [b for b in _blocks() if ("read_sessions" in b or "meta_analysis" in b or "detect_ruptures" in b
+                                        or "alliance_outcome" in b) and "# load and score" not in b]
     assert len(runnable) == 4, "the README lost its load-and-score, alliance-outcome, meta-analysis or rupture example"
     ns: dict = {}
     for block in runnable:
