@@ -86,6 +86,15 @@ def _group_codes(df, cols):
     return df.groupby(list(cols), sort=True, observed=True).ngroup().to_numpy()
 
 
+def _join_keys(df: pd.DataFrame) -> pd.Series:
+    """'a:b' labels of several ID columns, vectorised (no per-row Python)."""
+    cols = [df[c].astype(str).astype(object) for c in df.columns]
+    out = cols[0]
+    for c in cols[1:]:
+        out = out + ":" + c
+    return out
+
+
 def build_design(formula: str, data: pd.DataFrame) -> _Design:
     from formulaic import model_matrix
 
@@ -95,8 +104,9 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     cols = _needed_columns(data, response, fixed, terms)
     sub = data[cols]
     miss = sub.isna()
-    first = miss.idxmax(axis=1).where(miss.any(axis=1))
-    dropped = first.dropna().value_counts().reindex([c for c in cols if c in set(first.dropna())])
+    anymiss = miss.any(axis=1)
+    counts = miss[anymiss].idxmax(axis=1).value_counts() if anymiss.any() else pd.Series(dtype=int)
+    dropped = counts.reindex([c for c in cols if c in counts.index])
     dropped.index = [f"missing {c}" for c in dropped.index]
     dropped.name = "rows"
     cc = sub.loc[~miss.any(axis=1)].copy()
@@ -188,7 +198,7 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
         codes = np.empty_like(newc)
         codes[order] = newc
         labels_df = cc.loc[:, list(d["cols"])].iloc[order][change]
-        labels = labels_df.astype(str).agg(":".join, axis=1).to_numpy() if len(d["cols"]) > 1 else labels_df.iloc[:, 0].to_numpy()
+        labels = _join_keys(labels_df).to_numpy() if len(d["cols"]) > 1 else labels_df.iloc[:, 0].to_numpy()
         levels.append(Level(name=d["name"], Z=Z, blocks=blocks, codes=codes, n_groups=int(newc[-1]) + 1))
         level_info.append(dict(name=d["name"], cols=d["cols"], exprs=exprs, specs=specs, term_names=names, labels=labels, id_frame=labels_df.reset_index(drop=True)))
     for li in range(len(levels) - 1):
@@ -223,8 +233,13 @@ def _full_rank(X, names):
 # optimisation
 # ----------------------------------------------------------------------------------------
 def _optimize(eng: NestedEngine, reml: bool):
-    """Minimise the profiled deviance: bounded quasi-Newton (L-BFGS-B with central-difference
-    gradients) from two starts, a Nelder-Mead polish of the best, keep the best of all.
+    """Minimise the profiled deviance.
+
+    First pass: bounded quasi-Newton (L-BFGS-B with central-difference gradients) from lme4's
+    start. If its optimum passes the convergence check (curvature-scaled gradient, as lme4's
+    ``solve(chol(H), grad)``), that is the answer. Otherwise the fallback runs: a second start,
+    and a derivative-free Nelder-Mead polish of the best, keeping the best of all; the optima
+    of the different starts are compared (``spread``).
 
     The objective is divided by its value at the start so that it is of order one whatever the
     number of rows; finite-difference gradients then stay accurate at 150,000 rows."""
@@ -240,15 +255,23 @@ def _optimize(eng: NestedEngine, reml: bool):
     def jac(t):
         return _grad(f, np.maximum(t, lo), lo, h=1e-6)
 
-    runs = []
-    for start in (x0, 0.3 * x0):
+    def quasi_newton(start):
         try:
             r = optimize.minimize(f, start, jac=jac, method="L-BFGS-B", bounds=bounds,
                                   options=dict(maxiter=2000, ftol=1e-15, gtol=1e-9, maxcor=20))
-            runs.append((float(r.fun), np.maximum(r.x, lo)))
+            return (float(r.fun), np.maximum(r.x, lo))
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):  # pragma: no cover - defensive
-            continue
-    if not runs or not np.isfinite(min(r[0] for r in runs)):
+            return None
+
+    runs = [r for r in (quasi_newton(x0),) if r is not None and np.isfinite(r[0])]
+    if runs:
+        gmax = _scaled_gradient(f, runs[0][1], lo, scale)
+        if gmax <= _GRAD_TOL:
+            return dict(theta_int=runs[0][1], dev=runs[0][0] * scale, spread=0.0, grad=gmax, n_runs=1)
+    second = quasi_newton(0.3 * x0)
+    if second is not None and np.isfinite(second[0]):
+        runs.append(second)
+    if not runs:
         raise ModelSpecError("the deviance could not be evaluated at any start; check the data for infinite values")
     runs.sort(key=lambda r: r[0])
     spread = (runs[-1][0] - runs[0][0]) * scale
@@ -261,23 +284,30 @@ def _optimize(eng: NestedEngine, reml: bool):
             best_f, best_x = float(r2.fun), np.maximum(r2.x, lo)
     except (np.linalg.LinAlgError, ValueError):  # pragma: no cover - defensive
         pass
-    # projected gradient at the optimum, scaled by the curvature (as lme4's check of
-    # solve(chol(H), grad)): a gradient small relative to how sharply the deviance curves
+    gmax = _scaled_gradient(f, best_x, lo, scale)
+    return dict(theta_int=best_x, dev=best_f * scale, spread=spread, grad=gmax, n_runs=len(runs))
+
+
+_GRAD_TOL = 2e-3  # largest curvature-scaled gradient accepted as converged (lme4's check uses 2e-3)
+
+
+def _scaled_gradient(f, x, lo, scale):
+    """Projected gradient at ``x`` scaled by the curvature, in deviance units (as lme4's check of
+    solve(chol(H), grad)): a gradient small relative to how sharply the deviance curves."""
     h = 1e-4
-    g = _grad(f, best_x, lo, h=h) * scale
-    active = np.isfinite(lo) & (best_x <= lo + 1e-6) & (g > 0)
-    f0 = f(best_x)
+    g = _grad(f, x, lo, h=h) * scale
+    active = np.isfinite(lo) & (x <= lo + 1e-6) & (g > 0)
+    f0 = f(x)
     curv = np.ones_like(g)
     for i in np.flatnonzero(~active):
-        e = np.zeros_like(best_x)
+        e = np.zeros_like(x)
         e[i] = h
-        if np.isfinite(lo[i]) and best_x[i] - h < lo[i]:
-            curv[i] = abs(f(best_x + 2 * e) - 2 * f(best_x + e) + f0) / h**2 * scale
+        if np.isfinite(lo[i]) and x[i] - h < lo[i]:
+            curv[i] = abs(f(x + 2 * e) - 2 * f(x + e) + f0) / h**2 * scale
         else:
-            curv[i] = abs(f(best_x + e) - 2 * f0 + f(best_x - e)) / h**2 * scale
+            curv[i] = abs(f(x + e) - 2 * f0 + f(x - e)) / h**2 * scale
     scaled = np.where(active, 0.0, np.abs(g) / np.sqrt(np.maximum(curv, 1.0)))
-    gmax = float(scaled.max()) if len(g) else 0.0
-    return dict(theta_int=best_x, dev=best_f * scale, spread=spread, grad=gmax, n_runs=len(runs))
+    return float(scaled.max()) if len(g) else 0.0
 
 
 def _simplex(x, lo):
@@ -466,7 +496,7 @@ class LMMResult:
                 if missing:
                     raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
                 Zn = np.hstack([pd.DataFrame(s.get_model_matrix(data, na_action="ignore")).to_numpy(float) for s in inf["specs"]])
-                key = data[list(inf["cols"])].astype(str).agg(":".join, axis=1) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+                key = _join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
                 pos = pd.Index(inf["labels"]).get_indexer(key)
                 bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
                 eta = eta + np.einsum("nq,nq->n", Zn, bb)
@@ -699,7 +729,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
             f"the optimizers reached optima {opt['spread']:.3g} deviance units apart from different starts; "
             "the best one is kept"
         )
-    if opt["grad"] > 2e-3:
+    if opt["grad"] > _GRAD_TOL:
         converged = False
     if sat is not None and sat["negative_eigen"] and not singular_terms:
         converged = False
