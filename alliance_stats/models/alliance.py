@@ -259,6 +259,7 @@ def alliance_outcome(
     direction: str = "alliance->outcome",
     reml: bool = True,
     df_method: str = "satterthwaite",
+    engine: str = "auto",
 ) -> AllianceOutcomeResult:
     """Fit the standard lagged within/between alliance-outcome model.
 
@@ -277,7 +278,8 @@ def alliance_outcome(
     given) and, with ``random_slope``, a random slope of the within-patient alliance.
     ``direction="outcome->alliance"`` swaps the roles (symptoms predicting the next alliance),
     so both directions come from one call each. ``detrend=True`` removes each patient's linear
-    trend from the within-patient predictors first (Falkenström et al. 2017).
+    trend from the within-patient predictors first (Falkenström et al. 2017). ``engine`` picks
+    who estimates the variance parameters (see :func:`lmm`).
 
     Rows without a score at session t - ``lag`` (first sessions, gaps) are left out and counted.
 
@@ -324,7 +326,7 @@ def alliance_outcome(
     else:
         rand = f"(1{slope} | {_q(patient)})"
     formula = f"{_q(resp)} ~ " + " + ".join(_q(t) for t in terms) + f" + {rand}"
-    model = lmm(formula, frame, reml=reml, df_method=df_method)
+    model = lmm(formula, frame, reml=reml, df_method=df_method, engine=engine)
     # say why rows were left out in the analysis' own words
     relabel = {
         f"missing {wl}": f"no {pred} at session t-{lag} (first session or a gap)",

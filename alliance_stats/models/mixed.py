@@ -288,6 +288,7 @@ def _optimize(eng: NestedEngine, reml: bool):
     return dict(theta_int=best_x, dev=best_f * scale, spread=spread, grad=gmax, n_runs=len(runs))
 
 
+ENGINES = ("auto", "fast", "statsmodels")
 _GRAD_TOL = 2e-3  # largest curvature-scaled gradient accepted as converged (lme4's check uses 2e-3)
 
 
@@ -437,6 +438,7 @@ class LMMResult:
     messages: list
     singular: bool
     dropped_terms: list
+    engine: str = "fast"
     _design: _Design = field(default=None)
     _sol: dict = field(default=None)
     _engine: NestedEngine = field(default=None)
@@ -459,7 +461,8 @@ class LMMResult:
 
     def refit(self, reml: bool | None = None, df_method: str | None = None) -> "LMMResult":
         """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT."""
-        return lmm(self.formula, self._design.data, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method)
+        return lmm(self.formula, self._design.data, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
+                   engine=self.engine)
 
     # -- random effects, prediction ----------------------------------------------------------
     def random_effects(self) -> pd.DataFrame:
@@ -631,7 +634,8 @@ class LMMResult:
 # ----------------------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------------------
-def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str = "satterthwaite") -> LMMResult:
+def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str = "satterthwaite",
+        engine: str = "auto") -> LMMResult:
     """Fit a linear mixed model written in lme4 syntax; the answers are lme4's and lmerTest's.
 
     Parameters
@@ -649,6 +653,15 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         REML (default, as lmer) or maximum likelihood (needed to compare fixed effects).
     df_method : {"satterthwaite", "z"}
         Satterthwaite t tests as lmerTest, or Wald z (df = inf).
+    engine : {"auto", "fast", "statsmodels"}
+        Who estimates the variance parameters. ``"fast"``: lme4's profiled deviance, evaluated
+        from per-group sufficient statistics (every nested design; see
+        ``alliance_stats/models/_lmm_engine.py``). ``"statsmodels"``: statsmodels' MixedLM
+        (one grouping factor, or random intercepts and uncorrelated slopes of patients within
+        therapists); everything else is computed at its estimate by the same code, so the
+        result is the same kind of object and a convergence warning tells when statsmodels
+        stopped short of the optimum. ``"auto"`` (default) is ``"fast"``, which covers every
+        design ``lmm`` accepts (crossed factors are refused by both).
 
     Returns
     -------
@@ -667,6 +680,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     """
     if df_method not in ("satterthwaite", "z"):
         raise ModelSpecError(f"df_method must be 'satterthwaite' or 'z', got {df_method!r}")
+    if engine not in ENGINES:
+        raise ModelSpecError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     d = build_design(formula, data)
     if len(d.y) < 2:  # pragma: no cover - guarded in build_design
         raise ModelSpecError("not enough rows")
@@ -679,7 +694,17 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
                 "its variance cannot be told apart from the residual"
             )
     eng = NestedEngine(d.X, d.y, d.levels)
-    opt = _optimize(eng, reml)
+    engine = "fast" if engine == "auto" else engine
+    if engine == "fast":
+        opt = _optimize(eng, reml)
+    else:
+        from ._lmm_statsmodels import statsmodels_theta
+
+        theta_sm, sm_info = statsmodels_theta(d, eng, reml)
+        theta_int = eng.to_int(theta_sm)
+        lo = np.where(np.isfinite(eng.lower), eng.lower, -np.inf)
+        dev = eng.deviance(theta_int, reml)
+        opt = dict(theta_int=theta_int, dev=dev, spread=0.0, grad=_scaled_gradient(lambda t: eng.deviance(np.maximum(t, lo), reml) / abs(dev), theta_int, lo, abs(dev)), n_runs=1)
     sol = eng.solve(opt["theta_int"], reml)
     theta = eng.to_orig(opt["theta_int"])
     sigma = float(np.sqrt(sol["sigma2"]))
@@ -760,7 +785,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         bic=float(-2 * llf + np.log(n) * npar), reml=reml, converged=converged, n_obs=n,
         n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
         df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
-        messages=messages, singular=singular, dropped_terms=d.dropped_cols,
+        messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat,
     )
     if d.dropped_cols:
