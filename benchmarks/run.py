@@ -127,17 +127,57 @@ def bench_lmm(with_r=True):
                     fit = {}
                     t = best_of(lambda: fit.setdefault("m", als.lmm(formula, d)), repeat=3)
                     tz = best_of(lambda: als.lmm(formula, d, df_method="z"), repeat=3)
-                row = {"model": name, "rows": fit["m"].n_obs, "als.lmm (Satterthwaite) s": t, "als.lmm (z) s": tz}
+                    t0 = time.perf_counter()
+                    sm = als.lmm(formula, d, df_method="z", engine="statsmodels")
+                    tsm = time.perf_counter() - t0
+                row = {"model": name, "rows": fit["m"].n_obs, "fast, Satterthwaite s": t, "fast, z s": tz,
+                       "statsmodels engine s": tsm, "statsmodels reached optimum": bool(sm.converged and abs(sm.llf - fit["m"].llf) < 1e-3)}
                 if have_r:
                     out = subprocess.run(["Rscript", str(script), str(path), formula], capture_output=True, text=True, check=True)
                     t1, t2, ll = map(float, out.stdout.split())
-                    row.update({"lme4::lmer s": t1, "lmerTest::lmer s": t2, "ratio als(z)/lme4": tz / t1,
-                                "ratio als/lmerTest": t / t2, "logLik diff (als - lme4)": fit["m"].llf - ll})
+                    row.update({"lme4::lmer s": t1, "lmerTest::lmer s": t2, "fast(z) / lme4": tz / t1,
+                                "fast(Satt.) / lmerTest": t / t2, "logLik diff (fast - lme4)": fit["m"].llf - ll})
                 rows.append(row)
     return rows
 
 
+MEMORY_CHILD = r"""
+import resource, sys, time, warnings
+import pandas as pd
+import alliance_stats as als
+warnings.simplefilter("ignore")
+d = pd.read_csv(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+m = als.lmm(sys.argv[2], d)
+el = time.perf_counter() - t
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(d), m.n_obs, before / 1024, after / 1024, el)
+"""
+
+
+def bench_memory():
+    """Peak resident memory of a fresh process that reads the ~150k-row data and fits the
+    three-level model with Satterthwaite df (ru_maxrss before and after the fit)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    d = lmm_data(*LMM_SIZES["~150k"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.csv"
+        d.to_csv(path, index=False)
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path), LMM_MODELS["three-level (therapist/patient)"]],
+                             capture_output=True, text=True, check=True)
+    rows, n_obs, before, after, el = out.stdout.split()
+    return {"model": "three-level (therapist/patient)", "rows read": int(rows), "rows fitted": int(n_obs),
+            "peak RSS before fit (MB)": float(before), "peak RSS after fit (MB)": float(after), "fit s": float(el)}
+
+
 def main():
+    if "--memory" in sys.argv:
+        print(pd.DataFrame([bench_memory()]).to_markdown(index=False, floatfmt=".1f"))
+        return
     if "--lmm" in sys.argv:
         out = pd.DataFrame(bench_lmm())
         print(out.to_markdown(index=False, floatfmt=".3f"))

@@ -258,7 +258,7 @@ def _optimize(eng: NestedEngine, reml: bool):
     def quasi_newton(start):
         try:
             r = optimize.minimize(f, start, jac=jac, method="L-BFGS-B", bounds=bounds,
-                                  options=dict(maxiter=2000, ftol=1e-15, gtol=1e-9, maxcor=20))
+                                  options=dict(maxiter=2000, ftol=FTOL, gtol=GTOL, maxcor=20))
             return (float(r.fun), np.maximum(r.x, lo))
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):  # pragma: no cover - defensive
             return None
@@ -289,6 +289,7 @@ def _optimize(eng: NestedEngine, reml: bool):
 
 
 ENGINES = ("auto", "fast", "statsmodels")
+FTOL, GTOL = 1e-12, 1e-7  # L-BFGS-B stopping rules on the normalised deviance
 _GRAD_TOL = 2e-3  # largest curvature-scaled gradient accepted as converged (lme4's check uses 2e-3)
 
 
