@@ -381,7 +381,8 @@ def test_an_optimizer_that_stops_early_is_reported_not_hidden(monkeypatch, sleep
     from alliance_stats.models import mixed
 
     def stuck(f, x0, **kw):
-        return SimpleNamespace(x=np.asarray(x0, float), fun=f(np.asarray(x0, float)))
+        v = f(np.asarray(x0, float))
+        return SimpleNamespace(x=np.asarray(x0, float), fun=v[0] if isinstance(v, tuple) else v)  # jac=True: (f, g)
 
     monkeypatch.setattr(mixed.optimize, "minimize", stuck)
     with pytest.warns(als.ConvergenceWarning, match="may not have converged.*Try"):

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg.lapack import dpotrf as _potrf, dtrtrs as _trtrs
 
 
 @dataclass
@@ -96,6 +97,7 @@ class NestedEngine:
             lv.scale = np.where(rms > 0, rms, 1.0)
         self.xscale = np.sqrt(np.mean(self.X**2, axis=0))
         self.xscale[self.xscale == 0] = 1.0
+        self._logxs2 = 2.0 * float(np.log(self.xscale).sum())
         self._tri = [_tri_index(lv.blocks) for lv in levels]
         self.n_theta = int(sum(len(t[0]) for t in self._tri))
         lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self._tri])
@@ -231,7 +233,7 @@ class NestedEngine:
         if len(self.levels) == 1:
             F = self._rr0 - (B.reshape(-1) @ self._outer0.reshape(-1, r0 * r0)).reshape(r0, r0)
         else:
-            corr = np.einsum("gk,gkj->gj", B, self._outer0)
+            corr = self._outer0[:, 0, :] * B if q0 == 1 else np.einsum("gk,gkj->gj", B, self._outer0)
             cur = self._rr0 - np.add.reduceat(corr, self._parent_starts[0], axis=0).reshape(-1, r0, r0)
             T = np.eye(r0)
             off = 0
@@ -242,6 +244,17 @@ class NestedEngine:
             cur = np.matmul(np.matmul(T.T, cur), T)
             for li in range(1, len(self.levels)):
                 q = self.q[li]
+                last = li + 1 == len(self.levels)
+                if q == 1:  # a random intercept (the usual therapist level): scalar blocks
+                    a = cur[:, 0, 0] + 1.0
+                    logdet += float(np.log(a).sum())
+                    u = cur[:, 0, 1:]
+                    if last:
+                        cur = cur[:, 1:, 1:].sum(axis=0) - (u / a[:, None]).T @ u
+                    else:
+                        S = cur[:, 1:, 1:] - u[:, :, None] * (u / a[:, None])[:, None, :]
+                        cur = np.add.reduceat(S, self._parent_starts[li], axis=0)
+                    continue
                 Lc = np.linalg.cholesky(cur[:, :q, :q] + np.eye(q))
                 logdet += 2.0 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum()
                 C = np.linalg.solve(Lc, cur[:, :q, q:])
@@ -249,8 +262,11 @@ class NestedEngine:
                 cur = np.add.reduceat(S, self._parent_starts[li], axis=0) if li + 1 < len(self.levels) else S.sum(axis=0)
             F = cur
         p = self.p
-        RX = np.linalg.cholesky(F[:p, :p]).T
-        cb = np.linalg.solve(RX.T, F[:p, p])
+        RX, info = _potrf(F[:p, :p], lower=0)  # LAPACK directly: numpy's wrappers cost more than the work at p < 10
+        if info != 0:
+            raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
+        RX = np.triu(RX)
+        cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
         r2 = float(F[p, p] - cb @ cb)
         return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300), lams=lams)
 
@@ -268,7 +284,7 @@ class NestedEngine:
         n, p = self.n, self.p
         if reml:
             # log|R_X|^2 for the unscaled X: scaled columns X/s give R_X(scaled) = R_X / s
-            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + 2.0 * np.log(self.xscale).sum()
+            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
             return f["logdet"] + ldrx + (n - p) * (1.0 + np.log(2.0 * np.pi * f["r2"] / (n - p)))
         return f["logdet"] + n * (1.0 + np.log(2.0 * np.pi * f["r2"] / n))
 
