@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from .._format import apa_p, fmt_ci
 from ..exceptions import (
@@ -819,8 +819,10 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         df = np.full(len(beta), np.inf)
     t = beta / se
     with np.errstate(invalid="ignore"):
-        p = np.where(np.isfinite(df), 2 * stats.t.sf(np.abs(t), df), 2 * stats.norm.sf(np.abs(t)))
-        crit = np.where(np.isfinite(df), stats.t.ppf(0.975, np.where(np.isfinite(df), df, 1)), stats.norm.ppf(0.975))
+        # Student t with df (the normal at df = inf), from scipy.special: the same values as
+        # scipy.stats.t without the distribution-object overhead
+        p = 2 * special.stdtr(df, -np.abs(t))
+        crit = special.stdtrit(df, 0.975)
     fixed = pd.DataFrame({"term": d.xnames, "estimate": beta, "se": se, "df": df, "t": t, "p": p, "ci_low": beta - crit * se, "ci_high": beta + crit * se})
 
     # variance components --------------------------------------------------------------------
@@ -866,7 +868,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         )
         messages.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=user_stacklevel())
-    singular = bool(singular_terms) or bool(((random["corr"].abs() > 1 - 1e-6)).any())
+    corrs = random["corr"].to_numpy(float)
+    singular = bool(singular_terms) or bool((np.abs(corrs[np.isfinite(corrs)]) > 1 - 1e-6).any())
     if singular:
         what = f"the variance of {_fmt_labels(singular_terms)} is estimated at zero" if singular_terms else "a random-effect correlation is estimated at +/-1"
         msg = (
