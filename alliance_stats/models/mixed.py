@@ -155,9 +155,9 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     anymiss = miss.any(axis=1)
     counts = np.bincount(miss[anymiss].argmax(axis=1), minlength=len(cols)) if anymiss.any() else np.zeros(len(cols), int)
     dropped = pd.Series({f"missing {c}": int(k) for c, k in zip(cols, counts) if k}, dtype="int64", name="rows")
-    cc = sub.loc[~anymiss].copy()
-    for c in cc.columns:
-        if pd.api.types.is_numeric_dtype(cc[c]) and not pd.api.types.is_bool_dtype(cc[c]):
+    cc = sub.loc[~anymiss].copy() if anymiss.any() else sub
+    for c, dt in cc.dtypes.items():
+        if pd.api.types.is_float_dtype(dt):  # integer and boolean columns cannot hold infinity
             inf = np.isinf(cc[c].to_numpy(float))
             if inf.any():
                 raise ModelSpecError(
@@ -282,6 +282,12 @@ def _full_rank(X, names):
     sc = np.sqrt((X**2).mean(axis=0))
     sc[sc == 0] = 1.0
     Xs = X / sc
+    if np.all(sc > 0) and X.shape[0] >= X.shape[1]:
+        # the usual case, full rank: one QR shows it (each column's part orthogonal to the
+        # columns before it is |R_jj|); the column-by-column check runs only when one is small
+        R = np.linalg.qr(Xs, mode="r")
+        if np.all(np.abs(np.diag(R)) > 1e-6 * np.linalg.norm(Xs, axis=0)):
+            return list(range(X.shape[1])), []
     keep, Q = [], np.empty((X.shape[0], 0))
     for j in range(X.shape[1]):
         x = Xs[:, j]
@@ -352,7 +358,17 @@ def _optimize(eng: NestedEngine, reml: bool):
     # forward differences (k + 1 evaluations a step) on small data, where they reach the optimum
     # and the fixed cost of a step dominates; central differences (2k + 1) on large data, where the
     # optimum is sharp and forward differences stop just short of the convergence check
-    first = first_pass(x0) if eng.n < FORWARD_MAX_ROWS else quasi_newton(x0)
+    if eng.n_theta == 1 and np.isfinite(lo[0]):
+        # one variance (a random intercept): the deviance depends on theta^2, so Brent's method
+        # on the whole line finds the optimum of |theta| in a few evaluations
+        try:
+            r = optimize.minimize_scalar(lambda t: f(np.array([abs(t)])), bracket=(x0[0], 0.5 * x0[0]),
+                                         method="brent", options=dict(xtol=1e-10))
+            first = (float(r.fun), np.array([abs(r.x)]))
+        except (ValueError, RuntimeError, np.linalg.LinAlgError):  # pragma: no cover - defensive
+            first = None
+    else:
+        first = first_pass(x0) if eng.n < FORWARD_MAX_ROWS else quasi_newton(x0)
     runs = [r for r in (first,) if r is not None and np.isfinite(r[0])]
     if runs:
         gmax = _scaled_gradient(f, runs[0][1], lo, scale)
@@ -868,7 +884,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         )
         messages.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=user_stacklevel())
-    corrs = random["corr"].to_numpy(float)
+    corrs = np.array([r["corr"] for r in rows], float)
     singular = bool(singular_terms) or bool((np.abs(corrs[np.isfinite(corrs)]) > 1 - 1e-6).any())
     if singular:
         what = f"the variance of {_fmt_labels(singular_terms)} is estimated at zero" if singular_terms else "a random-effect correlation is estimated at +/-1"
