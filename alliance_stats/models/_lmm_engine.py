@@ -265,7 +265,8 @@ class NestedEngine:
         RX, info = _potrf(F[:p, :p], lower=0)  # LAPACK directly: numpy's wrappers cost more than the work at p < 10
         if info != 0:
             raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
-        RX = np.triu(RX)
+        # potrf leaves the input below the diagonal: only the upper triangle and the diagonal
+        # are read from here on (trtrs, the log-determinant); vcov_beta takes triu before inverting
         cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
         r2 = float(F[p, p] - cb @ cb)
         return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300), lams=lams)
@@ -304,7 +305,7 @@ class NestedEngine:
     def vcov_beta(self, theta, sigma):
         """sigma^2 (R_X'R_X)^{-1} for the unscaled X at original-scale theta."""
         f = self._factor_fast(self.to_int(theta))
-        Ri = np.linalg.inv(f["RX"])
+        Ri = np.linalg.inv(np.triu(f["RX"]))
         V = Ri @ Ri.T
         return sigma**2 * V / np.outer(self.xscale, self.xscale)
 

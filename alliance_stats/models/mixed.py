@@ -58,9 +58,10 @@ class _Design:
     dropped: pd.Series
 
 
-def _needed_columns(data, response, fixed, terms):
+def _needed_columns(data, response, fixed, terms, dtypes=None):
     from formulaic import Formula
 
+    dtypes = dtypes if dtypes is not None else dict(zip(data.columns, data.dtypes))
     cols = []
 
     def add(names):
@@ -69,10 +70,10 @@ def _needed_columns(data, response, fixed, terms):
                 cols.append(c)
 
     add([response] if response in data.columns else sorted(Formula(f"{response} ~ 1").required_variables, key=str))
-    plain = _plain_terms(fixed, data)
+    plain = _plain_terms(fixed, dtypes)
     add(plain[1] if plain is not None else sorted(Formula(fixed).required_variables, key=lambda c: fixed.find(c)))
     for t in terms:
-        plain = _plain_terms(t.expr, data)
+        plain = _plain_terms(t.expr, dtypes)
         add(plain[1] if plain is not None else sorted(Formula(t.expr).required_variables, key=str))
     for t in terms:
         add(t.group)
@@ -88,7 +89,7 @@ def _needed_columns(data, response, fixed, terms):
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _plain_terms(expr: str, data: pd.DataFrame):
+def _plain_terms(expr: str, dtypes: dict):
     """``(intercept, [columns])`` when ``expr`` is a plain sum of numeric columns (``1 + a + b``,
     ``0 + a``, ``a``), else None. Such terms are built without formulaic: the same columns, in
     the same order, with the same names ('Intercept' first), at a fraction of the cost."""
@@ -99,9 +100,9 @@ def _plain_terms(expr: str, data: pd.DataFrame):
         if tok in ("0", "-1"):
             intercept = False
             continue
-        if not _IDENT.match(tok) or tok in cols or tok not in data.columns:
+        if not _IDENT.match(tok) or tok in cols or tok not in dtypes:
             return None
-        dt = data[tok].dtype
+        dt = dtypes[tok]
         if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
             return None
         cols.append(tok)
@@ -120,7 +121,11 @@ def _group_codes(df, cols):
     ``groupby(cols, sort=True).ngroup()``)."""
     codes = None
     for c in cols:
-        k, uniq = pd.factorize(df[c], sort=True)
+        v = df[c].to_numpy()
+        if v.dtype.kind in "iuf":  # numeric IDs: numpy's sort-based unique is cheaper than factorize
+            uniq, k = np.unique(v, return_inverse=True)
+        else:
+            k, uniq = pd.factorize(df[c], sort=True)
         codes = k.astype(np.int64) if codes is None else np.unique(codes * len(uniq) + k, return_inverse=True)[1]
     return codes
 
@@ -148,7 +153,8 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     response, fixed, terms = parse_formula(formula)
-    cols = _needed_columns(data, response, fixed, terms)
+    dtypes = dict(zip(data.columns, data.dtypes))
+    cols = _needed_columns(data, response, fixed, terms, dtypes)
     sub = data[cols]
     sub.attrs = {}  # pandas copies attrs on every derived frame; the design needs none of them
     miss = sub.isna().to_numpy()
@@ -175,7 +181,7 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
         rows = cc.index[yy.isna().to_numpy()].tolist()
         raise ModelSpecError(f"outcome {response!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
     y = yy.to_numpy(float)
-    plain = _plain_terms(fixed, cc)
+    plain = _plain_terms(fixed, dtypes)
     if plain is not None:
         X, xnames = _plain_matrix(plain, cc)
         x_spec = None  # made by formulaic on first use (prediction on new data)
@@ -234,7 +240,7 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     for li, d in enumerate(info):
         exprs, specs, names, blocks, Zs = [], [], [], [], []
         for t in d["terms"]:
-            plain = _plain_terms(t.expr, cc)
+            plain = _plain_terms(t.expr, dtypes)
             if plain is not None:
                 zmat, znames = _plain_matrix(plain, cc)
                 spec = None  # made by formulaic on first use
