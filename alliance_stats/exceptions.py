@@ -7,6 +7,8 @@ Warnings subclass :class:`AllianceStatsWarning`.
 
 from __future__ import annotations
 
+import functools
+
 __all__ = [
     "AllianceStatsError",
     "InstrumentKeyError",
@@ -49,14 +51,19 @@ def _fmt_labels(labels, limit: int = 10) -> str:
 def user_stacklevel() -> int:
     """Stack level of the first frame outside alliance_stats, for warnings.warn."""
     import sys
-    from pathlib import Path
 
-    pkg = str(Path(__file__).resolve().parent)
     level, frame = 1, sys._getframe(1)
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(pkg):
+    while frame is not None and _in_package(frame.f_code.co_filename):
         frame = frame.f_back
         level += 1
     return level
+
+
+@functools.lru_cache(maxsize=512)
+def _in_package(filename: str) -> bool:
+    from pathlib import Path
+
+    return str(Path(filename).resolve()).startswith(str(Path(__file__).resolve().parent))
 
 
 class AllianceStatsError(ValueError):

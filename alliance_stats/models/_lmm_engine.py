@@ -235,13 +235,18 @@ class NestedEngine:
         else:
             corr = self._outer0[:, 0, :] * B if q0 == 1 else np.einsum("gk,gkj->gj", B, self._outer0)
             cur = self._rr0 - np.add.reduceat(corr, self._parent_starts[0], axis=0).reshape(-1, r0, r0)
-            T = np.eye(r0)
-            off = 0
-            for Lm in lams[1:]:
-                k = Lm.shape[0]
-                T[off : off + k, off : off + k] = Lm
-                off += k
-            cur = np.matmul(np.matmul(T.T, cur), T)
+            if all(Lm.shape[0] == 1 for Lm in lams[1:]):  # coarser random intercepts: a diagonal scaling
+                dv = np.ones(r0)
+                dv[: len(lams) - 1] = [Lm[0, 0] for Lm in lams[1:]]
+                cur = cur * np.outer(dv, dv)
+            else:
+                T = np.eye(r0)
+                off = 0
+                for Lm in lams[1:]:
+                    k = Lm.shape[0]
+                    T[off : off + k, off : off + k] = Lm
+                    off += k
+                cur = np.matmul(np.matmul(T.T, cur), T)
             for li in range(1, len(self.levels)):
                 q = self.q[li]
                 last = li + 1 == len(self.levels)
