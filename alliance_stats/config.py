@@ -21,7 +21,7 @@ __all__ = ["ANALYSES", "StudyConfig", "load_config", "EXAMPLE_CONFIG"]
 ANALYSES = ("reliability", "trajectories", "reliable_change", "alliance_outcome", "therapist_effects",
             "ruptures", "transitions", "pqs", "meta")
 
-_STR, _BOOL, _NUM, _INT, _STRLIST = "text", "true or false", "a number", "a whole number", "a list of text"
+_STR, _NUM, _INT, _STRLIST = "text", "a number", "a whole number", "a list of text"
 
 #: table -> key -> (type, required)
 SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
@@ -158,7 +158,6 @@ def _key_lines(text: str) -> dict:
 def _check_type(cfg: StudyConfig, table: str, key: str, value, kind: str) -> None:
     ok = {
         _STR: isinstance(value, str) and value.strip() != "",
-        _BOOL: isinstance(value, bool),
         _NUM: isinstance(value, (int, float)) and not isinstance(value, bool),
         _INT: isinstance(value, int) and not isinstance(value, bool),
         _STRLIST: isinstance(value, list) and all(isinstance(v, str) and v for v in value),

@@ -267,7 +267,9 @@ class _Study:
         if rel is None:
             if inst is None:
                 raise self.cfg.error("reliable_change", "reliability", f"give the reliability of {self.outcome!r}: it is not the score of a configured instrument")
-            name = next(k for k in self.cfg.values["instruments"] if self.instrument_of(self.outcome).name == inst.name)
+            from .instruments import get_instrument
+
+            name = next(k for k in self.cfg.values["instruments"] if get_instrument(k).name == inst.name)
             first = self.sessions.sort_values("session").groupby("patient").head(1)
             r = reliability(first, name, items=self.cfg.values["instruments"][name])
             rel = float(r.loc[r["scale"] == "total", "alpha"].iloc[0])
@@ -383,7 +385,6 @@ class _Study:
         n_ass = int(summ["assessable"].sum())
         sec.text.append(f"{len(ep)} episodes in {int(summ['any_rupture'].sum())} of {n_ass} assessable patients; "
                         f"{int(ep['repaired'].sum()) if len(ep) else 0} repaired.")
-        by = summ.groupby("assessable")[["ruptures", "repaired", "unrepaired"]].sum().reset_index() if n_pat else summ
         self.o.table(ep, "rupture_episodes")
         self.o.table(summ, "rupture_by_patient")
         apa = ro.to_apa()
@@ -400,7 +401,6 @@ class _Study:
         sec.figures.append((self.o.figure(ax, "rupture_outcome"), "Change in outcome by status with 95% CIs"))
         sec.accounting.append(f"{n_ass} of {n_pat} patients assessable ({n_pat - n_ass} with too few scored sessions)."
                               + ("" if not any(ro.excluded.values()) else " Outcome model left out: " + "; ".join(f"{v} {k}" for k, v in ro.excluded.items() if v) + "."))
-        del by
         self.sections.append(sec)
 
     def transitions(self) -> None:
@@ -467,8 +467,8 @@ class _Study:
             pa = pqs_alliance(sorts, self.sessions, alliance=self.alliance, session=["patient", "session"])
             show = pa.head(10)
             sec.tables.append((self.o.table(pa, "pqs_alliance"), f"PQS items most correlated with {self.alliance}", show))
-        flagged = int(sorts.get("flag", pd.Series(dtype=object)).notna().sum()) if "flag" in sorts else 0
-        sec.accounting.append(f"{len(sorts)} sorts read; {flagged} flagged as malformed and left out.")
+        sec.accounting.append(f"{len(sorts)} sorts read, every one with the PQS forced distribution (a malformed sort stops "
+                              "the run with an error naming its session).")
         self.sections.append(sec)
 
     def meta(self) -> None:
