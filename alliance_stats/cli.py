@@ -87,6 +87,12 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+def _add_output_args(parser) -> None:
+    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument("--force", action="store_true", help="replace an existing results folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="alliance-stats",
@@ -124,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the standard study analysis on the synthetic sample study and write figures, "
         "tables and a self-contained report.html.",
     )
-    pd_.add_argument("--out", default="results", help="results folder (default: results)")
-    pd_.add_argument("--force", action="store_true", help="replace an existing results folder")
-    pd_.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_output_args(pd_)
     pd_.set_defaults(func=_cmd_demo)
 
     pa = sub.add_parser(
@@ -137,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "described by a TOML configuration, and write figures, tables and report.html.",
     )
     pa.add_argument("config", nargs="?", help="study configuration (TOML); see --example")
-    pa.add_argument("--out", default="results", help="results folder (default: results)")
-    pa.add_argument("--force", action="store_true", help="replace an existing results folder")
-    pa.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_output_args(pa)
     pa.add_argument("--example", action="store_true", help="print an example configuration and exit")
     pa.set_defaults(func=_cmd_analyze)
     return p
