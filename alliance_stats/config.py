@@ -164,6 +164,8 @@ def _check_type(cfg: StudyConfig, table: str, key: str, value, kind: str) -> Non
     }[kind]
     if not ok:
         raise cfg.error(table, key, f"must be {kind}, got {value!r}")
+    if (table, key) == ("output", "seed") and value < 0:
+        raise cfg.error(table, key, f"must be a whole number of 0 or more, got {value!r}")
     choices = _CHOICES.get((table, key))
     if choices and value not in choices:
         raise cfg.error(table, key, f"must be one of {', '.join(choices)}, got {value!r}")

@@ -239,6 +239,7 @@ class _Study:
             ax = plot_trajectories(s, col, max_patients=120, seed=self.seed)
             ax.set_title(f"{col} by session", fontsize=10)
             sec.figures.append((self.o.figure(ax, f"trajectories_{col}"), f"{col}: patients (thin) and mean with 95% band"))
+            sec.accounting.append(f"{col}: {int(s[col].notna().sum())} sessions drawn, {int(s[col].isna().sum())} without a score not drawn.")
         traj = alliance_trajectories(s, self.alliance)
         self.patterns = traj
         counts = traj["pattern"].value_counts(dropna=False).rename_axis("pattern").reset_index(name="patients")
@@ -257,6 +258,7 @@ class _Study:
         from .reliability import reliability, reliable_change
 
         s = self.sessions.dropna(subset=[self.outcome])
+        n_none = self.sessions["patient"].nunique() - s["patient"].nunique()
         g = s.sort_values("session").groupby("patient")[self.outcome]
         ends = pd.DataFrame({"pre": g.first(), "post": g.last(), "n": g.size()})
         one = ends["n"] < 2
@@ -270,30 +272,34 @@ class _Study:
             from .instruments import get_instrument
 
             name = next(k for k in self.cfg.values["instruments"] if get_instrument(k).name == inst.name)
+            scale = self.outcome[len(inst.prefix) + 1 :]  # "phq9_total" -> "total", "wai_sr_bond" -> "bond"
             first = self.sessions.sort_values("session").groupby("patient").head(1)
             r = reliability(first, name, items=self.cfg.values["instruments"][name])
-            rel = float(r.loc[r["scale"] == "total", "alpha"].iloc[0])
-            rel_note = f"Cronbach's alpha of {inst.name} at each patient's first session"
+            if scale not in set(r["scale"]):
+                raise self.cfg.error("reliable_change", "reliability", f"give the reliability of {self.outcome!r}: "
+                                     f"it is not a scale of {name} ({', '.join(r['scale'])})")
+            rel = float(r.loc[r["scale"] == scale, "alpha"].iloc[0])
+            rel_note = f"Cronbach's alpha of the {inst.name} {scale} scale at each patient's first session"
         cutoff = self.cfg.get("reliable_change", "cutoff")
-        if cutoff is None and inst is not None and inst.cutoffs:
+        if cutoff is None and inst is not None and inst.cutoffs and self.outcome == f"{inst.prefix}_total":
             cutoff = inst.cutoffs.get("clinical")
         rc = reliable_change(ends, pre="pre", post="post", reliability=rel, cutoff=cutoff, higher_is_better=self.higher_is_better)
         info = rc.attrs["alliance_stats"]
         tab = rc["category"].value_counts().reindex(rc["category"].cat.categories, fill_value=0).rename_axis("category").reset_index(name="patients")
         tab["percent"] = 100 * tab["patients"] / tab["patients"].sum()
-        self.improved = rc["category"].isin(["recovered", "improved"]).where(rc["category"].notna())
         sec = Section("reliable_change", "Reliable and clinically significant change")
         sec.methods = (
             f"Jacobson & Truax (1991): each patient's first and last {self.outcome} score; RC = (post − pre) / S_diff with "
             f"S_diff = √2 · SD_pre · √(1 − r_xx), reliable when |RC| > 1.96. r_xx = {rel:.3f} ({rel_note}); the change needed is "
-            f"{info['change_needed']:.2f} points." + (f" Recovered: reliable improvement ending past the clinical cut-off {cutoff:g}." if cutoff is not None else "")
+            f"{info['change_needed']:.2f} points." + (f" Recovered: reliable improvement crossing the clinical cut-off {cutoff:g} (from the dysfunctional range)." if cutoff is not None else "")
         )
         sec.tables.append((self.o.table(tab, "reliable_change"), "Patients by change category", tab))
         ax = plot_reliable_change(ends.rename(columns={"pre": f"{self.outcome}_pre", "post": f"{self.outcome}_post"}),
                                   pre=f"{self.outcome}_pre", post=f"{self.outcome}_post", reliability=rel, cutoff=cutoff,
                                   higher_is_better=self.higher_is_better)
-        sec.figures.append((self.o.figure(ax, "reliable_change"), "First vs last score, reliable-change band and clinical cut-off"))
-        sec.accounting.append(f"{int(rc['category'].notna().sum())} patients classified; {int(one.sum())} with a single {self.outcome} score not classified.")
+        sec.figures.append((self.o.figure(ax, "reliable_change"), "First vs last score and the reliable-change band" + (" and clinical cut-off" if cutoff is not None else "")))
+        sec.accounting.append(f"{int(rc['category'].notna().sum())} patients classified; {int(one.sum())} with a single {self.outcome} score "
+                              f"and {n_none} with none not classified.")
         self.sections.append(sec)
 
     def alliance_outcome(self) -> None:

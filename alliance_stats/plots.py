@@ -487,6 +487,12 @@ def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", s
         raise AllianceStatsError(f"no rows with both {y!r} and {session!r}")
     for c in (hue, col):
         if c:
+            if d[c].isna().any():
+                miss = d.loc[d[c].isna(), patient].unique().tolist()
+                raise AllianceStatsError(
+                    f"{c!r} is missing for patient(s) {miss[:5]}{' ...' if len(miss) > 5 else ''}; their lines would not be "
+                    f"drawn. Give them a value (e.g. 'unknown') or leave them out of the data first."
+                )
             n = d.groupby(patient)[c].nunique()
             if (n > 1).any():
                 raise AllianceStatsError(
@@ -557,6 +563,8 @@ def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability
     x = pd.to_numeric(data[pre], errors="coerce")
     yv = pd.to_numeric(data[post], errors="coerce")
     ok = rc["category"].notna()
+    if not ok.any():
+        raise AllianceStatsError(f"no patient has both {pre!r} and {post!r}; nothing to plot")
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     lo = float(np.nanmin([x[ok].min(), yv[ok].min()]))

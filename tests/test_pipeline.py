@@ -148,6 +148,7 @@ def test_analyze_example_config_is_valid(tmp_path, capsys):
         (lambda s: s.replace('[variables]', '[variable]'), r"\[variable\] \(line 14 of study.toml\): unknown table \(did you mean 'variables'\?\)"),
         (lambda s: s.replace('file = "sessions.csv"', 'file = "nope.csv"'), r"'file' in \[data\] \(line 5 of study.toml\): file .*nope.csv' does not exist"),
         (lambda s: s.replace('alliance = "wai_sr_total"', 'alliance = "wai_sr_total'), r"study.toml is not valid TOML: .*line 15"),
+        (lambda s: s + '\n[output]\nseed = -1\n', r"'seed' in \[output\] \(line 20 of study.toml\): must be a whole number of 0 or more"),
         (lambda s: s.replace('alliance = "wai_sr_total"', 'alliance = "__import__(\'os\')"'), r"'alliance' in \[variables\] \(line 15 of study.toml\): column"),
     ],
 )
@@ -186,3 +187,18 @@ def test_analysis_error_names_the_analysis(tmp_path, capsys):
     assert main(["analyze", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "analysis 'reliable_change': reliability must lie strictly between 0 and 1, got 1.5" in err
+
+
+def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):
+    body = BASE.replace('outcome = "phq9_total"', 'outcome = "wai_sr_bond"') + '\n[analyses]\nrun = ["reliable_change"]\n'
+    cfg = _config(tmp_path, body)
+    out = run_study(load_config(cfg), tmp_path / "r", progress=False)
+    df = als.read_sessions(tmp_path / "sessions.csv", patient="client_id", session="session_no", therapist="therapist_id",
+                           instruments={"wai-sr": "WAISR_{}"})
+    first = df.sort_values("session").groupby("patient").head(1)
+    r = als.reliability(first, "wai-sr", items="WAISR_{}")
+    bond = r.loc[r["scale"] == "bond", "alpha"].iloc[0]
+    html = (out / "report.html").read_text()
+    assert f"r_xx = {bond:.3f} (Cronbach&#x27;s alpha of the wai-sr bond scale" in html
+    assert "clinical cut-off" not in html  # the PHQ-9-style cut-off is for totals only; WAI-SR has none
+    assert "with none not classified" in html

@@ -165,6 +165,12 @@ def test_plot_trajectories_facets_and_errors():
         als.plot_trajectories(bad, "score", hue="grp")
     with pytest.raises(als.ColumnError, match="'nope'"):
         als.plot_trajectories(d, "nope")
+    gap = d.copy()
+    gap.loc[gap.patient == "P3", "grp"] = None
+    with pytest.raises(als.AllianceStatsError, match=r"'grp' is missing for patient\(s\) \['P3'\]"):
+        als.plot_trajectories(gap, "score", hue="grp")
+    with pytest.raises(als.AllianceStatsError, match="no patient has both 'pre' and 'post'"):
+        als.plot_reliable_change(pd.DataFrame({"pre": [1.0, np.nan], "post": [np.nan, 2.0]}), pre="pre", post="post", reliability=0.8, sd=1)
 
 
 def test_plot_reliable_change_categories_band_and_cutoff():

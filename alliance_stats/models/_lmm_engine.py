@@ -303,7 +303,7 @@ class NestedEngine:
         s2 = sigma**2
         dev = f["logdet"] + f["r2"] / s2 + n * np.log(2 * np.pi * s2)
         if reml:
-            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + 2.0 * np.log(self.xscale).sum()
+            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
             dev += ldrx - p * np.log(2 * np.pi * s2)
         return dev
 

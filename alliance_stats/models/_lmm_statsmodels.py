@@ -64,8 +64,11 @@ def statsmodels_theta(d, eng, reml: bool) -> tuple[np.ndarray, dict]:
         exog_vc = VCSpec(names, colnames, mats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = MixedLM(d.y, d.X, groups=groups, exog_re=outer.Z, exog_vc=exog_vc)
-        res = model.fit(reml=reml)
+        try:
+            model = MixedLM(d.y, d.X, groups=groups, exog_re=outer.Z, exog_vc=exog_vc)
+            res = model.fit(reml=reml)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise ModelSpecError(f"statsmodels' MixedLM could not fit this model ({exc}); use engine='fast'") from None
     s2 = float(res.scale)
     theta = []
     # lme4 order: levels innermost first, each level's lower triangle column by column

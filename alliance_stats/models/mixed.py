@@ -345,17 +345,11 @@ def _optimize(eng: NestedEngine, reml: bool):
             g[i] = (f(t + e) - f0) / 1e-7
         return f0, g
 
-    def quasi_newton(start, ftol=FTOL, gtol=GTOL):
+    def quasi_newton(start, forward=False):
+        # forward: the value and a forward-difference gradient from k + 1 evaluations in one call
+        fun, grad = (fun_and_forward_grad, True) if forward else (f, jac)
         try:
-            r = optimize.minimize(f, start, jac=jac, method="L-BFGS-B", bounds=bounds,
-                                  options=dict(maxiter=2000, ftol=ftol, gtol=gtol, maxcor=20))
-            return (float(r.fun), np.maximum(r.x, lo))
-        except (np.linalg.LinAlgError, ValueError, FloatingPointError):  # pragma: no cover - defensive
-            return None
-
-    def first_pass(start):
-        try:
-            r = optimize.minimize(fun_and_forward_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
+            r = optimize.minimize(fun, start, jac=grad, method="L-BFGS-B", bounds=bounds,
                                   options=dict(maxiter=2000, ftol=FTOL, gtol=GTOL, maxcor=20))
             return (float(r.fun), np.maximum(r.x, lo))
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):  # pragma: no cover - defensive
@@ -374,7 +368,7 @@ def _optimize(eng: NestedEngine, reml: bool):
         except (ValueError, RuntimeError, np.linalg.LinAlgError):  # pragma: no cover - defensive
             first = None
     else:
-        first = first_pass(x0) if eng.n < FORWARD_MAX_ROWS else quasi_newton(x0)
+        first = quasi_newton(x0, forward=eng.n < FORWARD_MAX_ROWS)
     runs = [r for r in (first,) if r is not None and np.isfinite(r[0])]
     if runs:
         gmax = _scaled_gradient(f, runs[0][1], lo, scale)
