@@ -17,9 +17,13 @@ import pandas as pd
 import alliance_stats as als
 
 
-def best_of(fn, repeat=5):
+def best_of(fn, repeat=5, budget=0.0):
+    """Best wall-clock time of at least ``repeat`` runs, running on until ``budget`` seconds have
+    passed: short calls then get as long a window as R's slower ones to land in a quiet moment of
+    this shared machine (its speed changes in phases of a tenth of a second to a second)."""
     times = []
-    for _ in range(repeat):
+    start = time.perf_counter()
+    while len(times) < repeat or time.perf_counter() - start < budget:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
@@ -87,7 +91,12 @@ suppressMessages({library(lme4); library(lmerTest)})
 args <- commandArgs(TRUE)
 d <- read.csv(args[1]); d$patient <- factor(d$patient); d$therapist <- factor(d$therapist)
 k <- as.integer(args[3])
-best <- function(expr_fun) min(sapply(seq_len(k), function(i) system.time(expr_fun())[["elapsed"]]))
+budget <- as.numeric(args[4])
+best <- function(expr_fun) {  # at least k runs, and on until `budget` seconds have passed (as best_of)
+  ts <- numeric(0); t0 <- proc.time()[["elapsed"]]
+  while (length(ts) < k || proc.time()[["elapsed"]] - t0 < budget) ts <- c(ts, system.time(expr_fun())[["elapsed"]])
+  min(ts)
+}
 f <- args[2]
 t1 <- best(function() lme4::lmer(as.formula(f), d))
 t2 <- best(function() lmerTest::lmer(as.formula(f), d))
@@ -122,20 +131,21 @@ def bench_lmm(with_r=True):
             path = Path(tmp) / f"d{T}.csv"
             if have_r:
                 d.to_csv(path, index=False)
-            repeat = 15 if len(d) < 10_000 else 3  # millisecond fits need more repeats for a stable minimum
+            # millisecond fits need more repeats for a stable minimum, and the same time window as R's
+            repeat, budget = (15, 2.0) if len(d) < 10_000 else (3, 0.0)
             for name, formula in LMM_MODELS.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", als.AllianceStatsWarning)
                     fit = {}
-                    t = best_of(lambda: fit.setdefault("m", als.lmm(formula, d)), repeat=repeat)
-                    tz = best_of(lambda: als.lmm(formula, d, df_method="z"), repeat=repeat)
+                    t = best_of(lambda: fit.setdefault("m", als.lmm(formula, d)), repeat=repeat, budget=budget)
+                    tz = best_of(lambda: als.lmm(formula, d, df_method="z"), repeat=repeat, budget=budget)
                     t0 = time.perf_counter()
                     sm = als.lmm(formula, d, df_method="z", engine="statsmodels")
                     tsm = time.perf_counter() - t0
                 row = {"model": name, "rows": fit["m"].n_obs, "fast, Satterthwaite s": t, "fast, z s": tz,
                        "statsmodels engine s": tsm, "statsmodels reached optimum": bool(sm.converged and abs(sm.llf - fit["m"].llf) < 1e-3)}
                 if have_r:
-                    out = subprocess.run(["Rscript", str(script), str(path), formula, str(repeat)], capture_output=True, text=True, check=True)
+                    out = subprocess.run(["Rscript", str(script), str(path), formula, str(repeat), str(budget)], capture_output=True, text=True, check=True)
                     t1, t2, ll = map(float, out.stdout.split())
                     row.update({"lme4::lmer s": t1, "lmerTest::lmer s": t2, "fast(z) / lme4": tz / t1,
                                 "fast(Satt.) / lmerTest": t / t2, "logLik diff (fast - lme4)": fit["m"].llf - ll})

@@ -114,9 +114,12 @@ class NestedEngine:
         codes = inner.codes[order]
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         m = W.shape[1]
-        M = np.empty((len(starts), m, m))
-        for j in range(m):
-            M[:, :, j] = np.add.reduceat(W * W[:, [j]], starts, axis=0)
+        if len(W) * m * m <= 4_000_000:  # the row outer products fit in 32 MB: one reduction
+            M = np.add.reduceat((W[:, :, None] * W[:, None, :]).reshape(len(W), m * m), starts, axis=0).reshape(-1, m, m)
+        else:  # column by column, in memory of the order of the data
+            M = np.empty((len(starts), m, m))
+            for j in range(m):
+                M[:, :, j] = np.add.reduceat(W * W[:, [j]], starts, axis=0)
         self.M = M
         self.m = m
         self.rows_per_group = np.diff(np.r_[starts, len(codes)])

@@ -46,7 +46,7 @@ class _Design:
     response: str
     fixed: str
     terms: list
-    data: pd.DataFrame  # complete cases, used columns only, original index
+    columns: "_Columns"  # the used columns of the complete rows; .data is their DataFrame
     X: np.ndarray
     xnames: list
     dropped_cols: list
@@ -56,6 +56,57 @@ class _Design:
     x_spec: object
     n_dropped: int
     dropped: pd.Series
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """Complete cases, used columns only, original index (made on first use)."""
+        return self.columns.frame
+
+
+class _Columns:
+    """The columns a model uses, for its complete rows: numpy arrays for the fit, and the
+    DataFrame (``frame``) made only when something needs it (formulaic terms, group labels,
+    messages, refits). The design holds a shallow copy of the data: under pandas'
+    copy-on-write, later changes to the caller's frame do not reach it."""
+
+    def __init__(self, data: pd.DataFrame, cols: list):
+        self.src = data.copy(deep=False)
+        self.src.attrs = {}  # pandas deep-copies attrs into every derived object; the design needs none
+        self.cols = cols
+        series = {c: self.src[c] for c in cols}
+        self.dtypes = {c: v.dtype for c, v in series.items()}
+        self.raw = {c: v.to_numpy() for c, v in series.items()}
+        self.ok = None  # boolean mask of complete rows; None = all rows
+        self._arr = {}
+        self._frame = None
+
+    def missing(self) -> np.ndarray | None:
+        """(rows, columns) missingness, or None when nothing is missing."""
+        flags = []
+        for c in self.cols:
+            v = self.raw[c]
+            m = np.isnan(v) if v.dtype.kind == "f" else None if v.dtype.kind in "iub" else np.asarray(pd.isna(v), bool)
+            flags.append(m)
+        if not any(m is not None and m.any() for m in flags):
+            return None
+        n = len(self.src)
+        return np.column_stack([m if m is not None else np.zeros(n, bool) for m in flags])
+
+    def array(self, c: str) -> np.ndarray:
+        if c not in self._arr:
+            v = self.raw[c]
+            self._arr[c] = v if self.ok is None else v[self.ok]
+        return self._arr[c]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            sub = self.src[self.cols]
+            self._frame = sub if self.ok is None else sub.loc[self.ok]
+        return self._frame
+
+    def __len__(self):
+        return len(self.src) if self.ok is None else int(self.ok.sum())
 
 
 def _needed_columns(data, response, fixed, terms, dtypes=None):
@@ -109,24 +160,42 @@ def _plain_terms(expr: str, dtypes: dict):
     return intercept, cols
 
 
-def _plain_matrix(plain, cc: pd.DataFrame):
+def _plain_matrix(plain, cc: _Columns):
     intercept, cols = plain
-    parts = ([np.ones(len(cc))] if intercept else []) + [cc[c].to_numpy(float) for c in cols]
-    X = np.column_stack(parts) if parts else np.empty((len(cc), 0))
+    n = len(cc)
+    parts = ([np.ones(n)] if intercept else []) + [np.asarray(cc.array(c), float) for c in cols]
+    X = np.column_stack(parts) if parts else np.empty((n, 0))
     return X, (["Intercept"] if intercept else []) + list(cols)
 
 
-def _group_codes(df, cols):
+def _dense_codes(v: np.ndarray):
+    """(codes, number of distinct values) of integers, numbered in sorted order."""
+    if len(v) and v.dtype.kind in "iu":
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= 4 * len(v):  # a bounded range: a lookup table instead of a sort
+            present = np.zeros(hi - lo + 1, bool)
+            present[v - lo] = True
+            rank = np.cumsum(present) - 1
+            return rank[v - lo].astype(np.int64), int(rank[-1]) + 1
+    uniq, k = np.unique(v, return_inverse=True)
+    return k.astype(np.int64), len(uniq)
+
+
+def _group_codes(cc: _Columns, cols):
     """Group number of each row for the ID column(s), groups in sorted order of their IDs (as
     ``groupby(cols, sort=True).ngroup()``)."""
     codes = None
     for c in cols:
-        v = df[c].to_numpy()
-        if v.dtype.kind in "iuf":  # numeric IDs: numpy's sort-based unique is cheaper than factorize
-            uniq, k = np.unique(v, return_inverse=True)
+        v = cc.array(c)
+        if v.dtype.kind in "iuf":  # numeric IDs: no hashing needed
+            k, nk = _dense_codes(v)
+        elif isinstance(cc.dtypes[c], pd.CategoricalDtype):  # sorted in the categories' order
+            k, uniq = pd.factorize(cc.frame[c], sort=True)
+            nk = len(uniq)
         else:
-            k, uniq = pd.factorize(df[c], sort=True)
-        codes = k.astype(np.int64) if codes is None else np.unique(codes * len(uniq) + k, return_inverse=True)[1]
+            k, uniq = pd.factorize(v, sort=True)
+            nk = len(uniq)
+        codes = k.astype(np.int64) if codes is None else _dense_codes(codes * nk + k)[0]
     return codes
 
 
@@ -155,38 +224,43 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     response, fixed, terms = parse_formula(formula)
     dtypes = dict(zip(data.columns, data.dtypes))
     cols = _needed_columns(data, response, fixed, terms, dtypes)
-    sub = data[cols]
-    sub.attrs = {}  # pandas copies attrs on every derived frame; the design needs none of them
-    miss = sub.isna().to_numpy()
-    anymiss = miss.any(axis=1)
-    counts = np.bincount(miss[anymiss].argmax(axis=1), minlength=len(cols)) if anymiss.any() else np.zeros(len(cols), int)
+    cc = _Columns(data, cols)
+    miss = cc.missing()
+    if miss is not None:
+        anymiss = miss.any(axis=1)
+        counts = np.bincount(miss[anymiss].argmax(axis=1), minlength=len(cols))
+        cc.ok = ~anymiss
+    else:
+        counts = np.zeros(len(cols), int)
     dropped = pd.Series({f"missing {c}": int(k) for c, k in zip(cols, counts) if k}, dtype="int64", name="rows")
-    cc = sub.loc[~anymiss].copy() if anymiss.any() else sub
-    for c, dt in cc.dtypes.items():
-        if pd.api.types.is_float_dtype(dt):  # integer and boolean columns cannot hold infinity
-            inf = np.isinf(cc[c].to_numpy(float))
+    for c in cols:
+        if pd.api.types.is_float_dtype(cc.dtypes[c]):  # integer and boolean columns cannot hold infinity
+            inf = np.isinf(np.asarray(cc.array(c), float))
             if inf.any():
                 raise ModelSpecError(
-                    f"column {c!r} holds infinite values at rows {_fmt_labels(cc.index[inf].tolist())}; "
+                    f"column {c!r} holds infinite values at rows {_fmt_labels(cc.frame.index[inf].tolist())}; "
                     "set them to missing (they are then counted) or correct them"
                 )
     if len(cc) == 0:
         raise ModelSpecError(f"no complete rows: every row misses one of {_fmt_labels(cols)}")
 
     # response and fixed effects -------------------------------------------------------------
-    yy = pd.to_numeric(cc[response], errors="coerce") if response in cc.columns else None
-    if yy is None:
-        yy = model_matrix(f"{response} - 1", cc).iloc[:, 0]
-    if yy.isna().any():
-        rows = cc.index[yy.isna().to_numpy()].tolist()
-        raise ModelSpecError(f"outcome {response!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
-    y = yy.to_numpy(float)
+    yv = cc.array(response) if response in cc.raw else None
+    if yv is not None and yv.dtype.kind in "iufb":
+        y = yv.astype(float)
+    else:
+        frame = cc.frame
+        yy = pd.to_numeric(frame[response], errors="coerce") if yv is not None else model_matrix(f"{response} - 1", frame).iloc[:, 0]
+        if yy.isna().any():
+            rows = frame.index[yy.isna().to_numpy()].tolist()
+            raise ModelSpecError(f"outcome {response!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
+        y = yy.to_numpy(float)
     plain = _plain_terms(fixed, dtypes)
     if plain is not None:
         X, xnames = _plain_matrix(plain, cc)
         x_spec = None  # made by formulaic on first use (prediction on new data)
     else:
-        mm = model_matrix(fixed, cc, na_action="raise")
+        mm = model_matrix(fixed, cc.frame, na_action="raise")
         Xdf = pd.DataFrame(mm)
         xnames = [str(c) for c in Xdf.columns]
         X = Xdf.to_numpy(float)
@@ -214,12 +288,14 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
         info.append(dict(name=":".join(f["cols"]), cols=f["cols"], codes=codes, n=int(codes.max()) + 1, terms=f["terms"], pos=len(info)))
     info.sort(key=lambda d: -d["n"])
     for fine, coarse in zip(info[:-1], info[1:]):
-        pairs = np.unique(fine["codes"] * coarse["n"] + coarse["codes"])
-        per = pd.Series(np.bincount(pairs // coarse["n"], minlength=fine["n"]))  # coarse groups per fine group
-        if (per > 1).any():
-            bad = int((per > 1).sum())
-            example = per.index[per > 1][0]
-            ex_rows = cc.loc[fine["codes"] == example, list(dict.fromkeys(list(fine["cols"]) + list(coarse["cols"])))].drop_duplicates()
+        # nested: every row of a fine group has the same coarse group (here: the last one written)
+        parent = np.empty(fine["n"], np.int64)
+        parent[fine["codes"]] = coarse["codes"]
+        off = parent[fine["codes"]] != coarse["codes"]
+        if off.any():
+            bad = len(np.unique(fine["codes"][off]))
+            example = fine["codes"][off][0]
+            ex_rows = cc.frame.loc[fine["codes"] == example, list(dict.fromkeys(list(fine["cols"]) + list(coarse["cols"])))].drop_duplicates()
             outer, inner = sorted([fine, coarse], key=lambda d: d["pos"])
             raise ModelSpecError(
                 f"grouping factors {fine['name']!r} and {coarse['name']!r} are crossed, not nested: {bad} "
@@ -245,7 +321,7 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
                 zmat, znames = _plain_matrix(plain, cc)
                 spec = None  # made by formulaic on first use
             else:
-                zm = model_matrix(t.expr, cc, na_action="raise")
+                zm = model_matrix(t.expr, cc.frame, na_action="raise")
                 zdf = pd.DataFrame(zm)
                 zmat, znames, spec = zdf.to_numpy(float), [str(c) for c in zdf.columns], zm.model_spec
             if zmat.shape[1] == 0:
@@ -273,9 +349,9 @@ def build_design(formula: str, data: pd.DataFrame) -> _Design:
     if len(y) <= n_fe:
         raise ModelSpecError(f"{len(y)} complete rows for {n_fe} fixed effects: not enough data")
     return _Design(
-        formula=formula, response=response, fixed=fixed, terms=terms, data=cc, X=X, xnames=xnames,
+        formula=formula, response=response, fixed=fixed, terms=terms, columns=cc, X=X, xnames=xnames,
         dropped_cols=dropped_cols, y=y, levels=levels, level_info=level_info, x_spec=x_spec,
-        n_dropped=int(len(sub) - len(cc)), dropped=dropped,
+        n_dropped=int(len(data) - len(y)), dropped=dropped,
     )
 
 
@@ -371,7 +447,7 @@ def _optimize(eng: NestedEngine, reml: bool):
         first = quasi_newton(x0, forward=eng.n < FORWARD_MAX_ROWS)
     runs = [r for r in (first,) if r is not None and np.isfinite(r[0])]
     if runs:
-        gmax = _scaled_gradient(f, runs[0][1], lo, scale)
+        gmax = _scaled_gradient(f, runs[0][1], lo, scale, f0=runs[0][0])
         if gmax <= _GRAD_TOL:
             return dict(theta_int=runs[0][1], dev=runs[0][0] * scale, spread=0.0, grad=gmax, n_runs=1)
     second = quasi_newton(0.3 * x0)
@@ -400,21 +476,29 @@ FTOL, GTOL = 1e-12, 1e-7  # L-BFGS-B stopping rules on the normalised deviance
 _GRAD_TOL = 2e-3  # largest curvature-scaled gradient accepted as converged (lme4's check uses 2e-3)
 
 
-def _scaled_gradient(f, x, lo, scale):
+def _scaled_gradient(f, x, lo, scale, f0=None):
     """Projected gradient at ``x`` scaled by the curvature, in deviance units (as lme4's check of
-    solve(chol(H), grad)): a gradient small relative to how sharply the deviance curves."""
+    solve(chol(H), grad)): a gradient small relative to how sharply the deviance curves. The
+    central differences of the gradient and of the curvature share their evaluations
+    (2k + 1 in all; ``f0`` is f(x) when the caller has it)."""
     h = 1e-4
-    g = _grad(f, x, lo, h=h) * scale
-    active = np.isfinite(lo) & (x <= lo + 1e-6) & (g > 0)
-    f0 = f(x)
-    curv = np.ones_like(g)
-    for i in np.flatnonzero(~active):
+    f0 = f(x) if f0 is None else f0
+    g = np.zeros_like(x)
+    curv = np.ones_like(x)
+    active = np.zeros(len(x), bool)
+    for i in range(len(x)):
         e = np.zeros_like(x)
         e[i] = h
-        if np.isfinite(lo[i]) and x[i] - h < lo[i]:
-            curv[i] = abs(f(x + 2 * e) - 2 * f(x + e) + f0) / h**2 * scale
+        fp = f(x + e)
+        if np.isfinite(lo[i]) and x[i] - h < lo[i]:  # near the bound: one-sided differences
+            g[i] = (fp - f0) / h * scale
+            active[i] = x[i] <= lo[i] + 1e-6 and g[i] > 0
+            if not active[i]:
+                curv[i] = abs(f(x + 2 * e) - 2 * fp + f0) / h**2 * scale
         else:
-            curv[i] = abs(f(x + e) - 2 * f0 + f(x - e)) / h**2 * scale
+            fm = f(x - e)
+            g[i] = (fp - fm) / (2 * h) * scale
+            curv[i] = abs(fp - 2 * f0 + fm) / h**2 * scale
     scaled = np.where(active, 0.0, np.abs(g) / np.sqrt(np.maximum(curv, 1.0)))
     return float(scaled.max()) if len(g) else 0.0
 
