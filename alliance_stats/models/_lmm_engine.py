@@ -29,6 +29,7 @@ formulas or data frames; :mod:`alliance_stats.models.mixed` builds its input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,6 +142,12 @@ class NestedEngine:
         self._outer0 = np.einsum("gai,gbj->gabij", U, U).reshape(len(M), q0 * q0, r0 * r0)
         RR = M[:, q0:, q0:]
         self._rr0 = RR.sum(axis=0) if len(self.levels) == 1 else np.add.reduceat(RR, self._parent_starts[0], axis=0)
+        # random intercepts at every level (the usual model): theta holds the levels' scalar
+        # relative factors in order, and the elimination needs only these contiguous pieces
+        self._scalar = all(q == 1 for q in self.q)
+        if self._scalar:
+            self._zz00 = np.ascontiguousarray(self._zz0[:, 0, 0])
+            self._outer00 = np.ascontiguousarray(self._outer0[:, 0, :])
 
     # -- theta <-> Lambda -------------------------------------------------------------------
     def lambdas(self, theta_int):
@@ -202,6 +209,8 @@ class NestedEngine:
         c_beta, r^2), with the innermost level eliminated as one weighted sum of precomputed
         outer products: O(groups x q^2 x (q + p)^2) multiply-adds in a single contraction,
         and 2 x 2 blocks inverted in closed form."""
+        if self._scalar:
+            return self._factor_scalar(theta_int)
         lams = self.lambdas(theta_int)
         L0 = lams[0]
         q0 = L0.shape[0]
@@ -277,7 +286,40 @@ class NestedEngine:
         # are read from here on (trtrs, the log-determinant); vcov_beta takes triu before inverting
         cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
         r2 = float(F[p, p] - cb @ cb)
-        return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300), lams=lams)
+        return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300))
+
+    def _factor_scalar(self, theta_int):
+        """:meth:`_factor_fast` for random intercepts at every level, with scalar relative
+        factors l_k: patients' blocks are 1 + l_0^2 Z'Z_g, and at a coarser level the scaling by
+        l_k is applied to the row and column being eliminated only (the Schur complement
+        commutes with a diagonal scaling of the rows and columns that remain)."""
+        l2 = theta_int[0] * theta_int[0]
+        A = 1.0 + l2 * self._zz00
+        logdet = float(np.log(A).sum())
+        w = l2 / A
+        r0 = self._rr0.shape[-1]
+        if len(self.levels) == 1:
+            F = self._rr0 - (w @ self._outer00).reshape(r0, r0)
+        else:
+            cur = self._rr0 - np.add.reduceat(self._outer00 * w[:, None], self._parent_starts[0], axis=0).reshape(-1, r0, r0)
+            last = len(self.levels) - 1
+            for li in range(1, last + 1):
+                lam = theta_int[li]
+                a = lam * lam * cur[:, 0, 0] + 1.0
+                logdet += float(np.log(a).sum())
+                u = cur[:, 0, 1:] * lam
+                if li == last:
+                    F = cur[:, 1:, 1:].sum(axis=0) - (u / a[:, None]).T @ u
+                else:
+                    S = cur[:, 1:, 1:] - u[:, :, None] * (u / a[:, None])[:, None, :]
+                    cur = np.add.reduceat(S, self._parent_starts[li], axis=0)
+        p = self.p
+        RX, info = _potrf(F[:p, :p], lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
+        cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
+        r2 = float(F[p, p] - cb @ cb)
+        return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300))
 
     def deviance(self, theta_int, reml=True) -> float:
         """Profiled deviance (REML criterion when ``reml``) at internal-scale theta."""
@@ -285,7 +327,7 @@ class NestedEngine:
             f = self._factor_fast(theta_int)
         except np.linalg.LinAlgError:
             return np.inf
-        if not np.isfinite(f["logdet"]):
+        if not math.isfinite(f["logdet"]):
             return np.inf
         return self._dev_from(f, reml)
 
@@ -293,9 +335,9 @@ class NestedEngine:
         n, p = self.n, self.p
         if reml:
             # log|R_X|^2 for the unscaled X: scaled columns X/s give R_X(scaled) = R_X / s
-            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
-            return f["logdet"] + ldrx + (n - p) * (1.0 + np.log(2.0 * np.pi * f["r2"] / (n - p)))
-        return f["logdet"] + n * (1.0 + np.log(2.0 * np.pi * f["r2"] / n))
+            ldrx = 2.0 * float(np.log(np.abs(f["RX"].diagonal())).sum()) + self._logxs2
+            return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
+        return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
 
     def deviance_vp(self, theta, sigma, reml=True) -> float:
         """Deviance as a function of (original-scale theta, sigma) with beta profiled: the
