@@ -115,12 +115,17 @@ class NestedEngine:
         codes = inner.codes[order]
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         m = W.shape[1]
-        if len(W) * m * m <= 4_000_000:  # the row outer products fit in 32 MB: one reduction
-            M = np.add.reduceat((W[:, :, None] * W[:, None, :]).reshape(len(W), m * m), starts, axis=0).reshape(-1, m, m)
-        else:  # column by column, in memory of the order of the data
-            M = np.empty((len(starts), m, m))
-            for j in range(m):
-                M[:, :, j] = np.add.reduceat(W * W[:, [j]], starts, axis=0)
+        # per-group cross products of the columns, upper triangle only, summed along contiguous
+        # rows (columns of the transposed data), in chunks of at most 4M products (32 MB)
+        Wt = np.ascontiguousarray(W.T)
+        iu, ju = np.triu_indices(m)
+        M = np.empty((len(starts), m, m))
+        step = max(1, 4_000_000 // max(len(W), 1))
+        for k in range(0, len(iu), step):
+            i, j = iu[k : k + step], ju[k : k + step]
+            R = np.add.reduceat(Wt[i] * Wt[j], starts, axis=1).T
+            M[:, i, j] = R
+            M[:, j, i] = R
         self.M = M
         self.m = m
         self.rows_per_group = np.diff(np.r_[starts, len(codes)])
