@@ -427,3 +427,76 @@ def test_therapist_effects_refuses_a_session_varying_covariate(small):
     raw = small[["therapist", "patient", "session", "wai", "phq"]]
     with pytest.raises(als.ModelSpecError, match="'session' changes across sessions"):
         als.therapist_effects(raw, alliance="wai", outcome="phq", session="session", covariates=["session"])
+
+
+# --- the design's column path (arrays for the fit, the DataFrame on first use) ------------------
+def test_group_ids_of_any_type_give_the_same_fit_and_labels_in_their_own_order():
+    d = balanced(seed=3, groups=12)
+    ref = als.lmm("y ~ x + (1 | g)", d)
+    names = np.array([f"p{k}" for k in [7, 3, 11, 0, 5, 9, 1, 10, 2, 8, 4, 6]])
+    order = ["p11", "p0", "p3", "p7", "p5", "p9", "p1", "p10", "p2", "p8", "p4", "p6"]
+    variants = {
+        "str": d.assign(g=names[d["g"]]),
+        "object": d.assign(g=pd.Series(names[d["g"]], dtype=object)),
+        "category": d.assign(g=pd.Categorical(names[d["g"]], categories=order)),
+        "Int64": d.assign(g=d["g"].astype("Int64")),
+        "float": d.assign(g=d["g"] * 2.5 - 10),
+        "sparse ints": d.assign(g=d["g"] * 10**9),
+    }
+    for kind, v in variants.items():
+        m = als.lmm("y ~ x + (1 | g)", v)
+        assert m.llf == pytest.approx(ref.llf, abs=1e-9), kind
+        assert m.fixed["estimate"].to_numpy() == pytest.approx(ref.fixed["estimate"].to_numpy(), abs=1e-9), kind
+        levels = m.random_effects()["level"].tolist()
+        expected = {"str": sorted(set(names)), "object": sorted(set(names)), "category": order,
+                    "Int64": list(range(12)), "float": [k * 2.5 - 10 for k in range(12)],
+                    "sparse ints": [k * 10**9 for k in range(12)]}[kind]
+        assert levels == expected, kind
+        # each group's BLUP belongs to the same patient whatever the ID type
+        blup = dict(zip(levels, m.random_effects()["estimate"]))
+        ref_blup = ref.random_effects()["estimate"].to_numpy()
+        key = {"str": lambda k: names[k], "object": lambda k: names[k], "category": lambda k: names[k],
+               "Int64": lambda k: k, "float": lambda k: k * 2.5 - 10, "sparse ints": lambda k: k * 10**9}[kind]
+        assert [blup[key(k)] for k in range(12)] == pytest.approx(ref_blup, abs=1e-8), kind
+
+
+def test_nullable_columns_count_their_missing_values_and_infinity_is_found():
+    d = balanced()
+    x = d["x"].astype("Float64")
+    x[[2, 4]] = pd.NA
+    d = d.assign(x=x, k=pd.array(np.arange(len(d)) % 3, dtype="Int64"))
+    d.loc[[4, 8], "k"] = pd.NA
+    m = als.lmm("y ~ x + k + (1 | g)", d)
+    assert m.n_obs == len(d) - 3
+    assert m.dropped.to_dict() == {"missing x": 2, "missing k": 1}
+    plain = balanced().drop(index=[2, 4, 8])
+    plain["k"] = (np.arange(len(d)) % 3)[plain.index]
+    assert m.llf == pytest.approx(als.lmm("y ~ x + k + (1 | g)", plain).llf, abs=1e-9)
+    d.loc[6, "x"] = np.inf
+    with pytest.raises(als.ModelSpecError, match="'x' holds infinite values at rows 6"):
+        als.lmm("y ~ x + (1 | g)", d)
+
+
+def test_the_fit_keeps_its_rows_when_the_callers_frame_changes_afterwards():
+    d = balanced()
+    d.loc[3, "x"] = np.nan
+    orig = d.copy()
+    m = als.lmm("y ~ x + (1 | g)", d)
+    d.loc[0, "y"] = 1e6  # changed before the design's DataFrame is first made
+    d["x"] = 0.0
+    del d["g"]
+    pd.testing.assert_frame_equal(m._design.data, orig.loc[orig["x"].notna(), ["y", "x", "g"]])
+    assert m.refit().llf == pytest.approx(m.llf, abs=1e-9)
+    assert m.residuals().index.tolist() == [i for i in range(180) if i != 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=60), st.integers(0, 3))
+def test_dense_group_codes_number_ids_in_sorted_order(values, spread):
+    from alliance_stats.models.mixed import _dense_codes
+
+    v = np.array(values, np.int64) // (10 ** (3 * spread))  # from widely spread to a small range
+    codes, n = _dense_codes(v)
+    uniq, inv = np.unique(v, return_inverse=True)
+    assert n == len(uniq)
+    assert codes.tolist() == inv.tolist()

@@ -1,9 +1,10 @@
 """Linear mixed models with lme4's formulation and answers: ``als.lmm`` and ``als.compare``.
 
 Sessions nested in patients nested in therapists.  The fit minimises lme4's profiled (RE)ML
-deviance over the relative covariance factors (theta) with bounded quasi-Newton and a simplex
-polish from more than one start, keeps the best optimum, and says in plain words when it is on
-the boundary (a variance of zero) or when the optimizers disagree.  Inference for fixed effects
+deviance over the relative covariance factors (theta) by bounded quasi-Newton from lme4's start
+(Brent's method for a single variance); when the convergence check fails, a second start and a
+simplex polish follow and the best optimum is kept.  It says in plain words when the estimate is
+on the boundary (a variance of zero) or when the optimizers disagree.  Inference for fixed effects
 follows lmerTest: Satterthwaite degrees of freedom from the Hessian of the deviance in
 (theta, sigma) and the Jacobian of the coefficient covariance.
 """
