@@ -500,3 +500,12 @@ def test_dense_group_codes_number_ids_in_sorted_order(values, spread):
     uniq, inv = np.unique(v, return_inverse=True)
     assert n == len(uniq)
     assert codes.tolist() == inv.tolist()
+
+
+def test_a_used_column_name_that_appears_twice_is_named():
+    d = balanced()
+    dd = pd.concat([d, d[["x"]]], axis=1)
+    with pytest.raises(als.ColumnError, match="more than one column named 'x'"):
+        als.lmm("y ~ x + (1 | g)", dd)
+    dz = pd.concat([d, d[["x"]].rename(columns={"x": "unused"}), d[["x"]].rename(columns={"x": "unused"})], axis=1)
+    assert als.lmm("y ~ x + (1 | g)", dz).llf == pytest.approx(als.lmm("y ~ x + (1 | g)", d).llf, abs=1e-12)

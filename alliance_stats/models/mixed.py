@@ -135,6 +135,13 @@ def _needed_columns(data, response, fixed, terms, dtypes=None):
             f"the formula uses {_fmt_labels(missing)}, not found among the data's columns; "
             f"available columns: {_fmt_labels(list(data.columns), limit=25)}"
         )
+    if not data.columns.is_unique:
+        twice = [c for c in cols if (data.columns == c).sum() > 1]
+        if twice:
+            raise ColumnError(
+                f"the data have more than one column named {_fmt_labels(twice)}; rename or drop the copies "
+                "so that each column the formula uses has one name"
+            )
     return cols
 
 
