@@ -24,6 +24,8 @@ __all__ = [
     "ConvergenceWarning",
     "SingularFitWarning",
     "ConfigError",
+    "OptionError",
+    "OutputPathError",
 ]
 
 
@@ -179,3 +181,32 @@ class SingularFitWarning(AllianceStatsWarning):
 class ConfigError(AllianceStatsError):
     """A study configuration (``STUDY.toml``) is malformed: unknown key, wrong type, a column
     that is not in the data. The message names the key and its line."""
+
+
+class OptionError(AllianceStatsError):
+    """An option (keyword argument, command-line flag or config value) has a value outside its
+    allowed set. The message names the option, the value given and the values allowed.
+
+    Attributes
+    ----------
+    option : str
+    value : object
+    allowed : tuple
+    """
+
+    def __init__(self, option: str, value, allowed=(), hint: str = ""):
+        self.option = option
+        self.value = value
+        self.allowed = tuple(allowed)
+        msg = f"{option}={value!r} is not a valid value"
+        if self.allowed:
+            msg += "; allowed: " + ", ".join(repr(a) for a in self.allowed)
+        if hint:
+            msg += f". {hint}"
+        super().__init__(msg)
+
+
+class OutputPathError(AllianceStatsError):
+    """An output file or folder cannot be written where asked: it would land outside the results
+    folder, overwrite an input, replace a folder this package did not write, or its parent is
+    not a folder. The message says what to do instead."""
