@@ -340,7 +340,7 @@ class _Study:
 
     def therapist_effects(self) -> None:
         from .models.alliance import therapist_effects
-        from .models.mixed import lmm
+        from .models.lmm import lmm
         from .plots import plot_therapist_effects, plot_within_between
 
         te = therapist_effects(self.sessions, alliance=self.alliance, outcome=self.outcome, session="session", therapist="therapist")

@@ -99,8 +99,8 @@ def test_fast_deviance_equals_the_level_by_level_factorisation(seed, formula, th
     """The deviance the optimizer sees (``_factor_fast``: precomputed outer products, closed-form
     blocks, scalar levels) equals the one from the plain factorisation used for BLUPs and
     vcov (``_factor``: a Cholesky factor per group and level), at random theta."""
-    from alliance_stats.models.mixed import build_design
-    from alliance_stats.models._lmm_engine import NestedEngine
+    from alliance_stats.models.lmm.design import build_design
+    from alliance_stats.models.lmm.nested import NestedEngine
 
     rng = np.random.default_rng(seed)
     n = 240

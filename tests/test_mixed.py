@@ -237,7 +237,7 @@ def test_display_and_apa(sleep):
 # --- compare ----------------------------------------------------------------------------------
 def test_compare_refits_with_ml_when_fixed_effects_differ(small):
     full = als.lmm("phq ~ wai_within_lag1 + wai_between + session + (1 | patient)", small)
-    red = als.lmm("phq ~ wai_within_lag1 + session + (1 | patient)", small.dropna(subset=["wai_between"]).loc[full._design.data.index])
+    red = als.lmm("phq ~ wai_within_lag1 + session + (1 | patient)", small.dropna(subset=["wai_between"]).loc[full.model_frame.index])
     tab = als.compare(red, full)
     assert (tab["criterion"] == "ML (refit)").all()
     assert "refitted with ML" in tab.attrs["note"]
@@ -318,7 +318,7 @@ def test_alliance_outcome_reproduces_the_lme4_lagged_fixture(small):
     eff = res.effects.set_index("level")
     assert eff.index.tolist() == ["within-patient", "between-patient", "therapist"]
     assert eff.loc["within-patient", "estimate"] == pytest.approx(ref.loc["wai_within_lag1", "estimate"], rel=1e-4)
-    used = res.data.loc[res.model._design.data.index]
+    used = res.data.loc[res.model.model_frame.index]
     sd_ratio = used["wai_within_lag1"].std() / used["phq"].std()
     assert eff.loc["within-patient", "std_estimate"] == pytest.approx(eff.loc["within-patient", "estimate"] * sd_ratio)
     reasons = res.model.dropped.to_dict()
@@ -378,13 +378,13 @@ def test_an_optimizer_that_stops_early_is_reported_not_hidden(monkeypatch, sleep
     start), the gradient check catches it: ConvergenceWarning, converged False, a message."""
     from types import SimpleNamespace
 
-    from alliance_stats.models import mixed
+    from alliance_stats.models.lmm import optimize as lmm_optimize
 
     def stuck(f, x0, **kw):
         v = f(np.asarray(x0, float))
         return SimpleNamespace(x=np.asarray(x0, float), fun=v[0] if isinstance(v, tuple) else v)  # jac=True: (f, g)
 
-    monkeypatch.setattr(mixed.optimize, "minimize", stuck)
+    monkeypatch.setattr(lmm_optimize.optimize, "minimize", stuck)
     with pytest.warns(als.ConvergenceWarning, match="may not have converged.*Try"):
         m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
     assert not m.converged
@@ -485,7 +485,7 @@ def test_the_fit_keeps_its_rows_when_the_callers_frame_changes_afterwards():
     d.loc[0, "y"] = 1e6  # changed before the design's DataFrame is first made
     d["x"] = 0.0
     del d["g"]
-    pd.testing.assert_frame_equal(m._design.data, orig.loc[orig["x"].notna(), ["y", "x", "g"]])
+    pd.testing.assert_frame_equal(m.model_frame, orig.loc[orig["x"].notna(), ["y", "x", "g"]])
     assert m.refit().llf == pytest.approx(m.llf, abs=1e-9)
     assert m.residuals().index.tolist() == [i for i in range(180) if i != 3]
 
@@ -493,7 +493,7 @@ def test_the_fit_keeps_its_rows_when_the_callers_frame_changes_afterwards():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=60), st.integers(0, 3))
 def test_dense_group_codes_number_ids_in_sorted_order(values, spread):
-    from alliance_stats.models.mixed import _dense_codes
+    from alliance_stats.models.lmm.design import _dense_codes
 
     v = np.array(values, np.int64) // (10 ** (3 * spread))  # from widely spread to a small range
     codes, n = _dense_codes(v)

@@ -23,7 +23,7 @@ import pandas as pd
 from .._format import apa_p, fmt_ci
 from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, _fmt_labels
 from ..io import check_session_keys
-from .mixed import LMMResult, lmm
+from .lmm import LMMResult, lmm
 
 __all__ = ["decompose", "alliance_outcome", "AllianceOutcomeResult", "therapist_effects", "TherapistEffectsResult"]
 
@@ -333,7 +333,7 @@ def alliance_outcome(
         f"missing {resp}_within_lag{lag}": f"no {resp} at session t-{lag}",
     }
     model.dropped.index = [relabel.get(i, i) for i in model.dropped.index]
-    used = frame.loc[model._design.data.index]
+    used = frame.loc[model.model_frame.index]
     effects = _effects_table(model, rows, used, resp)
     return AllianceOutcomeResult(model=model, effects=effects, direction=direction, predictor=pred, response=resp, lag=lag, data=frame)
 
@@ -446,7 +446,7 @@ def therapist_effects(
                "missing alliance_patient": "no alliance score", "missing baseline": "fewer than two outcome scores"}
     reasons = model.dropped.rename(index=lambda i: relabel.get(i, i))
     model.dropped = reasons.groupby(level=0, sort=False).sum()
-    used = per.loc[model._design.data.index]
+    used = per.loc[model.model_frame.index]
     eff = _effects_table(model, [("therapist", "alliance_therapist"), ("patient within therapist", "alliance_patient")], used, "outcome")
     diff = model.contrast({"alliance_therapist": 1.0, "alliance_patient": -1.0})
     eff = pd.concat([eff, pd.DataFrame([{"level": "difference (therapist - patient)", "term": "difference", **diff.to_dict(), "sd_predictor": np.nan, "std_estimate": np.nan, "std_ci_low": np.nan, "std_ci_high": np.nan}])], ignore_index=True)

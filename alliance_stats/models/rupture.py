@@ -595,7 +595,7 @@ def rupture_outcome(
     sign = 1.0 if higher_is_better else -1.0
     eff = []
     if therapist is not None:
-        from .mixed import lmm
+        from .lmm import lmm
 
         fit = lmm(formula + " + (1 | therapist)", per.reset_index(), reml=True)
         table = fit.fixed.rename(columns={"t": "statistic"})[["term", "estimate", "se", "statistic", "df", "p", "ci_low", "ci_high"]].copy()

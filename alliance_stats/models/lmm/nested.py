@@ -24,7 +24,7 @@ The profiled deviances (lme4's eqs. 34 and 41) are
 
 where ``L L' = Lambda'Z'Z Lambda + I``, ``R_X`` the Cholesky factor of the fixed-effects Schur
 complement and ``r^2`` the penalised residual sum of squares.  This module knows nothing of
-formulas or data frames; :mod:`alliance_stats.models.mixed` builds its input.
+formulas or data frames; :mod:`.design` builds its input.
 """
 
 from __future__ import annotations
@@ -99,12 +99,12 @@ class NestedEngine:
         self.xscale = np.sqrt(np.mean(self.X**2, axis=0))
         self.xscale[self.xscale == 0] = 1.0
         self._logxs2 = 2.0 * float(np.log(self.xscale).sum())
-        self._tri = [_tri_index(lv.blocks) for lv in levels]
-        self.n_theta = int(sum(len(t[0]) for t in self._tri))
-        lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self._tri])
+        self.tri_index = [_tri_index(lv.blocks) for lv in levels]
+        self.n_theta = int(sum(len(t[0]) for t in self.tri_index))
+        lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self.tri_index])
         self.lower = lower
         # theta_orig = theta_int / scale of the theta element's row
-        self.theta_rowscale = np.concatenate([lv.scale[t[0]] for lv, t in zip(levels, self._tri)])
+        self.theta_rowscale = np.concatenate([lv.scale[t[0]] for lv, t in zip(levels, self.tri_index)])
         self._stats()
 
     # -- sufficient statistics -------------------------------------------------------------
@@ -157,7 +157,7 @@ class NestedEngine:
     # -- theta <-> Lambda -------------------------------------------------------------------
     def lambdas(self, theta_int):
         out, k = [], 0
-        for lv, (r, c, _) in zip(self.levels, self._tri):
+        for lv, (r, c, _) in zip(self.levels, self.tri_index):
             L = np.zeros((lv.q, lv.q))
             L[r, c] = theta_int[k : k + len(r)]
             k += len(r)
@@ -172,7 +172,7 @@ class NestedEngine:
 
     def start(self):
         """lme4's default start: identity relative factors (internal scale)."""
-        return np.concatenate([np.where(t[2], 1.0, 0.0) for t in self._tri])
+        return np.concatenate([np.where(t[2], 1.0, 0.0) for t in self.tri_index])
 
     # -- the factorisation ------------------------------------------------------------------
     def _factor(self, theta_int, keep=False):

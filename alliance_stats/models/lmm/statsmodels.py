@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import ModelSpecError
+from ...exceptions import ModelSpecError
 
 
 def _cover_error(why: str) -> ModelSpecError:
@@ -77,7 +77,7 @@ def statsmodels_theta(d, eng, reml: bool) -> tuple[np.ndarray, dict]:
         theta.extend(np.sqrt(np.maximum(vc, 0.0) / s2))
     S = np.asarray(res.cov_re, float) / s2
     Lc = _chol_psd(S)
-    r, c, _ = eng._tri[-1]
+    r, c, _ = eng.tri_index[-1]
     theta.extend(Lc[r, c])
     info = {"converged": bool(getattr(res, "converged", True)), "llf_statsmodels": float(res.llf)}
     return np.asarray(theta, float), info

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..exceptions import ModelSpecError
+from ...exceptions import ModelSpecError
 
 
 @dataclass(frozen=True)

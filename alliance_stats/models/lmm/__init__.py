@@ -1,0 +1,13 @@
+"""Linear mixed models with lme4's formulation and answers: ``als.lmm`` and ``als.compare``.
+
+One module per stage, as lme4 (``lFormula -> mkLmerDevfun -> optimizeLmer -> mkMerMod``):
+``formula`` (lme4 syntax), ``design`` (model frame and matrices), ``nested`` (the profiled
+deviance of nested designs from per-group sufficient statistics), ``optimize`` (theta),
+``inference`` (degrees of freedom), ``result`` (:class:`LMMResult`, :func:`compare`) and ``fit``
+(:func:`lmm`, which runs them in order). ``statsmodels`` is the optional second engine.
+"""
+
+from .fit import lmm
+from .result import LMMResult, compare
+
+__all__ = ["lmm", "LMMResult", "compare"]

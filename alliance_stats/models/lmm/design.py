@@ -1,0 +1,372 @@
+"""Stage 2 of a linear mixed model (lme4's ``lFormula``): the model frame and matrices.
+
+From a parsed formula and a DataFrame: the complete rows (each row left out counted under the
+first missing column), the response, the fixed-effects matrix (rank-deficient columns dropped as
+R's pivoting QR), and the grouping levels with their random-effects matrices, innermost first,
+numbered so that each level's groups are contiguous within their parents.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ...exceptions import AllianceStatsWarning, ColumnError, ModelSpecError, _fmt_labels, user_stacklevel
+from .formula import parse_formula
+from .nested import Level
+
+@dataclass
+class Design:
+    """The model frame and matrices of one fit (see :func:`build_design`)."""
+
+    formula: str
+    response: str
+    fixed: str
+    terms: list
+    columns: "_Columns"  # the used columns of the complete rows; .data is their DataFrame
+    X: np.ndarray
+    xnames: list
+    dropped_cols: list
+    y: np.ndarray
+    levels: list  # engine Levels, innermost first
+    level_info: list  # per level: dict(name, cols, term_names, exprs, specs, labels)
+    x_spec: object
+    n_dropped: int
+    dropped: pd.Series
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """Complete cases, used columns only, original index (made on first use)."""
+        return self.columns.frame
+
+
+class _Columns:
+    """The columns a model uses, for its complete rows: numpy arrays for the fit, and the
+    DataFrame (``frame``) made only when something needs it (formulaic terms, group labels,
+    messages, refits). The design holds a shallow copy of the data: under pandas'
+    copy-on-write, later changes to the caller's frame do not reach it."""
+
+    def __init__(self, data: pd.DataFrame, cols: list):
+        self.src = data.copy(deep=False)
+        self.src.attrs = {}  # pandas deep-copies attrs into every derived object; the design needs none
+        self.cols = cols
+        series = {c: self.src[c] for c in cols}
+        self.dtypes = {c: v.dtype for c, v in series.items()}
+        self.raw = {c: v.to_numpy() for c, v in series.items()}
+        self.ok = None  # boolean mask of complete rows; None = all rows
+        self._arr = {}
+        self._frame = None
+
+    def missing(self) -> np.ndarray | None:
+        """(rows, columns) missingness, or None when nothing is missing."""
+        flags = []
+        for c in self.cols:
+            v = self.raw[c]
+            m = np.isnan(v) if v.dtype.kind == "f" else None if v.dtype.kind in "iub" else np.asarray(pd.isna(v), bool)
+            flags.append(m)
+        if not any(m is not None and m.any() for m in flags):
+            return None
+        n = len(self.src)
+        return np.column_stack([m if m is not None else np.zeros(n, bool) for m in flags])
+
+    def array(self, c: str) -> np.ndarray:
+        if c not in self._arr:
+            v = self.raw[c]
+            self._arr[c] = v if self.ok is None else v[self.ok]
+        return self._arr[c]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            sub = self.src[self.cols]
+            self._frame = sub if self.ok is None else sub.loc[self.ok]
+        return self._frame
+
+    def __len__(self):
+        return len(self.src) if self.ok is None else int(self.ok.sum())
+
+
+def _needed_columns(data, response, fixed, terms, dtypes=None):
+    from formulaic import Formula
+
+    dtypes = dtypes if dtypes is not None else dict(zip(data.columns, data.dtypes))
+    cols = []
+
+    def add(names):
+        for c in names:
+            if c not in cols:
+                cols.append(c)
+
+    add([response] if response in data.columns else sorted(Formula(f"{response} ~ 1").required_variables, key=str))
+    plain = _plain_terms(fixed, dtypes)
+    add(plain[1] if plain is not None else sorted(Formula(fixed).required_variables, key=lambda c: fixed.find(c)))
+    for t in terms:
+        plain = _plain_terms(t.expr, dtypes)
+        add(plain[1] if plain is not None else sorted(Formula(t.expr).required_variables, key=str))
+    for t in terms:
+        add(t.group)
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise ColumnError(
+            f"the formula uses {_fmt_labels(missing)}, not found among the data's columns; "
+            f"available columns: {_fmt_labels(list(data.columns), limit=25)}"
+        )
+    if not data.columns.is_unique:
+        twice = [c for c in cols if (data.columns == c).sum() > 1]
+        if twice:
+            raise ColumnError(
+                f"the data have more than one column named {_fmt_labels(twice)}; rename or drop the copies "
+                "so that each column the formula uses has one name"
+            )
+    return cols
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _plain_terms(expr: str, dtypes: dict):
+    """``(intercept, [columns])`` when ``expr`` is a plain sum of numeric columns (``1 + a + b``,
+    ``0 + a``, ``a``), else None. Such terms are built without formulaic: the same columns, in
+    the same order, with the same names ('Intercept' first), at a fraction of the cost."""
+    intercept, cols = True, []
+    for tok in (t.strip() for t in expr.split("+")):
+        if tok == "1":
+            continue
+        if tok in ("0", "-1"):
+            intercept = False
+            continue
+        if not _IDENT.match(tok) or tok in cols or tok not in dtypes:
+            return None
+        dt = dtypes[tok]
+        if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
+            return None
+        cols.append(tok)
+    return intercept, cols
+
+
+def _plain_matrix(plain, cc: _Columns):
+    intercept, cols = plain
+    n = len(cc)
+    parts = ([np.ones(n)] if intercept else []) + [np.asarray(cc.array(c), float) for c in cols]
+    X = np.column_stack(parts) if parts else np.empty((n, 0))
+    return X, (["Intercept"] if intercept else []) + list(cols)
+
+
+def _dense_codes(v: np.ndarray):
+    """(codes, number of distinct values) of integers, numbered in sorted order."""
+    if len(v) and v.dtype.kind in "iu":
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= 4 * len(v):  # a bounded range: a lookup table instead of a sort
+            present = np.zeros(hi - lo + 1, bool)
+            present[v - lo] = True
+            rank = np.cumsum(present) - 1
+            return rank[v - lo].astype(np.int64), int(rank[-1]) + 1
+    uniq, k = np.unique(v, return_inverse=True)
+    return k.astype(np.int64), len(uniq)
+
+
+def _group_codes(cc: _Columns, cols):
+    """Group number of each row for the ID column(s), groups in sorted order of their IDs (as
+    ``groupby(cols, sort=True).ngroup()``)."""
+    codes = None
+    for c in cols:
+        v = cc.array(c)
+        if v.dtype.kind in "iuf":  # numeric IDs: no hashing needed
+            k, nk = _dense_codes(v)
+        elif isinstance(cc.dtypes[c], pd.CategoricalDtype):  # sorted in the categories' order
+            k, uniq = pd.factorize(cc.frame[c], sort=True)
+            nk = len(uniq)
+        else:
+            k, uniq = pd.factorize(v, sort=True)
+            nk = len(uniq)
+        codes = k.astype(np.int64) if codes is None else _dense_codes(codes * nk + k)[0]
+    return codes
+
+
+def _join_keys(df: pd.DataFrame) -> pd.Series:
+    """'a:b' labels of several ID columns, vectorised (no per-row Python)."""
+    cols = [df[c].astype(str).astype(object) for c in df.columns]
+    out = cols[0]
+    for c in cols[1:]:
+        out = out + ":" + c
+    return out
+
+
+def _labels(inf: dict, cc: pd.DataFrame) -> np.ndarray:
+    """The ID label of each group of a level ('T01:P0003' for several ID columns), cached."""
+    if "labels" not in inf:
+        ids = cc[list(inf["cols"])].iloc[inf["label_rows"]]
+        inf["labels"] = _join_keys(ids).to_numpy() if len(inf["cols"]) > 1 else ids.iloc[:, 0].to_numpy()
+    return inf["labels"]
+
+
+def build_design(formula: str, data: pd.DataFrame) -> Design:
+    from formulaic import model_matrix
+
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    response, fixed, terms = parse_formula(formula)
+    dtypes = dict(zip(data.columns, data.dtypes))
+    cols = _needed_columns(data, response, fixed, terms, dtypes)
+    cc = _Columns(data, cols)
+    miss = cc.missing()
+    if miss is not None:
+        anymiss = miss.any(axis=1)
+        counts = np.bincount(miss[anymiss].argmax(axis=1), minlength=len(cols))
+        cc.ok = ~anymiss
+    else:
+        counts = np.zeros(len(cols), int)
+    dropped = pd.Series({f"missing {c}": int(k) for c, k in zip(cols, counts) if k}, dtype="int64", name="rows")
+    for c in cols:
+        if pd.api.types.is_float_dtype(cc.dtypes[c]):  # integer and boolean columns cannot hold infinity
+            inf = np.isinf(np.asarray(cc.array(c), float))
+            if inf.any():
+                raise ModelSpecError(
+                    f"column {c!r} holds infinite values at rows {_fmt_labels(cc.frame.index[inf].tolist())}; "
+                    "set them to missing (they are then counted) or correct them"
+                )
+    if len(cc) == 0:
+        raise ModelSpecError(f"no complete rows: every row misses one of {_fmt_labels(cols)}")
+
+    # response and fixed effects -------------------------------------------------------------
+    yv = cc.array(response) if response in cc.raw else None
+    if yv is not None and yv.dtype.kind in "iufb":
+        y = yv.astype(float)
+    else:
+        frame = cc.frame
+        yy = pd.to_numeric(frame[response], errors="coerce") if yv is not None else model_matrix(f"{response} - 1", frame).iloc[:, 0]
+        if yy.isna().any():
+            rows = frame.index[yy.isna().to_numpy()].tolist()
+            raise ModelSpecError(f"outcome {response!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
+        y = yy.to_numpy(float)
+    plain = _plain_terms(fixed, dtypes)
+    if plain is not None:
+        X, xnames = _plain_matrix(plain, cc)
+        x_spec = None  # made by formulaic on first use (prediction on new data)
+    else:
+        mm = model_matrix(fixed, cc.frame, na_action="raise")
+        Xdf = pd.DataFrame(mm)
+        xnames = [str(c) for c in Xdf.columns]
+        X = Xdf.to_numpy(float)
+        x_spec = mm.model_spec
+    keep, dropped_cols = _full_rank(X, xnames)
+    if dropped_cols:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient: dropped {_fmt_labels(dropped_cols)} "
+            "(constant, or a linear combination of the other predictors); its effect cannot be estimated "
+            "from these data",
+            AllianceStatsWarning,
+            stacklevel=user_stacklevel(),
+        )
+    X = X[:, keep]
+    xnames = [xnames[i] for i in keep]
+
+    # grouping factors ---------------------------------------------------------------------------
+    factors = {}
+    for t in terms:
+        key = frozenset(t.group)
+        factors.setdefault(key, {"cols": t.group, "terms": []})["terms"].append(t)
+    info = []
+    for key, f in factors.items():
+        codes = _group_codes(cc, f["cols"])
+        info.append(dict(name=":".join(f["cols"]), cols=f["cols"], codes=codes, n=int(codes.max()) + 1, terms=f["terms"], pos=len(info)))
+    info.sort(key=lambda d: -d["n"])
+    for fine, coarse in zip(info[:-1], info[1:]):
+        # nested: every row of a fine group has the same coarse group (here: the last one written)
+        parent = np.empty(fine["n"], np.int64)
+        parent[fine["codes"]] = coarse["codes"]
+        off = parent[fine["codes"]] != coarse["codes"]
+        if off.any():
+            bad = len(np.unique(fine["codes"][off]))
+            example = fine["codes"][off][0]
+            ex_rows = cc.frame.loc[fine["codes"] == example, list(dict.fromkeys(list(fine["cols"]) + list(coarse["cols"])))].drop_duplicates()
+            outer, inner = sorted([fine, coarse], key=lambda d: d["pos"])
+            raise ModelSpecError(
+                f"grouping factors {fine['name']!r} and {coarse['name']!r} are crossed, not nested: {bad} "
+                f"{fine['name']} group(s) appear under more than one {coarse['name']} (e.g. "
+                f"{ex_rows.head(3).to_dict('records')}). Crossed random effects are not supported. If the "
+                f"{inner['name']} IDs restart within each {outer['name']} (the same number for different people), "
+                f"write the nesting explicitly: (1 | {outer['name']}/{inner['name']})"
+            )
+        if fine["n"] == coarse["n"]:
+            raise ModelSpecError(
+                f"grouping factors {fine['name']!r} and {coarse['name']!r} define the same groups; "
+                f"put all terms for that level in one grouping factor"
+            )
+    # number groups so that each level's parents are non-decreasing
+    keys = [d["codes"] for d in info]  # finest first
+    order = np.lexsort(keys)
+    levels, level_info = [], []
+    for li, d in enumerate(info):
+        exprs, specs, names, blocks, Zs = [], [], [], [], []
+        for t in d["terms"]:
+            plain = _plain_terms(t.expr, dtypes)
+            if plain is not None:
+                zmat, znames = _plain_matrix(plain, cc)
+                spec = None  # made by formulaic on first use
+            else:
+                zm = model_matrix(t.expr, cc.frame, na_action="raise")
+                zdf = pd.DataFrame(zm)
+                zmat, znames, spec = zdf.to_numpy(float), [str(c) for c in zdf.columns], zm.model_spec
+            if zmat.shape[1] == 0:
+                raise ModelSpecError(f"random-effect term {t.text!r} has no columns")
+            Zs.append(zmat)
+            specs.append(spec)
+            names.extend(znames)
+            blocks.append(zmat.shape[1])
+            exprs.append(t.expr)
+        if len(set(names)) < len(names):
+            raise ModelSpecError(f"the same random-effect column appears twice for {d['name']!r}: {names}")
+        Z = np.hstack(Zs)
+        change = np.r_[True, np.any(np.vstack([k[order][1:] != k[order][:-1] for k in keys[li:]]), axis=0)]
+        newc = np.cumsum(change) - 1
+        codes = np.empty_like(newc)
+        codes[order] = newc
+        levels.append(Level(name=d["name"], Z=Z, blocks=blocks, codes=codes, n_groups=int(newc[-1]) + 1))
+        # the groups' ID labels are made on first use (_labels): the fit does not need them
+        level_info.append(dict(name=d["name"], cols=d["cols"], exprs=exprs, specs=specs, term_names=names, label_rows=order[change]))
+    for li in range(len(levels) - 1):
+        par = np.empty(levels[li].n_groups, int)
+        par[levels[li].codes] = levels[li + 1].codes
+        levels[li].parent = par
+    n_fe = X.shape[1]
+    if len(y) <= n_fe:
+        raise ModelSpecError(f"{len(y)} complete rows for {n_fe} fixed effects: not enough data")
+    return Design(
+        formula=formula, response=response, fixed=fixed, terms=terms, columns=cc, X=X, xnames=xnames,
+        dropped_cols=dropped_cols, y=y, levels=levels, level_info=level_info, x_spec=x_spec,
+        n_dropped=int(len(data) - len(y)), dropped=dropped,
+    )
+
+
+def _full_rank(X, names):
+    """Columns to keep (in order) and the names of those dropped. As R's limited-pivoting QR
+    (which lme4 uses): a column is dropped when it is, within 1e-7 of its norm, a linear
+    combination of the columns before it, so earlier columns are kept."""
+    if X.shape[1] == 0:
+        raise ModelSpecError("the fixed part has no columns; keep at least an intercept")
+    sc = np.sqrt((X**2).mean(axis=0))
+    sc[sc == 0] = 1.0
+    Xs = X / sc
+    if np.all(sc > 0) and X.shape[0] >= X.shape[1]:
+        # the usual case, full rank: one QR shows it (each column's part orthogonal to the
+        # columns before it is |R_jj|); the column-by-column check runs only when one is small
+        R = np.linalg.qr(Xs, mode="r")
+        if np.all(np.abs(np.diag(R)) > 1e-6 * np.linalg.norm(Xs, axis=0)):
+            return list(range(X.shape[1])), []
+    keep, Q = [], np.empty((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        x = Xs[:, j]
+        nx = np.linalg.norm(x)
+        r = x - Q @ (Q.T @ x)
+        r = r - Q @ (Q.T @ r)  # second pass for numerical orthogonality
+        nr = np.linalg.norm(r)
+        if nx > 0 and nr > 1e-7 * nx:
+            keep.append(j)
+            Q = np.column_stack([Q, r / nr])
+    return keep, [names[i] for i in range(X.shape[1]) if i not in keep]
+

@@ -1,0 +1,314 @@
+"""Stage 5 of a linear mixed model (lme4's ``mkMerMod``): the fitted model as a result object,
+and likelihood-ratio comparison of fitted models."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..._format import apa_p, fmt_ci
+from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
+from .design import Design, _join_keys, _labels
+from .nested import NestedEngine
+
+@dataclass(repr=False)
+class LMMResult:
+    """A fitted linear mixed model (see :func:`alliance_stats.lmm`).
+
+    Attributes
+    ----------
+    fixed : DataFrame
+        term, estimate, se, df, t, p, ci_low, ci_high (95%).
+    random : DataFrame
+        Variance components: group, term1, term2, variance, sd, corr (covariance rows have term2
+        and corr; the last row is the residual).
+    llf, aic, bic : float
+        Log-likelihood (REML or ML, as fitted) and information criteria as lme4 reports them.
+    reml, converged : bool
+    n_obs : int
+    n_groups : dict
+        Number of groups per grouping factor.
+    n_dropped : int
+        Rows left out; ``dropped`` says why (each row counted once, under the first missing column).
+    formula, df_method, theta, sigma, messages
+    """
+
+    formula: str
+    fixed: pd.DataFrame
+    random: pd.DataFrame
+    llf: float
+    aic: float
+    bic: float
+    reml: bool
+    converged: bool
+    n_obs: int
+    n_groups: dict
+    n_dropped: int
+    dropped: pd.Series
+    df_method: str
+    theta: np.ndarray
+    sigma: float
+    vcov: pd.DataFrame
+    messages: list
+    singular: bool
+    dropped_terms: list
+    engine: str = "fast"
+    _design: Design = field(default=None)
+    _sol: dict = field(default=None)
+    _engine: NestedEngine = field(default=None)
+    _sigmas: list = field(default=None)  # per level covariance matrices (original scale)
+    _sat: dict = field(default=None)
+
+    # -- basics --------------------------------------------------------------------------------
+    @property
+    def deviance(self) -> float:
+        """-2 log-likelihood (the REML criterion for REML fits)."""
+        return -2 * self.llf
+
+    @property
+    def model_frame(self) -> pd.DataFrame:
+        """The rows used in the fit (complete cases), with the columns the model uses and the
+        data's own index, as R's ``model.frame``."""
+        return self._design.data
+
+    @property
+    def n_params(self) -> int:
+        return len(self.fixed) + len(self.theta) + 1
+
+    @property
+    def params(self) -> pd.Series:
+        return self.fixed.set_index("term")["estimate"]
+
+    def refit(self, reml: bool | None = None, df_method: str | None = None) -> "LMMResult":
+        """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT."""
+        from .fit import lmm
+
+        return lmm(self.formula, self._design.data, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
+                   engine=self.engine)
+
+    # -- random effects, prediction ----------------------------------------------------------
+    def random_effects(self) -> pd.DataFrame:
+        """BLUPs (conditional modes) with conditional SDs, long format:
+        group (grouping factor), level (the group's ID), term, estimate, cond_sd."""
+        if "condvar" not in self._sol:
+            self._sol = self._engine.solve(self._engine.to_int(self.theta), self.reml, condvar=True)
+        out = []
+        for li, inf in enumerate(self._design.level_info):
+            b = self._sol["b"][li]
+            cv = self._sol["condvar"][li]
+            sd = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
+            for k, term in enumerate(inf["term_names"]):
+                out.append(pd.DataFrame({"group": inf["name"], "level": _labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
+        return pd.concat(out, ignore_index=True)
+
+    def predict(self, data: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
+        """Predictions: X beta (+ Z b when ``include_random``). Without ``data`` the rows used in the
+        fit; with new data, groups not seen in the fit get random effects of zero."""
+        d = self._design
+        beta = self.fixed["estimate"].to_numpy()
+        if data is None:
+            eta = d.X @ beta
+            if include_random:
+                for lv, b in zip(d.levels, self._sol["b"]):
+                    eta = eta + np.einsum("nq,nq->n", lv.Z, b[lv.codes])
+            return pd.Series(eta, index=d.data.index, name="predicted")
+        if d.x_spec is None:
+            from formulaic import model_matrix
+
+            d.x_spec = model_matrix(d.fixed, d.data).model_spec
+        Xn = pd.DataFrame(d.x_spec.get_model_matrix(data, na_action="ignore"))
+        Xn = Xn[[c for c in Xn.columns if str(c) in d.xnames]]
+        eta = Xn.to_numpy(float) @ beta
+        if include_random:
+            for inf, b in zip(d.level_info, self._sol["b"]):
+                missing = [c for c in inf["cols"] if c not in data.columns]
+                if missing:
+                    raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
+                if any(sp is None for sp in inf["specs"]):
+                    from formulaic import model_matrix
+
+                    inf["specs"] = [sp if sp is not None else model_matrix(e, d.data).model_spec for sp, e in zip(inf["specs"], inf["exprs"])]
+                Zn = np.hstack([pd.DataFrame(s.get_model_matrix(data, na_action="ignore")).to_numpy(float) for s in inf["specs"]])
+                key = _join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+                pos = pd.Index(_labels(inf, d.data)).get_indexer(key)
+                bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
+                eta = eta + np.einsum("nq,nq->n", Zn, bb)
+        return pd.Series(eta, index=data.index, name="predicted")
+
+    def residuals(self) -> pd.Series:
+        return pd.Series(self._design.y, index=self._design.data.index) - self.predict()
+
+    # -- variance shares ------------------------------------------------------------------------
+    def icc(self) -> pd.DataFrame:
+        """Share of the variance at each level: random-intercept variances and the residual.
+
+        For models with random slopes the shares refer to the intercept variances (i.e. where the
+        slope predictors are 0); ``attrs['note']`` says so."""
+        rows = []
+        for inf, S in zip(self._design.level_info, self._sigmas):
+            if "Intercept" in inf["term_names"]:
+                k = inf["term_names"].index("Intercept")
+                rows.append({"level": inf["name"], "variance": S[k, k]})
+        rows.append({"level": "Residual", "variance": self.sigma**2})
+        df = pd.DataFrame(rows)
+        df["share"] = df["variance"] / df["variance"].sum()
+        if any(len(inf["term_names"]) > 1 for inf in self._design.level_info):
+            df.attrs["note"] = "random slopes present: shares use intercept variances (slope predictors at 0)"
+        return df
+
+    def r2(self) -> pd.Series:
+        """Nakagawa & Schielzeth (2013) marginal and conditional R^2, with Johnson's (2014)
+        extension for random slopes (mean of z' Sigma z over the rows)."""
+        d = self._design
+        beta = self.fixed["estimate"].to_numpy()
+        var_f = float(np.var(d.X @ beta, ddof=1))
+        var_r = 0.0
+        for lv, S in zip(d.levels, self._sigmas):
+            var_r += float(np.mean(np.einsum("nq,qk,nk->n", lv.Z, S, lv.Z)))
+        var_e = self.sigma**2
+        tot = var_f + var_r + var_e
+        return pd.Series({"marginal": var_f / tot, "conditional": (var_f + var_r) / tot}, name="R2")
+
+    # -- contrasts ---------------------------------------------------------------------------------
+    def contrast(self, L) -> pd.Series:
+        """Test of a linear combination ``L @ beta`` (L: dict term -> weight or a vector) with the
+        model's df method (Satterthwaite as lmerTest's ``contest1D``)."""
+        names = self.fixed["term"].tolist()
+        if isinstance(L, dict):
+            unknown = [k for k in L if k not in names]
+            if unknown:
+                raise ColumnError(f"unknown term(s) {_fmt_labels(unknown)}; terms are {_fmt_labels(names)}")
+            L = np.array([L.get(n, 0.0) for n in names], float)
+        L = np.asarray(L, float)
+        est = float(L @ self.fixed["estimate"].to_numpy())
+        V = self.vcov.to_numpy()
+        var = float(L @ V @ L)
+        if self.df_method == "satterthwaite":
+            g = np.array([L @ self._sat["J"][k] @ L for k in range(self._sat["J"].shape[0])])
+            df = 2 * var**2 / float(g @ self._sat["A"] @ g)
+        else:
+            df = np.inf
+        t = est / np.sqrt(var)
+        p = 2 * (stats.t.sf(abs(t), df) if np.isfinite(df) else stats.norm.sf(abs(t)))
+        crit = stats.t.ppf(0.975, df) if np.isfinite(df) else stats.norm.ppf(0.975)
+        se = np.sqrt(var)
+        return pd.Series({"estimate": est, "se": se, "df": df, "t": t, "p": p, "ci_low": est - crit * se, "ci_high": est + crit * se})
+
+    # -- display ------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        crit = "REML criterion" if self.reml else "ML"
+        lines = [
+            f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'} (alliance-stats)",
+            f"Formula: {self.formula}",
+            f"{crit}: deviance {self.deviance:.2f}; logLik {self.llf:.2f}; AIC {self.aic:.2f}; BIC {self.bic:.2f}",
+            f"Observations: {self.n_obs}; groups: " + ", ".join(f"{k} {v}" for k, v in self.n_groups.items()),
+        ]
+        if self.n_dropped:
+            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
+        lines.append("")
+        lines.append("Random effects:")
+        lines.append(self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
+        lines.append("")
+        dfm = "Satterthwaite df (as lmerTest)" if self.df_method == "satterthwaite" else "Wald z"
+        lines.append(f"Fixed effects ({dfm}):")
+        lines.append(self.fixed.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        for m in self.messages:
+            lines.append(f"Note: {m}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+        """APA-style fixed-effects table: b, SE, df, t, p ('< .001'), 95% CI in brackets.
+        Write it out with ``.to_markdown()``, ``.to_latex()`` or ``.to_html()``."""
+        f = self.fixed
+        return pd.DataFrame(
+            {
+                "Term": f["term"],
+                "b": [f"{v:.{digits}f}" for v in f["estimate"]],
+                "SE": [f"{v:.{digits}f}" for v in f["se"]],
+                "df": ["inf" if not np.isfinite(v) else f"{v:.1f}" for v in f["df"]],
+                "t": [f"{v:.{digits}f}" for v in f["t"]],
+                "p": [apa_p(v) for v in f["p"]],
+                "95% CI": [fmt_ci(a, b, digits) for a, b in zip(f["ci_low"], f["ci_high"])],
+            }
+        )
+
+    def _repr_html_(self) -> str:
+        head = html.escape(f"Linear mixed model ({'REML' if self.reml else 'ML'}): {self.formula}")
+        info = html.escape(
+            f"n = {self.n_obs}; " + ", ".join(f"{k}: {v}" for k, v in self.n_groups.items())
+            + f"; logLik = {self.llf:.2f}" + (f"; {self.n_dropped} rows left out" if self.n_dropped else "")
+        )
+        notes = "".join(f"<br><em>{html.escape(m)}</em>" for m in self.messages)
+        rnd = self.random.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4f}")
+        return f"<div><strong>{head}</strong><br>{info}{notes}{self.to_apa().to_html(index=False)}{rnd}</div>"
+
+    def plot(self, ax=None, intercept: bool = False):
+        """Coefficient plot: fixed effects with 95% CIs."""
+        import matplotlib.pyplot as plt
+
+        f = self.fixed if intercept else self.fixed[self.fixed["term"] != "Intercept"]
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 0.5 + 0.4 * max(len(f), 1)))
+        yv = np.arange(len(f))[::-1]
+        ax.errorbar(f["estimate"], yv, xerr=[f["estimate"] - f["ci_low"], f["ci_high"] - f["estimate"]], fmt="o", color="k", capsize=3)
+        ax.axvline(0, color="0.6", lw=0.8, ls="--")
+        ax.set_yticks(yv)
+        ax.set_yticklabels(f["term"])
+        ax.set_xlabel("estimate (95% CI)")
+        return ax
+
+
+def compare(*models: LMMResult) -> pd.DataFrame:
+    """Likelihood-ratio tests and AIC/BIC for nested models fitted to the same rows.
+
+    Models are ordered by number of parameters and each is tested against the previous one.
+    When they differ in fixed effects and any was fitted by REML, all are refitted by maximum
+    likelihood first (REML likelihoods of different fixed parts are not comparable); the
+    ``criterion`` column and ``attrs['note']`` say so.
+    """
+    if len(models) < 2:
+        raise ModelSpecError("compare() needs at least two fitted models")
+    for m in models:
+        if not isinstance(m, LMMResult):
+            raise ModelSpecError(f"compare() takes LMMResult objects, got {type(m).__name__}")
+    n = {m.n_obs for m in models}
+    ys = [m._design.y for m in models]
+    if len(n) > 1 or any(not np.array_equal(ys[0], y) for y in ys[1:]) or any(
+        not m._design.data.index.equals(models[0]._design.data.index) for m in models[1:]
+    ):
+        raise ModelSpecError(
+            f"the models were fitted to different rows (n = {sorted(n)}) or outcomes; a likelihood-ratio "
+            "test needs the same complete cases: drop rows with missing values in any model's columns first"
+        )
+    fixed_sets = {tuple(m.fixed["term"]) for m in models}
+    note = ""
+    if len(fixed_sets) > 1 and any(m.reml for m in models):
+        models = tuple(m.refit(reml=False) if m.reml else m for m in models)
+        note = "refitted with ML: the models differ in their fixed effects, so REML likelihoods are not comparable"
+        crit = "ML (refit)"
+    else:
+        crit = "REML" if all(m.reml for m in models) else "ML"
+        if len({m.reml for m in models}) > 1:
+            raise ModelSpecError("some models were fitted by REML and some by ML; refit them the same way")
+    order = sorted(range(len(models)), key=lambda i: models[i].n_params)
+    rows = []
+    prev = None
+    for i in order:
+        m = models[i]
+        r = {"model": m.formula, "npar": m.n_params, "AIC": m.aic, "BIC": m.bic, "logLik": m.llf, "deviance": m.deviance, "Chisq": np.nan, "Df": np.nan, "p": np.nan, "criterion": crit}
+        if prev is not None:
+            chisq = max(2 * (m.llf - prev.llf), 0.0)
+            dfd = m.n_params - prev.n_params
+            r.update(Chisq=chisq, Df=dfd, p=stats.chi2.sf(chisq, dfd) if dfd > 0 else np.nan)
+        rows.append(r)
+        prev = m
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = note
+    return out
