@@ -106,8 +106,8 @@ class Interrupted(KeyboardInterrupt):
 @contextlib.contextmanager
 def interrupt_handlers():
     """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (so ``finally``/``except``
-    cleanup runs) instead of killing the process. Only in the main thread; restores the old
-    handlers afterwards."""
+    cleanup runs) instead of killing the process. Only in the main thread; a signal the process
+    was started to ignore stays ignored; the old handlers are restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -115,7 +115,7 @@ def interrupt_handlers():
     def handler(signum, frame):
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, handler) for s in _SIGNALS}
+    old = {s: signal.signal(s, handler) for s in _SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
