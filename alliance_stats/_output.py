@@ -140,7 +140,7 @@ class ResultsFolder:
     """
 
     def __init__(self, out, *, force: bool = False, protect=(), formats=("png", "pdf")):
-        self.out = Path(out)
+        self.out = Path(os.path.abspath(out))  # "." and "res/.." have no name to rename by
         self.force = force
         self.protect = [Path(p) for p in protect if p is not None]
         self.formats = tuple(dict.fromkeys(("png",) + tuple(formats)))
@@ -159,8 +159,8 @@ class ResultsFolder:
             if rp == where or rp.is_relative_to(where):
                 what = "is" if rp == where else "holds"
                 raise OutputPathError(
-                    f"results folder {str(out)!r} {what} the study input {str(p)!r}; results never replace or go "
-                    f"around the inputs. Choose a new folder for --out, e.g. {str(where.parent / (where.name + '-results'))!r}."
+                    f"results folder {str(out)!r} {what} the study input {str(p)!r}; results are never written where "
+                    f"they could replace an input. Choose a new folder for --out, e.g. {str(where.parent / (where.name + '-results'))!r}."
                 )
         if not (out.exists() or out.is_symlink()):
             return

@@ -51,7 +51,7 @@ def _output_kind(output: str) -> str:
     ext = Path(output).suffix.lower()
     if ext not in OUTPUT_FORMATS:
         raise OptionError("--output", output, tuple(OUTPUT_FORMATS) + ("-",),
-                          hint=f"the extension {ext or '(none)'!r} names no format alliance-stats writes; "
+                          hint=f"The extension {ext or '(none)'!r} names no format alliance-stats writes; "
                                "'-' writes CSV to standard output")
     return ext
 

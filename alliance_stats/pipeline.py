@@ -4,7 +4,8 @@ One pipeline, driven by a :class:`~alliance_stats.config.StudyConfig`: load and 
 analysis the configuration asks for. Every figure goes to PNG and PDF, every table to CSV and
 Markdown, and one self-contained ``report.html`` collects them, each analysis with a methods
 paragraph and its row accounting. Results are written to a temporary folder and moved into place
-at the end.
+at the end, with ``alliance-stats-manifest.json`` listing every file and its SHA-256; file names
+made from data are slugged and kept inside the folder (see ``alliance_stats._output``).
 """
 
 from __future__ import annotations
@@ -495,6 +496,14 @@ def run_study(cfg: StudyConfig, out="results", *, force: bool = False, progress:
 
     ``extra`` is an optional callable ``extra(study)`` run after the analyses (the demo uses it to
     compare the other sample exports with the CSV).
+
+    Raises
+    ------
+    OutputPathError
+        Before anything is computed, when ``out`` is or holds an input of the study (the
+        configuration file or a data file it names), lies under a file, or exists and either
+        ``force`` is false or it is not a folder alliance-stats wrote (no manifest, or files added
+        or changed since).
     """
     import matplotlib
 
@@ -568,8 +577,9 @@ def run_demo(out="results", *, force: bool = False, progress: bool = True) -> Pa
     alliance–outcome models in both directions, therapist effects, rupture–repair detection and
     its outcome link, transitions between alliance types, the PQS analyses and the meta-analysis.
     Writes ``figures/`` (PNG and PDF), ``tables/`` (CSV and Markdown) and a self-contained
-    ``report.html`` to ``out``; an existing folder is replaced only with ``force=True``, and an
-    interrupted run leaves no half-written folder.
+    ``report.html`` to ``out``; an existing folder is replaced only with ``force=True`` and only
+    when alliance-stats wrote it (its manifest lists every file, unchanged), and an interrupted
+    run leaves no half-written folder.
     """
     return run_study(demo_config(), out, force=force, progress=progress, extra=_demo_extra)
 
