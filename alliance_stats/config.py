@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,17 @@ class StudyConfig:
             raise self.error(table, key, f"file {str(p)!r} does not exist; paths are relative to the config file's folder")
         return p
 
+    def input_paths(self) -> list[Path]:
+        """The configuration file and every data file it names (whether or not they exist): the
+        inputs a results folder may never be, nor hold."""
+        paths = [self.source] if self.source is not None else []
+        for table in ("data", "pqs", "meta"):
+            f = self.get(table, "file")
+            if isinstance(f, str) and f.strip():
+                p = Path(f)
+                paths.append(p if p.is_absolute() else self.base / p)
+        return paths
+
     def analyses(self) -> list[str]:
         """The analyses to run: those listed in [analyses] run, else every one the config supports."""
         possible = {
@@ -171,6 +183,32 @@ def _check_type(cfg: StudyConfig, table: str, key: str, value, kind: str) -> Non
         raise cfg.error(table, key, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not an item-column pattern, or None when it is one.
+
+    A pattern holds exactly one ``{}`` where the item number goes, optionally with a number
+    format (``{:02d}``); ``{{`` and ``}}`` are literal braces. Named, numbered, attribute or
+    index fields (``{name}``, ``{0}``, ``{0.x}``, ``{0[1]}``) and conversions (``{!r}``) are refused:
+    the pattern is data, not a format program.
+    """
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(pattern) if name is not None]
+    except ValueError as exc:
+        return f"{exc} (write {{{{ and }}}} for a literal brace)"
+    if len(fields) != 1:
+        return f"has {len(fields)} {{}} fields; put exactly one {{}} where the item number goes, e.g. \"WAI_{{}}\""
+    name, spec, conv = fields[0]
+    if name or conv or "{" in spec:
+        shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+        return (f"the field {shown} is not allowed; write {{}} (or a number format such as {{:02d}}) where the item "
+                "number goes, with nothing inside the braces before a ':'")
+    try:
+        pattern.format(1)
+    except (ValueError, TypeError) as exc:
+        return f"the number format {{:{spec}}} cannot format an item number ({exc}); use {{}} or e.g. {{:02d}}"
+    return None
+
+
 def check_config(cfg: StudyConfig) -> StudyConfig:
     """Check tables, keys, types and choices; raise :class:`ConfigError` naming key and line."""
     for table, body in cfg.values.items():
@@ -189,11 +227,18 @@ def check_config(cfg: StudyConfig) -> StudyConfig:
                 except Exception as exc:
                     raise cfg.error(table, name, f"{exc}") from None
                 _check_type(cfg, table, name, pattern, _STR)
+                why = pattern_problem(pattern)
+                if why:
+                    raise cfg.error(table, name, f"item pattern {pattern!r}: {why}")
             continue
         for key, value in body.items():
             if key not in SCHEMA[table]:
                 raise cfg.error(table, key, f"unknown key{_suggest(key, SCHEMA[table])}; keys of [{table}]: {', '.join(SCHEMA[table])}")
             _check_type(cfg, table, key, value, SCHEMA[table][key][0])
+            if (table, key) == ("pqs", "items"):
+                why = pattern_problem(value)
+                if why:
+                    raise cfg.error(table, key, f"item pattern {value!r}: {why}")
         for key, (_, required) in SCHEMA[table].items():
             if required and key not in body:
                 raise cfg.error(table, None, f"the key {key!r} is required")
@@ -213,13 +258,22 @@ def load_config(path) -> StudyConfig:
     Raises
     ------
     ConfigError
-        For a TOML syntax error (with its line), an unknown table or key, a value of the wrong
-        type, a missing required key or a file that does not exist.
+        For a file that is not UTF-8 text, a TOML syntax error (with its line), an unknown table
+        or key, a value of the wrong type, an item pattern other than one ``{}``, a missing
+        required key or a file that does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path.name} is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} is not valid UTF-8 (the file "
+            "was probably saved as Latin-1/Windows-1252). Save it as UTF-8 (in your editor: Save As, encoding UTF-8)."
+        ) from None
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

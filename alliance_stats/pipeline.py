@@ -4,15 +4,13 @@ One pipeline, driven by a :class:`~alliance_stats.config.StudyConfig`: load and 
 analysis the configuration asks for. Every figure goes to PNG and PDF, every table to CSV and
 Markdown, and one self-contained ``report.html`` collects them, each analysis with a methods
 paragraph and its row accounting. Results are written to a temporary folder and moved into place
-at the end.
+at the end, with ``alliance-stats-manifest.json`` listing every file and its SHA-256; file names
+made from data are slugged and kept inside the folder (see ``alliance_stats._output``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import platform
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._output import ResultsFolder
 from .config import StudyConfig, check_config, load_config
 from .exceptions import AllianceStatsError, ConfigError
 
@@ -29,57 +28,6 @@ __all__ = ["run_demo", "run_analyze", "run_study", "demo_config", "DEMO_INSTRUME
 DEMO_IDS = dict(patient="client_id", session="session_no", therapist="therapist_id")
 DEMO_INSTRUMENTS = {"wai-sr": "WAISR_{}", "calpas-t": "CALPAS_T_{}", "phq-9": "PHQ9_{}"}
 DEFAULT_SEED = 20261121
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-class _Output:
-    """Write into a temporary folder beside the target; move it into place at the end."""
-
-    def __init__(self, out: Path, force: bool, formats=("png", "pdf")):
-        self.out = Path(out)
-        if self.out.exists() and not force:
-            raise AllianceStatsError(f"results folder {str(self.out)!r} already exists; pass --force to replace it")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}-", dir=self.out.parent))
-        self.formats = tuple(dict.fromkeys(("png",) + tuple(formats)))  # the report needs the PNG
-
-    def path(self, *parts: str) -> Path:
-        p = self.tmp.joinpath(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
-
-    def table(self, df: pd.DataFrame, name: str, index: bool = False) -> str:
-        df.to_csv(self.path("tables", f"{name}.csv"), index=index)
-        self.path("tables", f"{name}.md").write_text(df.to_markdown(index=index, floatfmt=".3f") + "\n")
-        return name
-
-    def figure(self, obj, name: str) -> str:
-        from matplotlib import pyplot as plt
-
-        fig = getattr(obj, "figure", obj)
-        fig = getattr(fig, "figure", fig)
-        for ext in self.formats:
-            fig.savefig(self.path("figures", f"{name}.{ext}"), dpi=150, bbox_inches="tight")
-        plt.close(fig)
-        return name
-
-    def commit(self) -> Path:
-        if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}-old")
-            if old.exists():
-                shutil.rmtree(old)
-            self.out.rename(old)
-            self.tmp.rename(self.out)
-            shutil.rmtree(old)
-        else:
-            self.tmp.rename(self.out)
-        return self.out
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @dataclass
@@ -122,7 +70,7 @@ def demo_config() -> StudyConfig:
 # the pipeline
 
 class _Study:
-    def __init__(self, cfg: StudyConfig, o: _Output):
+    def __init__(self, cfg: StudyConfig, o: ResultsFolder):
         self.cfg = cfg
         self.o = o
         self.sections: list[Section] = []
@@ -453,7 +401,7 @@ class _Study:
         self.o.table(items, "pqs_items")
         for key, sub in ([(None, items)] if not group else list(items.groupby(group, sort=True))):
             ax = plot_pqs_profile(sub.drop(columns=[group]) if group else sub)
-            name = "pqs_profile" + (f"_{_slug(key)}" if key is not None else "")
+            name = "pqs_profile" + (f"_{key}" if key is not None else "")
             ax.set_title("PQS profile" + (f": {key}" if key is not None else ""), fontsize=10)
             sec.figures.append((self.o.figure(ax, name), "PQS items ranked by mean pile" + (f" ({key})" if key is not None else "")))
         top = items.sort_values("rank").groupby(group, sort=True).head(5) if group else items.sort_values("rank").head(5)
@@ -533,10 +481,6 @@ def _p(p: float) -> str:
     return apa_p(p, eq=True)
 
 
-def _slug(x) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in str(x)).strip("_").lower()
-
-
 def _versions() -> pd.DataFrame:
     rows = [("python", platform.python_version())]
     for pkg in ("alliance-stats", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "pingouin"):
@@ -552,6 +496,14 @@ def run_study(cfg: StudyConfig, out="results", *, force: bool = False, progress:
 
     ``extra`` is an optional callable ``extra(study)`` run after the analyses (the demo uses it to
     compare the other sample exports with the CSV).
+
+    Raises
+    ------
+    OutputPathError
+        Before anything is computed, when ``out`` is or holds an input of the study (the
+        configuration file or a data file it names), lies under a file, or exists and either
+        ``force`` is false or it is not a folder alliance-stats wrote (no manifest, or files added
+        or changed since).
     """
     import matplotlib
 
@@ -560,11 +512,12 @@ def run_study(cfg: StudyConfig, out="results", *, force: bool = False, progress:
 
     from .report import write_report
 
-    o = _Output(Path(out), force, formats=cfg.get("output", "formats", ["png", "pdf"]))
+    o = ResultsFolder(Path(out), force=force, protect=cfg.input_paths(), formats=cfg.get("output", "formats", ["png", "pdf"]))
     study = _Study(cfg, o)
     steps = ["load and score"] + cfg.analyses() + ["report"]
     bar = tqdm(total=len(steps), desc="alliance-stats", disable=not progress, unit="step")
     try:
+        o.start()
         with warnings.catch_warnings(record=True) as wlist:
             warnings.simplefilter("always")
             bar.set_postfix_str(steps[0])
@@ -624,8 +577,9 @@ def run_demo(out="results", *, force: bool = False, progress: bool = True) -> Pa
     alliance–outcome models in both directions, therapist effects, rupture–repair detection and
     its outcome link, transitions between alliance types, the PQS analyses and the meta-analysis.
     Writes ``figures/`` (PNG and PDF), ``tables/`` (CSV and Markdown) and a self-contained
-    ``report.html`` to ``out``; an existing folder is replaced only with ``force=True``, and an
-    interrupted run leaves no half-written folder.
+    ``report.html`` to ``out``; an existing folder is replaced only with ``force=True`` and only
+    when alliance-stats wrote it (its manifest lists every file, unchanged), and an interrupted
+    run leaves no half-written folder.
     """
     return run_study(demo_config(), out, force=force, progress=progress, extra=_demo_extra)
 

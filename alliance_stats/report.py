@@ -48,13 +48,13 @@ def _img(study, name: str) -> str:
 
 def write_report(study, warnings_caught: list, versions: pd.DataFrame) -> None:
     """Write ``report.html`` (self-contained) and ``report.md`` into the study's output folder."""
-    from .pipeline import _sha256
+    from ._output import sha256
 
     cfg = study.cfg
     title = cfg.get("study", "title", "alliance-stats study report")
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     inputs = pd.DataFrame(
-        [{"input": what, "file": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)} for what, p in study.inputs]
+        [{"input": what, "file": p.name, "bytes": p.stat().st_size, "sha256": sha256(p)} for what, p in study.inputs]
     )
     intro = (f"Made by alliance-stats {versions.set_index('package').at['alliance-stats', 'version']} on {now} "
              f"(Python {platform.python_version()}). Seed {study.seed} (used for the random subset of patient lines drawn "

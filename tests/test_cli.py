@@ -62,7 +62,12 @@ def test_demo_writes_results_and_respects_force(tmp_path, capsys):
     assert "1821 sessions" in report and "ProvisionalKeyWarning" in report
     assert main(["demo", "--out", str(out), "--quiet"]) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
-    (out / "marker").write_text("old")
+    (out / "marker").write_text("old")  # a file the package did not write: --force refuses to delete it
+    assert main(["demo", "--out", str(out), "--quiet", "--force"]) == 2
+    assert "holds files alliance-stats did not write: marker" in capsys.readouterr().err
+    assert (out / "marker").read_text() == "old"
+    (out / "marker").unlink()
+    (out / "tables" / "reliability.md").unlink()  # a missing file is no reason to refuse
     assert main(["demo", "--out", str(out), "--quiet", "--force"]) == 0
-    assert not (out / "marker").exists()
+    assert (out / "tables" / "reliability.md").is_file() and (out / "alliance-stats-manifest.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no temporary folders left behind

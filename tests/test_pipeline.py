@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 import re
 import shutil
 import textwrap
@@ -173,12 +174,16 @@ def test_interrupted_run_leaves_no_results_folder(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_study(load_config(cfg), out, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.csv", "study.toml"]
-    # an existing folder survives an interrupted --force run untouched
+    # an existing results folder (one the package wrote: its manifest lists every file) survives an
+    # interrupted --force run untouched
     out.mkdir()
     (out / "keep").write_text("x")
+    manifest = {"written_by": "alliance-stats", "files": {"keep": hashlib.sha256(b"x").hexdigest()}}
+    (out / "alliance-stats-manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(KeyboardInterrupt):
         run_study(load_config(cfg), out, force=True, progress=False)
     assert (out / "keep").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res", "sessions.csv", "study.toml"]
 
 
 def test_analysis_error_names_the_analysis(tmp_path, capsys):
