@@ -5,7 +5,8 @@ Run from the repository root: ``python tests/reference/make_kr_data.py``, then
 therapists) of the size where Kenward-Roger matters: 4 therapists, 12 therapists, and an
 unbalanced one (10 therapists with 2 to 9 patients, patients with 1 to 20 sessions, sessions
 missing at random). Each has a therapist-level predictor (years of experience), whose test has
-few denominator degrees of freedom.
+few denominator degrees of freedom. And a design with crossed factors (patients' sessions rated by
+observers, each patient by 2 or 3 of 8 raters), for the Kenward-Roger algebra on crossed levels.
 """
 
 from pathlib import Path
@@ -45,7 +46,26 @@ def build(seed, n_therapists, patients_per_therapist, min_sessions, max_sessions
     return d[cols].round(10).reset_index(drop=True)
 
 
+def raters(seed=44, n_patients=40, n_raters=8):
+    """Observer ratings of alliance: each patient's 4 sessions, each rated by 2 or 3 raters drawn
+    from 8 (patients and raters crossed, partly)."""
+    rng = np.random.default_rng(seed)
+    pat = rng.normal(0, 0.5, n_patients)
+    rat = rng.normal(0, 0.3, n_raters)
+    rows = []
+    for i in range(n_patients):
+        rs = rng.choice(n_raters, size=int(rng.integers(2, 4)), replace=False)
+        for s in range(1, 5):
+            for r in rs:
+                y = 3.5 + 0.1 * s + pat[i] + rat[r] + rng.normal(0, 0.4)
+                rows.append((f"P{i + 1:02d}", f"R{r + 1}", s, round(float(y), 10)))
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["patient", "rater", "session", "score"])
+
+
 if __name__ == "__main__":
     build(41, 4, 6, 5, 12).to_csv(HERE / "lmm_kr_alliance4.csv", index=False)
     build(42, 12, 6, 5, 15).to_csv(HERE / "lmm_kr_alliance12.csv", index=False)
     build(43, 10, 9, 2, 20, unbalanced=True).to_csv(HERE / "lmm_kr_unbalanced.csv", index=False)
+    raters().to_csv(HERE / "lmm_kr_raters.csv", index=False)
