@@ -228,7 +228,7 @@ def test_too_large_a_block_is_refused_by_name(monkeypatch):
     d = dataset("kr_alliance4")  # 4 therapists with 6 patients each: blocks of 7 random effects
     m = als.lmm("wai ~ session + (1 | patient)", d, df_method="kenward-roger")  # blocks of 1
     assert np.isfinite(m.fixed["df"]).all()
-    with pytest.raises(als.OptionError, match="block of 7 random effects") as e:
+    with pytest.raises(als.OptionError, match="link 7 random effects into one block") as e:
         als.lmm("wai ~ session + (1 | therapist/patient)", d, df_method="kenward-roger")
     assert e.value.option == "df_method" and "'satterthwaite'" in str(e.value)
 

@@ -18,13 +18,13 @@ def df_method_option(df_method, ddf, reml):
     if df_method is not None and (not isinstance(df_method, str) or df_method.lower() not in DF_METHODS):
         raise OptionError("df_method", df_method, DF_METHODS)
     if ddf is not None and (not isinstance(ddf, str) or ddf.lower() not in [d.lower() for d in DDF_NAMES]):
-        raise OptionError("ddf", ddf, DDF_NAMES, hint="ddf takes lmerTest's names; or use df_method")
+        raise OptionError("ddf", ddf, DDF_NAMES, hint="ddf takes lmerTest's names (any case); or use df_method")
     dm = df_method.lower() if df_method is not None else None
     if ddf is not None:
         if dm is not None and dm != ddf.lower():
             raise OptionError(
                 "ddf", ddf, (DDF_NAMES[DF_METHODS.index(dm)],) if dm in DF_METHODS[:2] else (),
-                hint=f"it disagrees with df_method={df_method!r}; give one of the two",
+                hint=f"It disagrees with df_method={df_method!r}; give one of the two",
             )
         dm = ddf.lower()
     dm = dm or "satterthwaite"

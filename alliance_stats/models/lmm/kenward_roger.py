@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, sparse
 
-MAX_COMPONENT = 4000  # random effects in one connected component: ~10 dense squares (1.3 GB at 4000)
+MAX_COMPONENT = 3000  # random effects in one connected component: 10-15 dense squares (~1 GB at 3000)
 CHUNK = 200  # small components are packed into dense blocks of about this many columns
 
 
@@ -302,8 +302,8 @@ def check_size(levels):
     if largest > MAX_COMPONENT:
         raise OptionError(
             "df_method", "kenward-roger", ("satterthwaite", "z"),
-            hint=f"the grouping factors ({', '.join(lv.name for lv in levels)}) are linked into a block of {largest} "
-            f"random effects that share rows (crossed factors, or a very large top-level group); the Kenward-Roger "
-            f"adjustment needs dense matrices of that size squared and is computed up to {MAX_COMPONENT}. With "
-            "this many groups its df are practically those of Satterthwaite (the default), computed at any size",
+            hint=f"The grouping factors ({', '.join(lv.name for lv in levels)}) link {largest} random effects into one "
+            f"block of rows (crossed factors, or a very large top-level group); the Kenward-Roger adjustment needs "
+            f"dense matrices of that size squared and is computed up to {MAX_COMPONENT}. Use df_method='satterthwaite' "
+            "(the default), which has no such limit",
         )

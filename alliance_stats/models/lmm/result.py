@@ -231,7 +231,7 @@ class LMMResult:
         lines.append(self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
         lines.append("")
         dfm = {"satterthwaite": "Satterthwaite df (as lmerTest)",
-               "kenward-roger": "Kenward-Roger SE and df (as lmerTest/pbkrtest)"}.get(self.df_method, "Wald z")
+               "kenward-roger": "Kenward-Roger SE and df, as lmerTest/pbkrtest"}.get(self.df_method, "Wald z")
         lines.append(f"Fixed effects ({dfm}):")
         lines.append(self.fixed.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
         for m in self.messages:
