@@ -91,8 +91,10 @@ def _kr_at_reference(model_id):
     return krm.kenward_roger(X, levels, covs, gamma[-1])
 
 
+@pytest.mark.parametrize("chunk", [krm.CHUNK, 1])  # 1: every connected component on its own
 @pytest.mark.parametrize("model_id", NESTED + CROSSED)
-def test_algebra_equals_pbkrtest_at_r_parameters(model_id):
+def test_algebra_equals_pbkrtest_at_r_parameters(model_id, chunk, monkeypatch):
+    monkeypatch.setattr(krm, "CHUNK", chunk)
     kr = _kr_at_reference(model_id)
     V0, VA = ref_vcov(model_id, "vcov"), ref_vcov(model_id, "vcov_adj")
     np.testing.assert_allclose(kr["vcov"], V0, rtol=1e-9, atol=1e-11 * np.abs(V0).max())
