@@ -16,7 +16,8 @@ from scipy import special
 
 from ...exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning, _fmt_labels, user_stacklevel
 from .design import build_design
-from .inference import _satterthwaite
+from .inference import _satterthwaite, df_method_option
+from .kenward_roger import check_size, kenward_roger
 from .nested import NestedEngine
 from .optimize import _GRAD_TOL, ENGINES, _optimize, _scaled_gradient
 from .result import LMMResult
@@ -24,8 +25,8 @@ from .result import LMMResult
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
 
 
-def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str = "satterthwaite",
-        engine: str = "auto") -> LMMResult:
+def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str | None = None,
+        engine: str = "auto", ddf: str | None = None) -> LMMResult:
     """Fit a linear mixed model written in lme4 syntax; the answers are lme4's and lmerTest's.
 
     Parameters
@@ -41,8 +42,13 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         (``.n_dropped``, ``.dropped``). ``data`` is not modified.
     reml : bool
         REML (default, as lmer) or maximum likelihood (needed to compare fixed effects).
-    df_method : {"satterthwaite", "z"}
-        Satterthwaite t tests as lmerTest, or Wald z (df = inf).
+    df_method : {"satterthwaite", "kenward-roger", "z"}
+        Satterthwaite t tests as lmerTest (default); Kenward-Roger as lmerTest's
+        ``ddf = "Kenward-Roger"`` (pbkrtest): the SEs come from the adjusted covariance of the fixed
+        effects and the df from Kenward & Roger (1997), for REML fits only, advisable with few
+        groups at the top level (say fewer than 20 therapists); or Wald z (df = inf).
+    ddf : {"Satterthwaite", "Kenward-Roger"}, optional
+        lmerTest's name for ``df_method`` (any case), for code carried over from R.
     engine : {"auto", "fast", "statsmodels"}
         Who estimates the variance parameters. ``"fast"``: lme4's profiled deviance, evaluated
         from per-group sufficient statistics (every nested design; see
@@ -68,8 +74,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     >>> m.n_groups
     {'patient': 30}
     """
-    if df_method not in ("satterthwaite", "z"):
-        raise ModelSpecError(f"df_method must be 'satterthwaite' or 'z', got {df_method!r}")
+    df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
         raise ModelSpecError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     d = build_design(formula, data)
@@ -83,6 +88,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
                 f"grouping factor {lv.name!r} has as many groups ({lv.n_groups}) as rows ({len(d.y)}): "
                 "its variance cannot be told apart from the residual"
             )
+    if df_method == "kenward-roger":
+        check_size(d.levels)
     eng = NestedEngine(d.X, d.y, d.levels)
     engine = "fast" if engine == "auto" else engine
     if engine == "fast":
@@ -102,9 +109,13 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     vcov = sol["vcov"]
     se = np.sqrt(np.diag(vcov))
     messages = []
-    sat = None
+    sat = kr = None
     if df_method == "satterthwaite":
         df, sat = _satterthwaite(eng, theta, sigma, reml, vcov)
+    elif df_method == "kenward-roger":
+        covs = [sigma**2 * (Lm / lv.scale[:, None]) @ (Lm / lv.scale[:, None]).T for lv, Lm in zip(d.levels, eng.lambdas(opt["theta_int"]))]
+        kr = kenward_roger(d.X, d.levels, covs, sigma**2, vcov)
+        df, se = kr["df"], kr["se"]
     else:
         df = np.full(len(beta), np.inf)
     t = beta / se
@@ -179,7 +190,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
         df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
-        _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat,
+        _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr,
     )
     if d.dropped_cols:
         messages.append(f"dropped rank-deficient fixed effect(s): {_fmt_labels(d.dropped_cols)}")

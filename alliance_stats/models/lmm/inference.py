@@ -1,8 +1,41 @@
-"""Stage 4: inference for the fixed effects (lmerTest's Satterthwaite degrees of freedom)."""
+"""Stage 4: inference for the fixed effects (lmerTest's Satterthwaite degrees of freedom; the
+Kenward-Roger method is in :mod:`.kenward_roger`)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from ...exceptions import OptionError
+
+DF_METHODS = ("satterthwaite", "kenward-roger", "z")
+DDF_NAMES = ("Satterthwaite", "Kenward-Roger")  # lmerTest's ddf= values
+
+
+def df_method_option(df_method, ddf, reml):
+    """The df method asked for, from ``df_method`` or lmerTest's ``ddf`` (either in any case),
+    refusing unknown values, two names that disagree, and Kenward-Roger for ML fits (as
+    lmerTest)."""
+    if df_method is not None and (not isinstance(df_method, str) or df_method.lower() not in DF_METHODS):
+        raise OptionError("df_method", df_method, DF_METHODS)
+    if ddf is not None and (not isinstance(ddf, str) or ddf.lower() not in [d.lower() for d in DDF_NAMES]):
+        raise OptionError("ddf", ddf, DDF_NAMES, hint="ddf takes lmerTest's names (any case); or use df_method")
+    dm = df_method.lower() if df_method is not None else None
+    if ddf is not None:
+        if dm is not None and dm != ddf.lower():
+            raise OptionError(
+                "ddf", ddf, (DDF_NAMES[DF_METHODS.index(dm)],) if dm in DF_METHODS[:2] else (),
+                hint=f"It disagrees with df_method={df_method!r}; give one of the two",
+            )
+        dm = ddf.lower()
+    dm = dm or "satterthwaite"
+    if dm == "kenward-roger" and not reml:
+        raise OptionError(
+            "df_method", "kenward-roger", ("satterthwaite", "z"),
+            hint="Kenward-Roger is defined for REML fits only (lmerTest refuses it for ML fits too): "
+            "fit with reml=True, or keep reml=False with Satterthwaite df",
+        )
+    return dm
+
 
 def _richardson(fun, x, i, j=None, h0=None, levels=4):
     """Second derivative (i==j or mixed) or first derivative (j is None) by central differences

@@ -13,6 +13,7 @@ from scipy import stats
 from ..._format import apa_p, fmt_ci
 from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
 from .design import Design, _join_keys, _labels
+from .kenward_roger import ddf_L
 from .nested import NestedEngine
 
 @dataclass(repr=False)
@@ -35,6 +36,9 @@ class LMMResult:
     n_dropped : int
         Rows left out; ``dropped`` says why (each row counted once, under the first missing column).
     formula, df_method, theta, sigma, messages
+    vcov : DataFrame
+        Covariance of the fixed effects (lme4's ``vcov``); with ``df_method="kenward-roger"``
+        the SEs come from :attr:`vcov_adjusted` instead.
     """
 
     formula: str
@@ -62,6 +66,7 @@ class LMMResult:
     _engine: NestedEngine = field(default=None)
     _sigmas: list = field(default=None)  # per level covariance matrices (original scale)
     _sat: dict = field(default=None)
+    _kr: dict = field(default=None)  # Kenward-Roger: adjusted vcov, P, W (see .kenward_roger)
 
     # -- basics --------------------------------------------------------------------------------
     @property
@@ -82,6 +87,14 @@ class LMMResult:
     @property
     def params(self) -> pd.Series:
         return self.fixed.set_index("term")["estimate"]
+
+    @property
+    def vcov_adjusted(self) -> pd.DataFrame | None:
+        """Kenward-Roger's adjusted covariance of the fixed effects (pbkrtest's ``vcovAdj``),
+        from which the SEs of a ``df_method="kenward-roger"`` fit come; None for other fits."""
+        if self._kr is None:
+            return None
+        return pd.DataFrame(self._kr["vcov_adj"], index=self.vcov.index, columns=self.vcov.columns)
 
     def refit(self, reml: bool | None = None, df_method: str | None = None) -> "LMMResult":
         """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT."""
@@ -176,7 +189,8 @@ class LMMResult:
     # -- contrasts ---------------------------------------------------------------------------------
     def contrast(self, L) -> pd.Series:
         """Test of a linear combination ``L @ beta`` (L: dict term -> weight or a vector) with the
-        model's df method (Satterthwaite as lmerTest's ``contest1D``)."""
+        model's df method, as lmerTest's ``contest1D``: Satterthwaite, or Kenward-Roger (SE from the
+        adjusted covariance, df from pbkrtest's ``Lb_ddf``)."""
         names = self.fixed["term"].tolist()
         if isinstance(L, dict):
             unknown = [k for k in L if k not in names]
@@ -187,7 +201,10 @@ class LMMResult:
         est = float(L @ self.fixed["estimate"].to_numpy())
         V = self.vcov.to_numpy()
         var = float(L @ V @ L)
-        if self.df_method == "satterthwaite":
+        if self.df_method == "kenward-roger":
+            df = ddf_L(L, V, self._kr)
+            var = float(L @ self._kr["vcov_adj"] @ L)
+        elif self.df_method == "satterthwaite":
             g = np.array([L @ self._sat["J"][k] @ L for k in range(self._sat["J"].shape[0])])
             df = 2 * var**2 / float(g @ self._sat["A"] @ g)
         else:
@@ -213,7 +230,8 @@ class LMMResult:
         lines.append("Random effects:")
         lines.append(self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
         lines.append("")
-        dfm = "Satterthwaite df (as lmerTest)" if self.df_method == "satterthwaite" else "Wald z"
+        dfm = {"satterthwaite": "Satterthwaite df (as lmerTest)",
+               "kenward-roger": "Kenward-Roger SE and df, as lmerTest/pbkrtest"}.get(self.df_method, "Wald z")
         lines.append(f"Fixed effects ({dfm}):")
         lines.append(self.fixed.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
         for m in self.messages:
@@ -290,7 +308,8 @@ def compare(*models: LMMResult) -> pd.DataFrame:
     fixed_sets = {tuple(m.fixed["term"]) for m in models}
     note = ""
     if len(fixed_sets) > 1 and any(m.reml for m in models):
-        models = tuple(m.refit(reml=False) if m.reml else m for m in models)
+        # the refit's df are not used; Kenward-Roger is not defined for ML fits
+        models = tuple(m.refit(reml=False, df_method="satterthwaite" if m.df_method == "kenward-roger" else None) if m.reml else m for m in models)
         note = "refitted with ML: the models differ in their fixed effects, so REML likelihoods are not comparable"
         crit = "ML (refit)"
     else:
