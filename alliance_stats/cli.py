@@ -39,7 +39,7 @@ def _cmd_instruments(args) -> int:
 
 def _cmd_score(args) -> int:
     from .io import read_sessions, read_table
-    from .scoring import score
+    from .scoring import score_instruments
 
     spec = _parse_instruments(args.instrument, args.items)
     if args.patient or args.session:
@@ -51,8 +51,7 @@ def _cmd_score(args) -> int:
         )
     else:
         df, _ = read_table(args.file, sheet=args.sheet)
-        parts = [df] + [score(df, name, items=pat, on_invalid=args.on_invalid) for name, pat in spec.items()]
-        df = pd.concat(parts, axis=1)
+        df = score_instruments(df, spec, on_invalid=args.on_invalid)  # invalid items set missing too
     out = Path(args.output)
     if out.suffix.lower() == ".xlsx":
         df.to_excel(out, index=False)

@@ -92,11 +92,12 @@ def check_whole_number(option: str, value, lo: int | None = None, hi: int | None
         v = int(value)
         if (lo is None or v >= lo) and (hi is None or v <= hi):
             return v
-    rng = f"from {lo} to {hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
+    rng = f"from {lo} to {hi}" if lo is not None and hi is not None else (f"of at least {lo}" if lo is not None else f"of at most {hi}")
     raise OptionError(option, value, hint=f"give a whole number {rng}")
 
 
-def check_number(option: str, value, lo=None, hi=None, *, lo_open: bool = False, hi_open: bool = False) -> float:
+def check_number(option: str, value, lo=None, hi=None, *, lo_open: bool = False, hi_open: bool = False,
+                 hint: str | None = None) -> float:
     """Return ``value`` as float if it is a finite number (not bool, not text) within the bounds."""
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value):
         v = float(value)
@@ -109,7 +110,7 @@ def check_number(option: str, value, lo=None, hi=None, *, lo_open: bool = False,
         parts.append(f"{'above' if lo_open else 'at least'} {lo}")
     if hi is not None:
         parts.append(f"{'below' if hi_open else 'at most'} {hi}")
-    raise OptionError(option, value, hint="give a finite number" + (" " + " and ".join(parts) if parts else ""))
+    raise OptionError(option, value, hint=hint or "give a finite number" + (" " + " and ".join(parts) if parts else ""))
 
 
 # -- tables and columns ----------------------------------------------------------------------
