@@ -190,6 +190,7 @@ def _read_text(path: Path, fmt: str, *, sep, decimal, encoding, text_columns, me
             f"{name}: the header names column(s) {dup} more than once (pandas would rename the copies "
             f"'{dup[0]}.1' ... and ignore them); rename or remove the copies so each name occurs once"
         )
+    _check_field_counts(name, text, sep, len(header))
     meta.update({"encoding": enc, "separator": sep, "decimal": decimal})
     dtype = {c: str for c in text_columns if c is not None and c in header} or None
     try:
@@ -203,6 +204,35 @@ def _read_text(path: Path, fmt: str, *, sep, decimal, encoding, text_columns, me
         raise DataFileError(f"{name} could not be read as {fmt}: {exc}.{hint}") from None
 
 
+def _check_field_counts(name: str, text: str, sep: str, n_header: int) -> None:
+    """Refuse lines with more fields than the header (pandas would shift them or use the first
+    column as the index) and a last line cut short without a line end (a truncated file)."""
+    reader = csv.reader(_io.StringIO(text), delimiter=sep)
+    long_lines: list[int] = []
+    last_n, last_line = n_header, 0
+    try:
+        for row in reader:
+            if not row or not any(f.strip() for f in row):
+                continue
+            if len(row) > n_header:
+                long_lines.append(reader.line_num)
+            last_n, last_line = len(row), reader.line_num
+    except csv.Error as exc:
+        raise DataFileError(f"{name}: line {reader.line_num} cannot be parsed ({exc}); check the quotes on that line") from None
+    if long_lines:
+        raise DataFileError(
+            f"{name}: line(s) {_fmt_labels(long_lines)} have more fields than the header ({n_header}) with the "
+            f"{_SEP_NAMES.get(sep, repr(sep))} as delimiter: a value holds the delimiter (a decimal comma in a "
+            "comma-separated file?). Quote such values, export with ';' as the delimiter, or pass sep= "
+            "(',', ';', '\\t', '|')"
+        )
+    if last_line > 1 and last_n < n_header and not text.endswith(("\n", "\r")):
+        raise DataFileError(
+            f"{name}: the last line ({last_line}) has {last_n} of the header's {n_header} fields and no line end: "
+            "the file looks truncated; export it again"
+        )
+
+
 def read_table(
     source, *, sheet=None, sep: str | None = None, decimal: str | None = None, encoding: str | None = None,
     text_columns: Iterable = (),
@@ -211,7 +241,8 @@ def read_table(
 
     Rows are labelled 1..n in file order (data row 1 is the first row under the header), so
     that errors can name them. SPSS and Stata value labels and variable labels are returned
-    in the metadata dict, not applied; SPSS user-missing values are read as missing.
+    in the metadata dict, not applied. SPSS user-missing values (e.g. 99 declared missing)
+    are set missing and counted per column in ``meta["user_missing"]``.
 
     Parameters
     ----------
@@ -225,8 +256,10 @@ def read_table(
         mark is ``,`` with ``;`` as delimiter (European spreadsheets) and ``.`` with ``,``, and
         the encoding is UTF-8 or the one a byte-order mark announces (UTF-8, UTF-16, UTF-32).
         Any other encoding (Windows-1252, Latin-1 ...) must be named: ``encoding="cp1252"``.
+        A line with more fields than the header, or a last line cut short, is an error.
     text_columns : list of str
-        CSV/TSV columns read as text, not numbers, so that IDs keep leading zeros.
+        ID columns: read as text from CSV/TSV files and as stored (text cells as text) from
+        Excel, so that IDs keep leading zeros.
 
     Raises
     ------
@@ -291,7 +324,8 @@ def read_table(
                     f"{where}, sheet {sheet!r}: the header names column(s) {dup} more than once; rename or "
                     "remove the copies so each name occurs once"
                 )
-            df = pd.read_excel(path, sheet_name=sheet)
+            # ID columns as objects: text cells stay text ("007"), number cells stay numbers
+            df = pd.read_excel(path, sheet_name=sheet, dtype={c: object for c in text_columns if c is not None} or None)
             meta["sheet"] = sheet
             meta["sheets"] = names
         elif fmt in ("spss", "stata"):
@@ -299,14 +333,28 @@ def read_table(
 
             reader = pyreadstat.read_sav if fmt == "spss" else pyreadstat.read_dta
             kw = {"encoding": encoding} if encoding is not None else {}
+            if fmt == "spss":
+                kw["user_missing"] = True  # read the declared values, set them missing below and count them
             df, m = reader(str(path), apply_value_formats=False, **kw)
             meta["value_labels"] = {k: dict(v) for k, v in m.variable_value_labels.items()}
             meta["variable_labels"] = {
                 k: v for k, v in zip(m.column_names, m.column_labels) if v is not None
             }
-            missing = {k: v for k, v in (getattr(m, "missing_ranges", None) or {}).items() if v}
-            if missing:
-                meta["user_missing"] = missing
+            user_missing = {}
+            for col, ranges in (getattr(m, "missing_ranges", None) or {}).items():
+                if not ranges or col not in df.columns:
+                    continue
+                hit = np.zeros(len(df), dtype=bool)
+                for r in ranges:
+                    if isinstance(r["lo"], str) or isinstance(r["hi"], str):
+                        hit |= (df[col] == r["lo"]).to_numpy(dtype=bool, na_value=False)
+                    else:
+                        v = pd.to_numeric(df[col], errors="coerce")
+                        hit |= ((v >= r["lo"]) & (v <= r["hi"])).to_numpy(dtype=bool, na_value=False)
+                df[col] = df[col].mask(hit)
+                user_missing[col] = {"declared": [dict(r) for r in ranges], "n_set_missing": int(hit.sum())}
+            if user_missing:
+                meta["user_missing"] = user_missing
         else:
             df = pd.read_parquet(path)
     except (DataFileError, ColumnError, OptionError):
@@ -352,7 +400,9 @@ def _check_ids(df: pd.DataFrame, keys: list[str]) -> list[tuple[object, str]]:
     for c in keys:
         miss = df[c].isna()
         problems += [(r, f"missing {c} ID") for r in df.index[miss.to_numpy()]]
-    problems += list(session_reasons(df["session"]).items())
+    for r, why in session_reasons(df["session"]).items():
+        who = df.at[r, "patient"]
+        problems.append((r, why + ("" if pd.isna(who) else f" (patient {_show(who)})")))
     flagged = {r for r, _ in problems}
     ok = df.loc[~df.index.isin(flagged)]
     dup_keys = [k for k in keys if k != "therapist"]
@@ -669,27 +719,6 @@ def row_accounting(data: pd.DataFrame) -> pd.DataFrame:
             "rows": int(v["n"]),
             "reason": f"{col} ({v['instrument']}): invalid response at row(s) {_fmt_labels(v['rows'])}",
         })
-    rows.append({"step": "kept", "rows": meta["kept"], "reason": ""})
-    return pd.DataFrame(rows)
-
-
-def row_accounting(data: pd.DataFrame) -> pd.DataFrame:
-    """The row accounting recorded by :func:`read_sessions`, as a table.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``step, rows, reason``: rows read, rows excluded per reason, rows kept.
-    """
-    meta = data.attrs.get("alliance_stats", {}).get("rows")
-    if meta is None:
-        raise ColumnError("this table carries no row accounting; it was not made by als.read_sessions()")
-    rows = [{"step": "read", "rows": meta["read"], "reason": ""}]
-    if meta.get("forms", meta["read"]) != meta["read"]:
-        rows.append({"step": "forms after pivoting long to wide", "rows": meta["forms"], "reason": ""})
-    reasons = pd.Series([e["reason"].split(" (")[0] for e in meta["excluded"]], dtype=object)
-    for reason, k in reasons.value_counts().items():
-        rows.append({"step": "excluded", "rows": int(k), "reason": reason})
     rows.append({"step": "kept", "rows": meta["kept"], "reason": ""})
     return pd.DataFrame(rows)
 

@@ -305,6 +305,8 @@ def check_session_keys(data: pd.DataFrame, keys: list, session, *, what: str = "
         rows = data.index[miss.to_numpy()].tolist()
         raise SessionDataError(f"missing IDs in {list(keys) + [session]} at rows {_fmt_labels(rows)}; fix them first", rows=rows)
     reasons = session_reasons(data[session], name=str(session))
+    if reasons and keys and data.index.is_unique:
+        reasons = {r: f"{why} ({keys[0]} {_show(data.at[r, keys[0]])})" for r, why in reasons.items()}
     if reasons:
         rows = list(reasons)
         raise SessionDataError(
