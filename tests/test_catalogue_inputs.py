@@ -1007,3 +1007,55 @@ def test_catalogue(name, tmp_path):
 
 def test_catalogue_is_large_enough():
     assert len(CATALOGUE) >= 60
+
+
+def test_with_context_keeps_class_and_attributes():
+    err = als.ItemRangeError("wai3", rows=[4], values=[9], allowed=(1, 5), instrument="wai-sr")
+    new = err.with_context("analysis 'reliability'")
+    assert type(new) is als.ItemRangeError and new.column == "wai3" and new.rows == [4]
+    assert str(new).startswith("analysis 'reliability': column 'wai3' (wai-sr): 1 value(s) outside")
+    assert str(err).startswith("column 'wai3'")  # the original is not changed
+
+
+def test_pipeline_on_invalid_nan_runs_reliability(tmp_path):
+    """analyze with on_invalid = "nan": the invalid response is missing in the scored table and
+    the reliability step accepts it (it ended in a TypeError from ItemRangeError.__init__)."""
+    import textwrap
+
+    from alliance_stats.config import load_config
+    from alliance_stats.pipeline import run_study
+
+    raw = als.load_sample("sessions_csv")
+    raw.loc[3, "WAISR_7"] = 6  # outside 1..5
+    raw.to_csv(tmp_path / "sessions.csv", index=False)
+    before = (tmp_path / "sessions.csv").read_bytes()
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(textwrap.dedent("""\
+        [study]
+        title = "t"
+        [data]
+        file = "sessions.csv"
+        patient = "client_id"
+        session = "session_no"
+        therapist = "therapist_id"
+        on_invalid = "nan"
+        [instruments]
+        "wai-sr" = "WAISR_{}"
+        "phq-9" = "PHQ9_{}"
+        [variables]
+        alliance = "wai_sr_total"
+        outcome = "phq9_total"
+        [analyses]
+        run = ["reliability"]
+        """))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.AllianceStatsWarning)
+        out = run_study(load_config(cfg), tmp_path / "results", progress=False)
+    scored = pd.read_csv(out / "tables" / "sessions_scored.csv")
+    assert int(scored["WAISR_7"].isna().sum()) == int(raw["WAISR_7"].isna().sum()) + 1
+    rel = pd.read_csv(out / "tables" / "reliability.csv")
+    wai_total = rel[(rel["instrument"] == "wai-sr") & (rel["scale"] == "total")].iloc[0]
+    assert wai_total["n"] + wai_total["n_excluded"] == len(scored)
+    acc = pd.read_csv(out / "tables" / "row_accounting.csv")
+    assert "WAISR_7 (wai-sr): invalid response at row(s) 4" in acc["reason"].fillna("").tolist()
+    assert (tmp_path / "sessions.csv").read_bytes() == before
