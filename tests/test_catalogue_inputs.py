@@ -1059,3 +1059,43 @@ def test_pipeline_on_invalid_nan_runs_reliability(tmp_path):
     acc = pd.read_csv(out / "tables" / "row_accounting.csv")
     assert "WAISR_7 (wai-sr): invalid response at row(s) 4" in acc["reason"].fillna("").tolist()
     assert (tmp_path / "sessions.csv").read_bytes() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# invariants
+# ---------------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_raw_ids = st.one_of(
+    st.integers(-5, 30),
+    st.integers(0, 30).map(float),
+    st.sampled_from([0.5, 7.25]),
+    st.builds(lambda pad, n, ws: ws[0] + pad + str(n) + ws[1], st.sampled_from(["", "0", "00", "P"]), st.integers(0, 30),
+              st.tuples(st.sampled_from(["", " ", "\u00a0", "\t"]), st.sampled_from(["", " ", "\u00a0"]))),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_raw_ids, min_size=1, max_size=25))
+def test_loader_and_pseudonymize_group_ids_alike(raw):
+    """Two raw IDs are one patient for read_sessions exactly when pseudonymize gives them one
+    pseudonym (the one ID rule), whatever mix of numbers, text, zeros and spaces."""
+    df = pd.DataFrame({"pid": pd.Series(raw, dtype=object), "sess": range(1, len(raw) + 1)})
+    out = als.read_sessions(df, patient="pid", session="sess")
+    loaded = dict(zip(out.attrs["alliance_stats"]["source_rows"], out["patient"]))
+    pseudo = als.pseudonymize(df, "pid", key="a secret key")["pid"]
+    for i in range(len(raw)):
+        for j in range(len(raw)):
+            assert (loaded[i] == loaded[j]) == (pseudo[i] == pseudo[j]), (raw[i], raw[j])
+    assert out["patient"].map(type).eq(str).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.floats(allow_nan=False), st.integers(-10**25, 10**25)))
+def test_session_numbers_accepted_exactly_when_whole_and_in_range(v):
+    from alliance_stats.validation import SESSION_MAX, session_reasons
+
+    reasons = session_reasons(pd.Series([v], dtype=object if isinstance(v, int) and abs(v) > 2**62 else None))
+    ok = np.isfinite(float(v)) and float(v) == int(float(v)) and 1 <= v <= SESSION_MAX
+    assert (reasons == {}) == ok
