@@ -167,6 +167,12 @@ def _decimal_mark(text: str, sep: str) -> str:
 def _read_text(path: Path, fmt: str, *, sep, decimal, encoding, text_columns, meta: dict) -> pd.DataFrame:
     name = repr(str(path))
     raw = path.read_bytes()
+    for magic, what, ext in ((b"PK\x03\x04", "an Excel workbook (or another zip file)", ".xlsx"),
+                             (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls)", ".xls, or better save it as .xlsx"),
+                             (b"$FL2", "an SPSS data file", ".sav"), (b"$FL3", "an SPSS data file", ".zsav"),
+                             (b"PAR1", "a Parquet file", ".parquet")):
+        if raw.startswith(magic):
+            raise DataFileError(f"{name} is not a text file but {what} with the extension {path.suffix!r}; rename it to {ext}")
     text, enc = _decode(path, raw, encoding)
     text = text.lstrip("\ufeff")
     if not text.strip():
@@ -628,8 +634,9 @@ def read_sessions(
 
     several = {}
     if "therapist" in df.columns:
-        per = df.groupby("patient", sort=True)["therapist"].unique()
-        several = {p: sorted(map(str, t)) for p, t in per.items() if len(t) > 1}
+        pairs = df[["patient", "therapist"]].drop_duplicates()
+        multi = pairs[pairs.duplicated("patient", keep=False)].sort_values(["patient", "therapist"])
+        several = {p: g["therapist"].astype(str).tolist() for p, g in multi.groupby("patient", sort=True)}
         if several:
             shown = "; ".join(f"{p!r} ({', '.join(t)})" for p, t in list(several.items())[:8])
             more = f"; ... ({len(several) - 8} more)" if len(several) > 8 else ""
@@ -759,7 +766,12 @@ def session_grid(
         start = check_whole_number("start", start, 1, SESSION_MAX)
     if by is None:
         by = ["rater"] if "rater" in data.columns and "rater" not in (patient, session) else []
-    by = [by] if isinstance(by, str) else list(by)
+    if isinstance(by, str):
+        by = [by]
+    elif isinstance(by, (list, tuple, pd.Index)):
+        by = list(by)
+    else:
+        raise OptionError("by", by, hint="give a list of column names, e.g. ['rater']")
     need_columns(data, {f"by[{i}]": c for i, c in enumerate(by)})
     check_unique_columns(data, [patient, session] + by)
     if "observed" in data.columns:

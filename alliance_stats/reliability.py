@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import AllianceStatsError, ColumnError
+from .exceptions import AllianceStatsError, ColumnError, OptionError
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
 from .validation import check_number, check_option, need_columns, numeric_column, require_frame
@@ -116,6 +116,8 @@ def reliability(
     check_option("on_invalid", on_invalid, ("raise", "nan"))
     if isinstance(scales, str):
         scales = [scales]
+    elif scales is not None and not isinstance(scales, (list, tuple, pd.Index)):
+        raise OptionError("scales", scales, hint="give a list of scale names, e.g. ['total']")
     warn_provisional(inst)
     cols = resolve_items(data, inst, items)
     X, _ = item_matrix(data, inst, cols, on_invalid=on_invalid)

@@ -231,12 +231,17 @@ def ids_to_text(series: pd.Series) -> tuple[pd.Series, int]:
     surrounding spaces (values that were text and changed)."""
     if pd.api.types.is_integer_dtype(series) and not series.isna().any():
         return series.astype("int64").astype(str), 0
-    out = series.map(id_text).astype(object)
-    was_text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    orig = series.astype(object).to_numpy()
-    new = out.to_numpy()
-    changed = sum(1 for i in np.flatnonzero(was_text) if orig[i] != new[i] and not (_missing(new[i]) and orig[i] == ""))
-    return out.astype("str"), int(changed)
+    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    uniq = list(uniques)
+    text = [id_text(v) for v in uniq]
+    changed_u = np.array(
+        [isinstance(v, str) and isinstance(t, str) and v != t for v, t in zip(uniq, text)], dtype=bool
+    )
+    valid = codes >= 0
+    changed = int(changed_u[codes[valid]].sum()) if len(uniq) else 0
+    lookup = np.array(text + [np.nan], dtype=object)
+    out = pd.Series(lookup[np.where(valid, codes, len(uniq))], index=series.index, name=series.name)
+    return out.astype("str"), changed
 
 
 # -- sessions -----------------------------------------------------------------------------------

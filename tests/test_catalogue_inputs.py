@@ -249,6 +249,19 @@ def _(tmp):
     return Case(lambda: _read(42), [], als.DataFileError, ("file path or a pandas DataFrame", "int"))
 
 
+@case("xlsx-saved-with-csv-extension")
+def _(tmp):
+    p = tmp / "export.csv"
+    _phq().to_excel(p, index=False, engine="openpyxl")
+    return Case(lambda: _read(p), [p], als.DataFileError, ("export.csv", "an Excel workbook", "rename it to .xlsx"))
+
+
+@case("csv-saved-with-xlsx-extension")
+def _(tmp):
+    p = _write(tmp / "export.xlsx", _rows())
+    return Case(lambda: _read(p), [p], als.DataFileError, ("export.xlsx", "not a readable Excel workbook"))
+
+
 @case("xlsx-truncated")
 def _(tmp):
     p = tmp / "cut.xlsx"

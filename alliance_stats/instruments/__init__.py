@@ -215,7 +215,7 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
         raise _err(where, f"'reversed' lists item(s) {bad} outside 1..{n}")
     scoring = spec.get("scoring", "mean")
     kind = spec.get("kind", "rating")
-    if kind not in ("rating", "qsort"):
+    if not isinstance(kind, str) or kind not in ("rating", "qsort"):
         raise _err(where, f"'kind' must be 'rating' or 'qsort', got {kind!r}")
     for bname in ("total", "integer", "disjoint", "higher_is_better"):
         if bname in spec and spec[bname] is not None and not isinstance(spec[bname], bool):
@@ -226,16 +226,16 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
     aliases = spec.get("aliases", ())
     if isinstance(aliases, str) or not isinstance(aliases, (list, tuple)):
         raise _err(where, f"'aliases' must be a list of names, got {aliases!r}")
-    if scoring not in ("mean", "sum", "none"):
+    if not isinstance(scoring, str) or scoring not in ("mean", "sum", "none"):
         raise _err(where, f"'scoring' must be 'mean' or 'sum', got {scoring!r}")
     total = bool(spec.get("total", True))
     if kind != "qsort" and not subscales and not total:
         raise _err(where, "the key scores nothing: give subscales or set total = true")
     rater = spec.get("rater", "client")
-    if rater not in RATERS:
+    if not isinstance(rater, str) or rater not in RATERS:
         raise _err(where, f"'rater' must be one of {RATERS}, got {rater!r}")
     prov = spec.get("provenance", "user")
-    if prov not in PROVENANCES:
+    if not isinstance(prov, str) or prov not in PROVENANCES:
         raise _err(where, f"'provenance' must be one of {PROVENANCES}, got {prov!r}")
     mm = spec.get("max_missing", 0)
     if isinstance(mm, bool) or not isinstance(mm, int) or mm < 0:
@@ -255,6 +255,9 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values()
         ):
             raise _err(where, f"'{mname}' must map labels to numbers, got {m!r}")
+    pfx = spec.get("prefix")
+    if pfx is not None and (not isinstance(pfx, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pfx)):
+        raise _err(where, f"'prefix' must be a name of letters, digits and '_' (e.g. 'wai_sr'), got {pfx!r}")
     hib = spec.get("higher_is_better")
     if hib is None and spec.get("construct") == "alliance":
         hib = True
