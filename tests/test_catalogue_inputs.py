@@ -1112,3 +1112,31 @@ def test_session_numbers_accepted_exactly_when_whole_and_in_range(v):
     reasons = session_reasons(pd.Series([v], dtype=object if isinstance(v, int) and abs(v) > 2**62 else None))
     ok = np.isfinite(float(v)) and float(v) == int(float(v)) and 1 <= v <= SESSION_MAX
     assert (reasons == {}) == ok
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda d: als.decompose(d, ["wai"]), ("'wai'", "infinite", "rows 2")),
+        (lambda d: als.rupture_outcome(d, als.detect_ruptures(d.assign(wai=d["wai"].replace(np.inf, 4.0)), "wai"), outcome="wai"),
+         ("'wai'", "infinite", "rows 2")),
+        (lambda d: als.meta_analysis(r=[0.2, np.inf, 0.3], n=[50, 60, 70]), ("r or n is infinite",)),
+        (lambda d: als.meta_analysis(yi=[0.2, 0.1, 0.3], vi=[0.01, np.inf, 0.02]), ("yi or vi is infinite",)),
+    ],
+    ids=["decompose", "rupture-outcome", "meta-r", "meta-vi"],
+)
+def test_models_refuse_infinite_scores(call, words):
+    d = pd.DataFrame({"patient": ["a"] * 6, "session": range(1, 7), "wai": [4.0, 4.1, np.inf, 4.0, 3.9, 4.2]})
+    before = d.copy()
+    with pytest.raises(als.AllianceStatsError) as err:
+        call(d)
+    for w in words:
+        assert w in str(err.value), str(err.value)
+    pd.testing.assert_frame_equal(d, before)
+
+
+def test_pqs_alliance_refuses_infinite_alliance():
+    sorts = als.read_qsorts(_sorts(4), session="sid")
+    data = pd.DataFrame({"sid": [1, 2, 3, 4], "wai": [4.0, np.inf, 3.0, 2.5]})
+    with pytest.raises(als.AllianceStatsError, match=r"'wai' holds values that are not finite numbers at rows 1"):
+        als.pqs_alliance(sorts, data.rename(columns={"sid": "session"}), alliance="wai")
