@@ -592,6 +592,29 @@ def _(tmp):
     return Case(lambda: _read(p), [p], als.SessionDataError, ("dates.xlsx", "is a date", "session_from_dates=True"), absent=("1704672000",))
 
 
+@case("session-dates-in-spss")
+def _(tmp):
+    import pyreadstat
+
+    p = tmp / "dates.sav"
+    df = _phq()
+    df["sess"] = pd.to_datetime(["2024-01-08", "2024-01-15", "2024-01-09"])
+    pyreadstat.write_sav(df, str(p))
+    return Case(lambda: _read(p), [p], als.SessionDataError, ("dates.sav", "session 2024-01-08 is a date", "session_from_dates=True"))
+
+
+@case("session-from-dates-in-spss")
+def _(tmp):
+    import pyreadstat
+
+    p = tmp / "dates.sav"
+    df = _phq()
+    df["sess"] = pd.to_datetime(["2024-01-15", "2024-01-08", "2024-01-09"])
+    pyreadstat.write_sav(df, str(p))
+    return Case(lambda: _read(p, session_from_dates=True), [p],
+                check=lambda out: (out["session"].tolist(), out["phq1"].tolist()) == ([1, 2, 1], [2, 1, 3]) or pytest.fail())
+
+
 @case("session-from-dates-numbers-sessions")
 def _(tmp):
     df = _phq(pids=("a", "a", "b"))
