@@ -174,7 +174,7 @@ def _read_text(path: Path, fmt: str, *, sep, decimal, encoding, text_columns, me
         if raw.startswith(magic):
             raise DataFileError(f"{name} is not a text file but {what} with the extension {path.suffix!r}; rename it to {ext}")
     text, enc = _decode(path, raw, encoding)
-    text = text.lstrip("\ufeff")
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")  # Windows and old Mac line ends
     if not text.strip():
         raise DataFileError(f"{name} is empty ({len(raw)} bytes, no header and no data); export the data again")
     default = "\t" if fmt == "tsv" else ","
@@ -202,6 +202,11 @@ def _read_text(path: Path, fmt: str, *, sep, decimal, encoding, text_columns, me
     try:
         return pd.read_csv(_io.StringIO(text), sep=sep, decimal=decimal, dtype=dtype)
     except pd.errors.ParserError as exc:
+        if "EOF inside string" in str(exc):
+            raise DataFileError(
+                f"{name} could not be read as {fmt}: a quote (\") opened in {str(exc).split('starting at ')[-1]} is never "
+                "closed; correct the quotes in the export"
+            ) from None
         hint = (
             f" The file was read with the {_SEP_NAMES.get(sep, repr(sep))} as delimiter: a value may hold the "
             "delimiter (a decimal comma in a comma-separated file?), or a line was cut short. Quote such values, "
@@ -229,7 +234,8 @@ def _check_field_counts(name: str, text: str, sep: str, n_header: int) -> None:
         raise DataFileError(
             f"{name}: line(s) {_fmt_labels(long_lines)} have more fields than the header ({n_header}) with the "
             f"{_SEP_NAMES.get(sep, repr(sep))} as delimiter: a value holds the delimiter (a decimal comma in a "
-            "comma-separated file?). Quote such values, export with ';' as the delimiter, or pass sep= "
+            "comma-separated file?) or the lines end with a delimiter. Quote such values, export with ';' as the "
+            "delimiter, or pass sep= "
             "(',', ';', '\\t', '|')"
         )
     if last_line > 1 and last_n < n_header and not text.endswith(("\n", "\r")):

@@ -48,6 +48,7 @@ __all__ = [
     "id_text",
     "ids_to_text",
     "session_reasons",
+    "sessions_message",
     "check_session_keys",
     "DATE_SESSION_FIX",
 ]

@@ -171,6 +171,25 @@ def _(tmp):
     return Case(lambda: _read(p), [p], als.ColumnError, ("patient='pid' is not a column", "delimiter", "sep='\\t'"))
 
 
+@case("csv-old-mac-line-ends")
+def _(tmp):
+    p = tmp / "mac.csv"
+    p.write_bytes(_rows().replace("\n", "\r").encode())
+    return Case(lambda: _read(p, instruments=["phq-9"]), [p], check=_totals([9.0, 18.0, 27.0]))
+
+
+@case("csv-unclosed-quote")
+def _(tmp):
+    p = _write(tmp / "quote.csv", 'pid,sess\n"a,1\nb,2\n')
+    return Case(lambda: _read(p), [p], als.DataFileError, ("quote.csv", "never closed", "row 1"))
+
+
+@case("csv-lines-end-with-delimiter")
+def _(tmp):
+    p = _write(tmp / "trail.csv", "pid,sess\na,1,\nb,2,\n")
+    return Case(lambda: _read(p), [p], als.DataFileError, ("trail.csv", "more fields than the header (2)", "end with a delimiter"))
+
+
 @case("csv-utf8-bom")
 def _(tmp):
     p = tmp / "bom.csv"
