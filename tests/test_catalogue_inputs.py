@@ -75,6 +75,10 @@ def _read(src, **kw):
     return als.read_sessions(src, **kw)
 
 
+def _is(actual, expected):
+    assert actual == expected, f"{actual!r} != {expected!r}"
+
+
 def _totals(expected):
     def check(df):
         assert df["phq9_total"].tolist() == expected
@@ -148,7 +152,7 @@ def _(tmp):
 def _(tmp):
     text = "pid\tsess\tscore\na\t1\t3,5\na\t2\t4,25\n"
     p = _write(tmp / "tabdec.csv", text)
-    return Case(lambda: _read(p), [p], check=lambda df: df["score"].tolist() == [3.5, 4.25] or pytest.fail(str(df["score"].tolist())))
+    return Case(lambda: _read(p), [p], check=lambda df: _is(df["score"].tolist(), [3.5, 4.25]))
 
 
 @case("csv-pipe-delimited")
@@ -223,7 +227,7 @@ def _(tmp):
 @case("csv-latin1-with-encoding-option")
 def _(tmp):
     p = _write(tmp / "latin.csv", _rows().replace("b,", "Jürgen,"), encoding="latin-1")
-    return Case(lambda: _read(p, encoding="cp1252"), [p], check=lambda df: sorted(df["patient"].unique()) == ["Jürgen", "a"] or pytest.fail())
+    return Case(lambda: _read(p, encoding="cp1252"), [p], check=lambda df: _is(sorted(df["patient"].unique()), ["Jürgen", "a"]))
 
 
 @case("csv-utf16-without-bom")
@@ -426,7 +430,7 @@ def _(tmp):
     df = _phq()
     df["therapy"] = [1.0, 1.0, 2.0]
     pyreadstat.write_sav(df, str(p), variable_value_labels={"therapy": {1.0: "CBT", 2.0: "PDT"}})
-    return Case(lambda: _read(p, apply_labels=False), [p], check=lambda out: out["therapy"].tolist() == [1.0, 1.0, 2.0] or pytest.fail())
+    return Case(lambda: _read(p, apply_labels=False), [p], check=lambda out: _is(out["therapy"].tolist(), [1.0, 1.0, 2.0]))
 
 
 @case("sav-leading-zeros-in-string-ids")
@@ -435,7 +439,7 @@ def _(tmp):
 
     p = tmp / "ids.sav"
     pyreadstat.write_sav(_phq(pids=("007", "007", "7")), str(p))
-    return Case(lambda: _read(p), [p], check=lambda out: out["patient"].tolist() == ["007", "007", "7"] or pytest.fail(str(out["patient"].tolist())))
+    return Case(lambda: _read(p), [p], check=lambda out: _is(out["patient"].tolist(), ["007", "007", "7"]))
 
 
 @case("sav-numeric-ids-as-digits")
@@ -444,14 +448,14 @@ def _(tmp):
 
     p = tmp / "num.sav"
     pyreadstat.write_sav(_phq(pids=(7, 7, 12)), str(p))  # SPSS stores numbers as doubles: 7.0
-    return Case(lambda: _read(p), [p], check=lambda out: out["patient"].tolist() == ["12", "7", "7"] or pytest.fail(str(out["patient"].tolist())))
+    return Case(lambda: _read(p), [p], check=lambda out: _is(out["patient"].tolist(), ["12", "7", "7"]))
 
 
 @case("xlsx-leading-zeros-in-text-ids")
 def _(tmp):
     p = tmp / "ids.xlsx"
     _phq(pids=("007", "007", "010")).to_excel(p, index=False)
-    return Case(lambda: _read(p), [p], check=lambda out: out["patient"].tolist() == ["007", "007", "010"] or pytest.fail(str(out["patient"].tolist())))
+    return Case(lambda: _read(p), [p], check=lambda out: _is(out["patient"].tolist(), ["007", "007", "010"]))
 
 
 @case("csv-leading-zeros-kept-and-distinct")
@@ -468,7 +472,7 @@ def _(tmp):
 @case("csv-numeric-therapist-ids-as-text")
 def _(tmp):
     p = _write(tmp / "th.csv", "pid,sess,th\n1,1,01\n1,2,01\n2,1,2\n")
-    return Case(lambda: _read(p, therapist="th"), [p], check=lambda out: (out["therapist"].tolist(), out["patient"].tolist()) == (["01", "01", "2"], ["1", "1", "2"]) or pytest.fail())
+    return Case(lambda: _read(p, therapist="th"), [p], check=lambda out: _is((out["therapist"].tolist(), out["patient"].tolist()), (["01", "01", "2"], ["1", "1", "2"])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,7 +635,7 @@ def _(tmp):
     df["sess"] = pd.to_datetime(["2024-01-15", "2024-01-08", "2024-01-09"])
     pyreadstat.write_sav(df, str(p))
     return Case(lambda: _read(p, session_from_dates=True), [p],
-                check=lambda out: (out["session"].tolist(), out["phq1"].tolist()) == ([1, 2, 1], [2, 1, 3]) or pytest.fail())
+                check=lambda out: _is((out["session"].tolist(), out["phq1"].tolist()), ([1, 2, 1], [2, 1, 3])))
 
 
 @case("session-from-dates-numbers-sessions")
@@ -653,7 +657,7 @@ def _(tmp):
 def _(tmp):
     p = _write(tmp / "d.csv", "pid,sess,x\na,2024-01-15,1\na,2024-01-08,2\nb,2024-01-09,3\n")
     return Case(lambda: _read(p, session_from_dates=True), [p],
-                check=lambda out: (out["session"].tolist(), out["x"].tolist()) == ([1, 2, 1], [2, 1, 3]) or pytest.fail())
+                check=lambda out: _is((out["session"].tolist(), out["x"].tolist()), ([1, 2, 1], [2, 1, 3])))
 
 
 @case("session-from-dates-but-numbers")
@@ -793,7 +797,7 @@ def _(tmp):
 @case("id-float-ids-written-as-digits")
 def _(tmp):
     df = _phq(pids=(7.0, 7.0, 12.0))
-    return Case(lambda: _read(df), [df], check=lambda out: out["patient"].tolist() == ["12", "7", "7"] or pytest.fail())
+    return Case(lambda: _read(df), [df], check=lambda out: _is(out["patient"].tolist(), ["12", "7", "7"]))
 
 
 @case("id-patient-with-two-therapists-warns")
@@ -929,7 +933,7 @@ def _(tmp):
         with pytest.warns(als.InvalidValuesWarning, match="1 of 2 Q-sorts"):
             return als.read_qsorts(df, session="sid", on_invalid="flag")
 
-    return Case(call, [df], check=lambda q: q["qsort_valid"].tolist() == [True, False] or pytest.fail())
+    return Case(call, [df], check=lambda q: _is(q["qsort_valid"].tolist(), [True, False]))
 
 
 @case("qsort-distribution-wrong-sum")
@@ -954,7 +958,7 @@ def _(tmp):
 def _(tmp):
     df = _sorts()
     df.insert(0, "pid", [7, 7.0])
-    return Case(lambda: als.read_qsorts(df, session="sid", patient="pid"), [df], check=lambda q: q["patient"].tolist() == ["7", "7"] or pytest.fail())
+    return Case(lambda: als.read_qsorts(df, session="sid", patient="pid"), [df], check=lambda q: _is(q["patient"].tolist(), ["7", "7"]))
 
 
 # ---------------------------------------------------------------------------------------------
