@@ -20,6 +20,7 @@ from .exceptions import (
     InvalidValuesWarning,
     ItemRangeError,
     ModelSpecError,
+    MultipleTherapistsWarning,
     OptionError,
     OutputPathError,
     SingularFitWarning,
@@ -53,7 +54,7 @@ from .plots import (
 from .tables import export_table
 from .power import PowerResult, power_analysis
 from .reliability import clinical_cutoffs, reliability, reliable_change
-from .scoring import resolve_items, score
+from .scoring import resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
 
 try:
@@ -68,6 +69,7 @@ __all__ = [
     "get_instrument",
     "register_instrument",
     "score",
+    "score_instruments",
     "resolve_items",
     # loading
     "read_sessions",
@@ -142,6 +144,7 @@ __all__ = [
     "AllianceStatsError",
     "InstrumentKeyError",
     "ItemRangeError",
+    "MultipleTherapistsWarning",
     "SessionDataError",
     "QSortError",
     "ColumnError",

@@ -86,7 +86,7 @@ def _write_scored(df: pd.DataFrame, path: Path, ext: str, meta: dict) -> None:
 def _cmd_score(args) -> int:
     from ._output import atomic_write, check_file_target
     from .io import read_sessions, read_table
-    from .scoring import score
+    from .scoring import score_instruments
 
     ext = _output_kind(args.output)
     if ext != "-":  # refuse before the (possibly long) read
@@ -103,8 +103,7 @@ def _cmd_score(args) -> int:
         meta = df.attrs.get("alliance_stats", {})
     else:
         df, meta = read_table(args.file, sheet=args.sheet)
-        parts = [df] + [score(df, name, items=pat, on_invalid=args.on_invalid) for name, pat in spec.items()]
-        df = pd.concat(parts, axis=1)
+        df = score_instruments(df, spec, on_invalid=args.on_invalid)  # invalid items set missing too
     if ext == "-":
         try:
             df.to_csv(sys.stdout, index=False)

@@ -26,6 +26,7 @@ __all__ = [
     "ConfigError",
     "OptionError",
     "OutputPathError",
+    "MultipleTherapistsWarning",
 ]
 
 
@@ -70,6 +71,17 @@ def _in_package(filename: str) -> bool:
 
 class AllianceStatsError(ValueError):
     """Base class of every error raised by alliance-stats for bad input."""
+
+    def with_context(self, context: str) -> "AllianceStatsError":
+        """The same error (same class and attributes) with ``context: `` put before its message.
+
+        Subclasses whose constructors take more than a message (ItemRangeError, QSortError ...)
+        cannot be rebuilt with ``type(exc)(message)``; this copies them instead.
+        """
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        new.args = (f"{context}: {self}",)
+        return new
 
 
 class InstrumentKeyError(AllianceStatsError):
@@ -210,3 +222,8 @@ class OutputPathError(AllianceStatsError):
     """An output file or folder cannot be written where asked: it would land outside the results
     folder, overwrite an input, replace a folder this package did not write, or its parent is
     not a folder. The message says what to do instead."""
+
+
+class MultipleTherapistsWarning(AllianceStatsWarning):
+    """A patient appears with more than one therapist. Models that nest patients in therapists
+    need one therapist per patient; the warning names the patients and their therapists."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
+import csv
 import hashlib
 import hmac
+import io as _io
+import os
+import re
 import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -12,10 +15,32 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .exceptions import ColumnError, DataFileError, InvalidValuesWarning, QSortError, SessionDataError
+from .exceptions import (
+    ColumnError,
+    DataFileError,
+    InvalidValuesWarning,
+    MultipleTherapistsWarning,
+    OptionError,
+    QSortError,
+    SessionDataError,
+)
 from .exceptions import _fmt_labels, _show, user_stacklevel
 from .instruments import get_instrument
-from .scoring import resolve_items, score
+from .scoring import resolve_items, score_instruments
+from .validation import (
+    DATE_SESSION_FIX,
+    SESSION_MAX,
+    check_option,
+    check_session_keys,
+    check_unique_columns,
+    check_whole_number,
+    id_text,
+    ids_to_text,
+    need_columns,
+    require_frame,
+    session_reasons,
+    sessions_message,
+)
 
 __all__ = [
     "read_table",
@@ -24,6 +49,7 @@ __all__ = [
     "read_qsorts",
     "pseudonymize",
     "row_accounting",
+    "check_session_keys",
     "ID_COLUMNS",
     "PQS_DISTRIBUTION",
 ]
@@ -45,97 +71,318 @@ _FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+_SEPARATORS = (",", ";", "\t", "|")
+_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 
-def read_table(source, *, sheet=None) -> tuple[pd.DataFrame, dict]:
+# -- text files: encoding, delimiter, decimal mark ----------------------------------------------
+def _decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
+    """Decode a text file: the encoding given, else a BOM's (UTF-8, UTF-16, UTF-32), else UTF-8."""
+    name = repr(str(path))
+    if encoding is not None:
+        if not isinstance(encoding, str):
+            raise OptionError("encoding", encoding, hint="give a codec name such as 'utf-8', 'cp1252' or 'utf-16'")
+        try:
+            return raw.decode(encoding), encoding
+        except LookupError:
+            raise OptionError("encoding", encoding, hint="not a known codec; try 'utf-8', 'cp1252', 'latin-1' or 'utf-16'") from None
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise DataFileError(
+                f"{name} cannot be decoded as {encoding}: byte 0x{raw[exc.start]:02x} on line {line} is not valid "
+                "in that encoding; pass the encoding the file was saved in (encoding='utf-8', 'cp1252', 'utf-16' ...)"
+            ) from None
+    for bom, enc in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+                     (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc), enc
+            except UnicodeDecodeError as exc:
+                raise DataFileError(
+                    f"{name} starts with a {enc.upper()} byte-order mark but byte {exc.start} cannot be decoded as "
+                    f"{enc}: the file is damaged or truncated; export it again"
+                ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if raw[:4000].count(b"\x00") > len(raw[:4000]) // 4:
+            raise DataFileError(
+                f"{name} looks like UTF-16 text without a byte-order mark; pass encoding='utf-16-le' "
+                "(or 'utf-16-be'), or save the file as 'CSV UTF-8'"
+            ) from None
+        line = raw[: exc.start].count(b"\n") + 1
+        near = raw[max(0, exc.start - 15): exc.start + 15].decode("cp1252", errors="replace")
+        raise DataFileError(
+            f"{name} is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} (near {near!r}) cannot be "
+            "decoded. The file was probably saved as Windows-1252/Latin-1 (common for Excel and SPSS exports on "
+            "Windows): pass encoding='cp1252' (or encoding='latin-1'), or save it as 'CSV UTF-8'"
+        ) from None
+    if "\x00" in text[:4000]:
+        raise DataFileError(
+            f"{name} holds NUL characters: it looks like UTF-16 text without a byte-order mark; pass "
+            "encoding='utf-16-le' (or 'utf-16-be'), or save the file as 'CSV UTF-8'"
+        )
+    return text, "utf-8"
+
+
+def _field_counts(sample: str, sep: str) -> list[int]:
+    rows = csv.reader(_io.StringIO(sample), delimiter=sep)
+    try:
+        return [len(r) for r in rows if any(f.strip() for f in r)]
+    except csv.Error:
+        return []
+
+
+def _sniff_separator(text: str, default: str) -> str:
+    """The delimiter among , ; tab | that splits the first lines into the same number (> 1) of
+    fields as the header; the format's default when none or several tie."""
+    lines = text.splitlines()
+    sample = "\n".join(lines[:60])
+    best, best_n = None, 1
+    for sep in (default,) + tuple(s for s in _SEPARATORS if s != default):
+        counts = _field_counts(sample, sep)
+        if not counts or counts[0] < 2:
+            continue
+        body = counts[1:-1] if len(counts) > 2 else counts[1:]  # the last line may be cut short
+        if all(c == counts[0] for c in body) and counts[0] > best_n:
+            best, best_n = sep, counts[0]
+    return best if best is not None else default
+
+
+_DEC_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+_DEC_POINT = re.compile(r"^\s*-?\d*\.\d+\s*$")
+
+
+def _decimal_mark(text: str, sep: str) -> str:
+    if sep == ";":
+        return ","
+    if sep == ",":
+        return "."
+    fields = [f for r in csv.reader(_io.StringIO("\n".join(text.splitlines()[1:200])), delimiter=sep) for f in r]
+    commas = sum(bool(_DEC_COMMA.match(f)) for f in fields)
+    points = sum(bool(_DEC_POINT.match(f)) for f in fields)
+    return "," if commas and not points else "."
+
+
+def _read_text(path: Path, fmt: str, *, sep, decimal, encoding, text_columns, meta: dict) -> pd.DataFrame:
+    name = repr(str(path))
+    raw = path.read_bytes()
+    for magic, what, ext in ((b"PK\x03\x04", "an Excel workbook (or another zip file)", ".xlsx"),
+                             (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls)", ".xls, or better save it as .xlsx"),
+                             (b"$FL2", "an SPSS data file", ".sav"), (b"$FL3", "an SPSS data file", ".zsav"),
+                             (b"PAR1", "a Parquet file", ".parquet")):
+        if raw.startswith(magic):
+            raise DataFileError(f"{name} is not a text file but {what} with the extension {path.suffix!r}; rename it to {ext}")
+    text, enc = _decode(path, raw, encoding)
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")  # Windows and old Mac line ends
+    if not text.strip():
+        raise DataFileError(f"{name} is empty ({len(raw)} bytes, no header and no data); export the data again")
+    default = "\t" if fmt == "tsv" else ","
+    if sep is None:
+        sep = _sniff_separator(text, default)
+    elif sep not in _SEPARATORS:
+        raise OptionError("sep", sep, _SEPARATORS)
+    if decimal is None:
+        decimal = _decimal_mark(text, sep)
+    elif decimal not in (".", ","):
+        raise OptionError("decimal", decimal, (".", ","))
+    if decimal == sep:
+        raise OptionError("decimal", decimal, hint=f"the decimal mark must differ from the delimiter sep={sep!r}")
+    header = next(csv.reader(_io.StringIO(text), delimiter=sep), [])
+    names = [h for h in header if h.strip()]
+    dup = sorted({h for h in names if names.count(h) > 1})
+    if dup:
+        raise ColumnError(
+            f"{name}: the header names column(s) {dup} more than once (pandas would rename the copies "
+            f"'{dup[0]}.1' ... and ignore them); rename or remove the copies so each name occurs once"
+        )
+    _check_field_counts(name, text, sep, len(header))
+    meta.update({"encoding": enc, "separator": sep, "decimal": decimal})
+    dtype = {c: str for c in text_columns if c is not None and c in header} or None
+    try:
+        return pd.read_csv(_io.StringIO(text), sep=sep, decimal=decimal, dtype=dtype)
+    except pd.errors.ParserError as exc:
+        if "EOF inside string" in str(exc):
+            raise DataFileError(
+                f"{name} could not be read as {fmt}: a quote (\") opened in {str(exc).split('starting at ')[-1]} is never "
+                "closed; correct the quotes in the export"
+            ) from None
+        hint = (
+            f" The file was read with the {_SEP_NAMES.get(sep, repr(sep))} as delimiter: a value may hold the "
+            "delimiter (a decimal comma in a comma-separated file?), or a line was cut short. Quote such values, "
+            "export with ';' as the delimiter, or pass sep= (',', ';', '\\t', '|')."
+        )
+        raise DataFileError(f"{name} could not be read as {fmt}: {exc}.{hint}") from None
+
+
+def _check_field_counts(name: str, text: str, sep: str, n_header: int) -> None:
+    """Refuse lines with more fields than the header (pandas would shift them or use the first
+    column as the index) and a last line cut short without a line end (a truncated file)."""
+    reader = csv.reader(_io.StringIO(text), delimiter=sep)
+    long_lines: list[int] = []
+    last_n, last_line = n_header, 0
+    try:
+        for row in reader:
+            if not row or not any(f.strip() for f in row):
+                continue
+            if len(row) > n_header:
+                long_lines.append(reader.line_num)
+            last_n, last_line = len(row), reader.line_num
+    except csv.Error as exc:
+        raise DataFileError(f"{name}: line {reader.line_num} cannot be parsed ({exc}); check the quotes on that line") from None
+    if long_lines:
+        raise DataFileError(
+            f"{name}: line(s) {_fmt_labels(long_lines)} have more fields than the header ({n_header}) with the "
+            f"{_SEP_NAMES.get(sep, repr(sep))} as delimiter: a value holds the delimiter (a decimal comma in a "
+            "comma-separated file?) or the lines end with a delimiter. Quote such values, export with ';' as the "
+            "delimiter, or pass sep= "
+            "(',', ';', '\\t', '|')"
+        )
+    if last_line > 1 and last_n < n_header and not text.endswith(("\n", "\r")):
+        raise DataFileError(
+            f"{name}: the last line ({last_line}) has {last_n} of the header's {n_header} fields and no line end: "
+            "the file looks truncated; export it again"
+        )
+
+
+def read_table(
+    source, *, sheet=None, sep: str | None = None, decimal: str | None = None, encoding: str | None = None,
+    text_columns: Iterable = (),
+) -> tuple[pd.DataFrame, dict]:
     """Read a data file by its extension; return the table and what was learnt about it.
 
     Rows are labelled 1..n in file order (data row 1 is the first row under the header), so
     that errors can name them. SPSS and Stata value labels and variable labels are returned
-    in the metadata dict, not applied.
+    in the metadata dict, not applied. SPSS user-missing values (e.g. 99 declared missing)
+    are set missing and counted per column in ``meta["user_missing"]``.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        A DataFrame is copied, never modified.
+    sheet : str or int, optional
+        Excel sheet (default: the first; the metadata lists every sheet).
+    sep, decimal, encoding : str, optional
+        For CSV/TSV files. By default the delimiter is detected among ``,`` ``;`` tab and ``|``
+        (the header and the first lines must split into the same number of fields), the decimal
+        mark is ``,`` with ``;`` as delimiter (European spreadsheets) and ``.`` with ``,``, and
+        the encoding is UTF-8 or the one a byte-order mark announces (UTF-8, UTF-16, UTF-32).
+        Any other encoding (Windows-1252, Latin-1 ...) must be named: ``encoding="cp1252"``.
+        A line with more fields than the header, or a last line cut short, is an error.
+    text_columns : list of str
+        ID columns: read as text from CSV/TSV files and as stored (text cells as text) from
+        Excel, so that IDs keep leading zeros.
+
+    Raises
+    ------
+    DataFileError
+        The path is a folder or does not exist, the type is unknown, the file is empty or has
+        a header but no rows, or it cannot be decoded or parsed (the message says which option fixes it).
+    ColumnError
+        A column name occurs more than once in the header.
     """
     if isinstance(source, pd.DataFrame):
+        check_unique_columns(source, where="the DataFrame")
+        if len(source) == 0:
+            raise DataFileError(f"the DataFrame has no rows (columns: {list(source.columns)[:12]})")
         return source.copy(), {"source": "DataFrame", "format": "DataFrame"}
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataFileError(f"source must be a file path or a pandas DataFrame, got {type(source).__name__}")
     path = Path(source)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in _FORMATS)[:5]
+        hint = f"; data files in it: {inside}" if inside else ""
+        raise DataFileError(f"{str(path)!r} is a folder, not a data file: give the path of the file itself{hint}")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataFileError(
             f"{str(path)!r}: unknown file type {path.suffix!r}; alliance-stats reads "
             f"{', '.join(sorted(_FORMATS))}. Save the export in one of these formats."
         )
-    if not path.is_file():
+    if not path.exists():
         raise DataFileError(f"{str(path)!r} does not exist (working directory: {Path.cwd()})")
+    if not path.is_file():
+        raise DataFileError(f"{str(path)!r} is not a regular file")
+    if fmt not in ("csv", "tsv") and (sep is not None or decimal is not None):
+        raise OptionError("sep" if sep is not None else "decimal", sep if sep is not None else decimal,
+                          hint=f"sep= and decimal= apply to CSV/TSV files, not to {fmt} files")
     meta: dict = {"source": str(path), "format": fmt}
+    where = repr(str(path))
     try:
         if fmt in ("csv", "tsv"):
-            sep = "\t" if fmt == "tsv" else ","
-            df = pd.read_csv(path, sep=sep)
-            if fmt == "csv" and df.shape[1] == 1 and ";" in str(df.columns[0]):
-                df = pd.read_csv(path, sep=";", decimal=",")  # European spreadsheet export
-                meta["separator"] = ";"
+            df = _read_text(path, fmt, sep=sep, decimal=decimal, encoding=encoding,
+                            text_columns=list(text_columns), meta=meta)
         elif fmt == "excel":
-            with pd.ExcelFile(path) as xl:
-                names = xl.sheet_names
+            try:
+                with pd.ExcelFile(path) as xl:
+                    names = xl.sheet_names
+            except ImportError as exc:
+                raise DataFileError(f"{where}: reading {path.suffix} files needs an extra package ({exc}); "
+                                    "save the workbook as .xlsx") from None
+            except Exception as exc:
+                raise DataFileError(
+                    f"{where} is not a readable Excel workbook ({type(exc).__name__}: {exc}); it may be damaged, "
+                    "truncated or another format renamed to .xlsx. Open and save it again in Excel"
+                ) from None
             if sheet is None:
                 sheet = names[0]
             elif sheet not in names and not (isinstance(sheet, int) and 0 <= sheet < len(names)):
-                raise DataFileError(f"{str(path)!r} has no sheet {sheet!r}; its sheets are {names}")
-            df = pd.read_excel(path, sheet_name=sheet)
+                raise DataFileError(f"{where} has no sheet {sheet!r}; its sheets are {names}")
+            head = pd.read_excel(path, sheet_name=sheet, header=None, nrows=1)
+            header = [h for h in (head.iloc[0].tolist() if len(head) else []) if not pd.isna(h)]
+            dup = sorted({str(h) for h in header if header.count(h) > 1})
+            if dup:
+                raise ColumnError(
+                    f"{where}, sheet {sheet!r}: the header names column(s) {dup} more than once; rename or "
+                    "remove the copies so each name occurs once"
+                )
+            # ID columns as objects: text cells stay text ("007"), number cells stay numbers
+            df = pd.read_excel(path, sheet_name=sheet, dtype={c: object for c in text_columns if c is not None} or None)
             meta["sheet"] = sheet
+            meta["sheets"] = names
         elif fmt in ("spss", "stata"):
             import pyreadstat
 
             reader = pyreadstat.read_sav if fmt == "spss" else pyreadstat.read_dta
-            df, m = reader(str(path), apply_value_formats=False)
+            kw = {"encoding": encoding} if encoding is not None else {}
+            if fmt == "spss":
+                kw["user_missing"] = True  # read the declared values, set them missing below and count them
+            df, m = reader(str(path), apply_value_formats=False, **kw)
             meta["value_labels"] = {k: dict(v) for k, v in m.variable_value_labels.items()}
             meta["variable_labels"] = {
                 k: v for k, v in zip(m.column_names, m.column_labels) if v is not None
             }
+            user_missing = {}
+            for col, ranges in (getattr(m, "missing_ranges", None) or {}).items():
+                if not ranges or col not in df.columns:
+                    continue
+                hit = np.zeros(len(df), dtype=bool)
+                for r in ranges:
+                    if isinstance(r["lo"], str) or isinstance(r["hi"], str):
+                        hit |= (df[col] == r["lo"]).to_numpy(dtype=bool, na_value=False)
+                    else:
+                        v = pd.to_numeric(df[col], errors="coerce")
+                        hit |= ((v >= r["lo"]) & (v <= r["hi"])).to_numpy(dtype=bool, na_value=False)
+                df[col] = df[col].mask(hit)
+                user_missing[col] = {"declared": [dict(r) for r in ranges], "n_set_missing": int(hit.sum())}
+            if user_missing:
+                meta["user_missing"] = user_missing
         else:
             df = pd.read_parquet(path)
-    except DataFileError:
+    except (DataFileError, ColumnError, OptionError):
         raise
     except Exception as exc:  # the reader's own message is kept
-        raise DataFileError(f"{str(path)!r} could not be read as {fmt}: {exc}") from exc
+        raise DataFileError(f"{where} could not be read as {fmt} ({type(exc).__name__}: {exc}); the file may be "
+                            "damaged or truncated, or saved in another format") from exc
+    check_unique_columns(df, where=where)
+    if len(df) == 0:
+        sheet_note = ""
+        if fmt == "excel":
+            sheet_note = f" in sheet {meta['sheet']!r}" + (f" (its sheets: {meta['sheets']}; choose one with sheet=)" if len(meta["sheets"]) > 1 else "")
+        what = "a header but no data rows" if df.shape[1] else "no header and no data"
+        raise DataFileError(f"{where} has {what}{sheet_note}; export the data again")
     df.index = pd.RangeIndex(1, len(df) + 1)
     return df, meta
-
-
-def _need_columns(df: pd.DataFrame, mapping: Mapping[str, str]) -> None:
-    for role, col in mapping.items():
-        if col not in df.columns:
-            close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=3, cutoff=0.5)
-            hint = f"; did you mean {close}?" if close else ""
-            raise ColumnError(
-                f"{role}={col!r} is not a column of the data{hint} (columns: "
-                f"{list(df.columns)[:12]}{' ...' if df.shape[1] > 12 else ''})"
-            )
-
-
-def check_session_keys(data: pd.DataFrame, keys: list[str], session: str, *, what: str = "score") -> pd.Series:
-    """Validate ID columns: no missing IDs, sessions positive whole numbers, no duplicate keys.
-
-    Returns the session numbers as int64. Raises SessionDataError naming the rows.
-    """
-    ids = data[keys + [session]]
-    miss = ids.isna().any(axis=1)
-    if miss.any():
-        rows = data.index[miss].tolist()
-        raise SessionDataError(f"missing IDs in {keys + [session]} at rows {_fmt_labels(rows)}; fix them first", rows=rows)
-    sess = pd.to_numeric(data[session], errors="coerce")
-    bad = sess.isna() | (sess != np.round(sess)) | (sess < 1)
-    if bad.any():
-        rows = data.index[bad].tolist()
-        raise SessionDataError(f"{session!r} is not a positive whole number at rows {_fmt_labels(rows)}", rows=rows)
-    dup = data.duplicated(keys + [session], keep=False)
-    if dup.any():
-        rows = data.index[dup].tolist()
-        raise SessionDataError(
-            f"the same {' x '.join(keys + [session])} appears twice at rows {_fmt_labels(rows)}; keep one {what} "
-            "per session (average raters first if there are several)",
-            rows=rows,
-        )
-    return sess.astype("int64")
 
 
 def _to_wide(df: pd.DataFrame, ids: list[str], item: str, value: str) -> pd.DataFrame:
@@ -163,19 +410,63 @@ def _check_ids(df: pd.DataFrame, keys: list[str]) -> list[tuple[object, str]]:
     """Find rows with missing IDs, bad session numbers, or duplicated keys."""
     problems: list[tuple[object, str]] = []
     for c in keys:
-        miss = df[c].isna() | df[c].astype(str).str.strip().eq("")
-        problems += [(r, f"missing {c} ID") for r in df.index[miss]]
-    s = pd.to_numeric(df["session"], errors="coerce")
-    bad = df["session"].notna() & (s.isna() | (s < 1) | (s != np.round(s)))
-    problems += [(r, f"session {_show(df.at[r, 'session'])} is not a positive whole number") for r in df.index[bad]]
+        miss = df[c].isna()
+        problems += [(r, f"missing {c} ID") for r in df.index[miss.to_numpy()]]
+    for r, why in session_reasons(df["session"]).items():
+        who = df.at[r, "patient"]
+        problems.append((r, why + ("" if pd.isna(who) else f" (patient {_show(who)})")))
     flagged = {r for r, _ in problems}
     ok = df.loc[~df.index.isin(flagged)]
     dup_keys = [k for k in keys if k != "therapist"]
     dup = ok.duplicated(dup_keys, keep=False)
-    for r in ok.index[dup]:
+    for r in ok.index[dup.to_numpy()]:
         desc = ", ".join(f"{k} {_show(ok.at[r, k])}" for k in dup_keys)
         problems.append((r, f"duplicate {' x '.join(dup_keys)} ({desc})"))
     return problems
+
+
+SESSIONS_FROM_DATES_RULE = (
+    "session numbers made from the dates in the session column: 1, 2, 3 ... in date order within each "
+    "patient (the same date and time is the same session); the dates are kept in 'session_date'"
+)
+
+
+def _sessions_from_dates(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Number sessions 1, 2, 3 ... by date within each patient; keep the dates in session_date."""
+    s = df["session"]
+    if "session_date" in df.columns:
+        raise ColumnError("the data already has a column 'session_date'; rename it to use session_from_dates=True")
+    if pd.api.types.is_datetime64_any_dtype(s):
+        dates = s
+    elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        raise SessionDataError(
+            f"session_from_dates=True, but {column!r} holds numbers, not dates; leave session_from_dates out to "
+            "use them as session numbers"
+        )
+    else:
+        def one(v):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                return pd.NaT
+            if isinstance(v, str):
+                v = v.strip()
+                if not v:
+                    return pd.NaT
+                return pd.to_datetime(v, format="ISO8601", errors="coerce")
+            return pd.to_datetime(v, errors="coerce")
+
+        dates = pd.to_datetime(s.astype(object).map(one), errors="coerce")
+        bad = s.notna() & dates.isna() & ~s.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
+        if bad.any():
+            rows = df.index[bad.to_numpy()].tolist()
+            raise SessionDataError(
+                f"session_from_dates=True, but {column!r} holds values that are not dates at rows {_fmt_labels(rows)} "
+                f"(values {_fmt_labels(s[bad].tolist())}); write dates as YYYY-MM-DD (ISO 8601) or as date cells",
+                rows=rows,
+            )
+    out = df.copy()
+    out["session_date"] = dates
+    out["session"] = dates.groupby(df["patient"], dropna=False).rank(method="dense")
+    return out
 
 
 def read_sessions(
@@ -193,6 +484,10 @@ def read_sessions(
     on_invalid: str = "raise",
     on_bad_rows: str = "raise",
     apply_labels: bool = True,
+    session_from_dates: bool = False,
+    sep: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """Read an export into one tidy, validated, scored session table.
 
@@ -200,9 +495,11 @@ def read_sessions(
     ----------
     source : path or DataFrame
         CSV, TSV, Excel (.xlsx), SPSS (.sav), Stata (.dta) or Parquet file, or a DataFrame
-        (which is copied, never modified).
+        (which is copied, never modified). See :func:`read_table` for how delimiters and
+        encodings of text files are found.
     patient, session : str
-        Columns holding the patient ID and the session number (a positive whole number).
+        Columns holding the patient ID and the session number (a whole number from 1 to
+        99,999; dates are refused, see ``session_from_dates``).
     therapist, rater : str, optional
         Columns holding the therapist ID and the rater (client, therapist, observer, or a
         judge's ID). Renamed to the canonical ``therapist`` / ``rater``.
@@ -217,14 +514,23 @@ def read_sessions(
         with columns ``item`` (the item's column name, e.g. ``wai3``) and ``value``.
         ``auto`` picks long when both of those columns are present.
     on_invalid : {"raise", "nan"}
-        What to do with an item response outside its scale (see :func:`score`).
+        What to do with an item response outside its scale (see :func:`score`). With
+        ``"nan"`` the response is set missing in the returned item column too, and counted
+        per column (with its rows) in the row accounting.
     on_bad_rows : {"raise", "drop"}
-        Rows with a missing ID, a session that is not a positive whole number, or the same
-        patient x session x rater twice raise :class:`SessionDataError` listing them; with
+        Rows with a missing ID, a session that is not a whole number from 1 to 99,999, or the
+        same patient x session x rater twice raise :class:`SessionDataError` listing them; with
         ``"drop"`` they are excluded and listed with the reason in the row accounting.
     apply_labels : bool
         Turn SPSS/Stata value labels of columns that are neither IDs nor items into
         categories. Labels of every column stay in the metadata.
+    session_from_dates : bool
+        The session column holds dates (a date per visit): number each patient's sessions
+        1, 2, 3 ... in date order (the same date and time is one session) and keep the dates in
+        ``session_date``. The rule is recorded in the row accounting. Without this option a
+        date in the session column is an error.
+    sep, decimal, encoding : str, optional
+        Delimiter, decimal mark and encoding of a CSV/TSV file (see :func:`read_table`).
 
     Returns
     -------
@@ -233,8 +539,19 @@ def read_sessions(
         given), the other columns of the file, then the scores of each instrument
         (``{prefix}_{scale}``, see :func:`score`); sorted by patient, session (and rater).
         ``df.attrs["alliance_stats"]`` records the source, the instrument keys with their
-        provenance, value labels, and the row accounting (rows read, kept, excluded with
-        reason); :func:`row_accounting` shows it as a table.
+        provenance, value labels, and the row accounting (rows read, IDs trimmed, rows
+        excluded with reason, item responses set missing, rows kept); :func:`row_accounting`
+        shows it as a table.
+
+    Notes
+    -----
+    IDs follow one rule (see :mod:`alliance_stats.validation`): ``patient``, ``therapist``
+    and ``rater`` are returned as text; a number is written as its digits (``7.0`` -> ``"7"``),
+    text keeps its characters (leading zeros too) without surrounding spaces (non-breaking
+    ones included). IDs that lost spaces are counted in the row accounting; so ``"P1 "`` and
+    ``"P1"`` are one patient, and ``1`` and ``"1"`` are one patient, exactly as
+    :func:`pseudonymize` sees them. A patient seen by more than one therapist is named in a
+    :class:`~alliance_stats.exceptions.MultipleTherapistsWarning`.
 
     Examples
     --------
@@ -245,24 +562,41 @@ def read_sessions(
     >>> df[["patient", "session", "wai_sr_total", "phq9_total"]].shape[1]
     4
     """
-    if shape not in ("auto", "wide", "long"):
-        raise ValueError(f"shape must be 'auto', 'wide' or 'long', got {shape!r}")
-    if on_bad_rows not in ("raise", "drop"):
-        raise ValueError(f"on_bad_rows must be 'raise' or 'drop', got {on_bad_rows!r}")
-    df, meta = read_table(source, sheet=sheet)
+    check_option("shape", shape, ("auto", "wide", "long"))
+    check_option("on_invalid", on_invalid, ("raise", "nan"))
+    check_option("on_bad_rows", on_bad_rows, ("raise", "drop"))
+    check_option("session_from_dates", session_from_dates, (False, True))
+    check_option("apply_labels", apply_labels, (True, False))
     roles = {"patient": patient, "session": session}
     if therapist is not None:
         roles["therapist"] = therapist
     if rater is not None:
         roles["rater"] = rater
-    _need_columns(df, roles)
+    for role, col in roles.items():
+        if not isinstance(col, (str, int)) or isinstance(col, bool):
+            raise OptionError(role, col, hint="give the name of the column holding it")
+    same = [c for c in roles.values() if list(roles.values()).count(c) > 1]
+    if same:
+        raise ColumnError(f"column {same[0]!r} is named for more than one of {list(roles)}; each ID needs its own column")
+    id_roles = [r for r in ("therapist", "patient", "rater") if r in roles]
+    df, meta = read_table(source, sheet=sheet, sep=sep, decimal=decimal, encoding=encoding,
+                          text_columns=[roles[r] for r in id_roles])
+    where = meta["source"] if meta["source"] != "DataFrame" else "the DataFrame"
+    need_columns(df, roles)
     n_read = len(df)
+    trimmed: dict[str, int] = {}
+    for r in id_roles:
+        df[roles[r]], k = ids_to_text(df[roles[r]])
+        if k:
+            trimmed[r] = k
     is_long = shape == "long" or (shape == "auto" and item in df.columns and value in df.columns)
     if is_long:
-        _need_columns(df, {"item": item, "value": value})
+        need_columns(df, {"item": item, "value": value})
         df = _to_wide(df, list(roles.values()), item, value)
     taken = {c for role, c in roles.items()}
     clash = [r for r in roles if r in df.columns and r not in taken]
+    if session_from_dates and "session_date" in df.columns and "session_date" not in taken:
+        clash.append("session_date")
     if clash:
         raise ColumnError(
             f"the data already has column(s) {clash} besides the ones named as IDs; rename them "
@@ -270,6 +604,8 @@ def read_sessions(
         )
     df = df.rename(columns={c: role for role, c in roles.items()})
     keys = [k for k in ID_COLUMNS if k in roles]
+    if session_from_dates:
+        df = _sessions_from_dates(df, session)
 
     excluded: list[dict] = []
     problems = _check_ids(df, keys)
@@ -278,8 +614,9 @@ def read_sessions(
             rows = sorted({r for r, _ in problems}, key=lambda r: (str(type(r)), r))
             detail = "; ".join(f"row {r}: {why}" for r, why in problems[:8])
             more = f"; ... ({len(problems) - 8} more)" if len(problems) > 8 else ""
+            dates = DATE_SESSION_FIX + " " if any("is a date" in why for _, why in problems) else ""
             raise SessionDataError(
-                f"{len(rows)} row(s) with bad session identifiers: {detail}{more}. Fix the IDs in "
+                f"{where}: {len(rows)} row(s) with bad session identifiers: {detail}{more}. {dates}Fix the IDs in "
                 "the export, or pass on_bad_rows='drop' to exclude these rows (they are then "
                 "listed in the row accounting).",
                 rows=rows,
@@ -289,37 +626,42 @@ def read_sessions(
             why.setdefault(r, reason)
         excluded = [{"row": r, "reason": reason} for r, reason in why.items()]
         df = df.drop(index=list(why))
+        if len(df) == 0:
+            counts = pd.Series([e["reason"].split(" (")[0] for e in excluded]).value_counts()
+            raise SessionDataError(
+                f"{where}: all {len(excluded)} rows were excluded as bad rows, nothing is left to analyse "
+                f"({'; '.join(f'{k}: {v}' for k, v in counts.head(5).items())}). Fix the IDs in the export.",
+                rows=[e["row"] for e in excluded],
+            )
 
     df["session"] = pd.to_numeric(df["session"]).astype("int64")
     order = ["therapist", "patient", "session", "rater"]
     df = df[[c for c in order if c in df.columns] + [c for c in df.columns if c not in order]]
 
+    several = {}
+    if "therapist" in df.columns:
+        pairs = df[["patient", "therapist"]].drop_duplicates()
+        multi = pairs[pairs.duplicated("patient", keep=False)].sort_values(["patient", "therapist"])
+        several = {p: g["therapist"].astype(str).tolist() for p, g in multi.groupby("patient", sort=True)}
+        if several:
+            shown = "; ".join(f"{p!r} ({', '.join(t)})" for p, t in list(several.items())[:8])
+            more = f"; ... ({len(several) - 8} more)" if len(several) > 8 else ""
+            warnings.warn(
+                f"{where}: {len(several)} patient(s) appear with more than one therapist: {shown}{more}. Models "
+                "that nest patients in therapists need one therapist per patient; check the IDs (a typo?), or "
+                "keep the patients who switched therapist apart on purpose.",
+                MultipleTherapistsWarning,
+                stacklevel=user_stacklevel(),
+            )
+
     inst_meta: dict = {}
     item_cols: set = set()
     if instruments is not None:
-        spec = instruments if isinstance(instruments, Mapping) else {name: None for name in instruments}
-        parts = []
-        for name, items in spec.items():
-            inst = get_instrument(name)
-            sc = score(df, inst, items=items, on_invalid=on_invalid)
-            clash = [c for c in sc.columns if c in df.columns or any(c in p.columns for p in parts)]
-            if clash:
-                raise ColumnError(
-                    f"score column(s) {clash} of {inst.name!r} already exist; pass each instrument "
-                    "once, or score it with als.score(..., prefix=...) to choose other names"
-                )
-            parts.append(sc)
-            a = sc.attrs["alliance_stats"]
-            item_cols.update(a["items"])
-            inst_meta[inst.name] = {
-                "provenance": inst.provenance,
-                "scoring": a["scoring"],
-                "items": a["items"],
-                "invalid_set_missing": a["invalid"],
-                "key_source": inst.source,
-            }
-        if parts:
-            df = pd.concat([df] + parts, axis=1)
+        scored = score_instruments(df, instruments, on_invalid=on_invalid)
+        inst_meta = scored.attrs["alliance_stats"]["instruments"]
+        for v in inst_meta.values():
+            item_cols.update(v["items"])
+        df = scored
 
     labels = meta.get("value_labels", {})
     if apply_labels and labels:
@@ -333,6 +675,11 @@ def read_sessions(
     df = df.sort_values([k for k in ("patient", "session", "rater") if k in df.columns], kind="stable")
     source_rows = df.index.tolist()
     df = df.reset_index(drop=True)
+    set_missing = {
+        col: {"instrument": name, "n": len(rows), "rows": list(rows)}
+        for name, v in inst_meta.items()
+        for col, rows in v.get("invalid_rows", {}).items()
+    }
     meta.update(
         {
             "shape": "long" if is_long else "wide",
@@ -343,7 +690,11 @@ def read_sessions(
                 "forms": len(source_rows) + len(excluded),
                 "kept": len(df),
                 "excluded": excluded,
+                "ids_trimmed": trimmed,
+                "values_set_missing": set_missing,
+                "sessions_from_dates": SESSIONS_FROM_DATES_RULE if session_from_dates else None,
             },
+            "patients_with_several_therapists": several,
             "source_rows": source_rows,
         }
     )
@@ -357,17 +708,30 @@ def row_accounting(data: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``step, rows, reason``: rows read, rows excluded per reason, rows kept.
+        Columns ``step, rows, reason``: rows read, IDs trimmed of surrounding spaces (per ID
+        column), sessions numbered from dates, rows excluded per reason, item responses set
+        missing (per column, ``on_invalid="nan"``), rows kept.
     """
+    require_frame(data)
     meta = data.attrs.get("alliance_stats", {}).get("rows")
     if meta is None:
         raise ColumnError("this table carries no row accounting; it was not made by als.read_sessions()")
     rows = [{"step": "read", "rows": meta["read"], "reason": ""}]
     if meta.get("forms", meta["read"]) != meta["read"]:
         rows.append({"step": "forms after pivoting long to wide", "rows": meta["forms"], "reason": ""})
+    for col, k in meta.get("ids_trimmed", {}).items():
+        rows.append({"step": "IDs trimmed", "rows": int(k), "reason": f"surrounding spaces removed from {col} IDs"})
+    if meta.get("sessions_from_dates"):
+        rows.append({"step": "sessions numbered from dates", "rows": meta["forms"], "reason": meta["sessions_from_dates"]})
     reasons = pd.Series([e["reason"].split(" (")[0] for e in meta["excluded"]], dtype=object)
     for reason, k in reasons.value_counts().items():
         rows.append({"step": "excluded", "rows": int(k), "reason": reason})
+    for col, v in meta.get("values_set_missing", {}).items():
+        rows.append({
+            "step": "values set missing",
+            "rows": int(v["n"]),
+            "reason": f"{col} ({v['instrument']}): invalid response at row(s) {_fmt_labels(v['rows'])}",
+        })
     rows.append({"step": "kept", "rows": meta["kept"], "reason": ""})
     return pd.DataFrame(rows)
 
@@ -392,8 +756,8 @@ def session_grid(
         Further keys within which sessions run, e.g. ``["rater"]``; defaults to ``rater``
         when the data has that column.
     start : int, optional
-        First session of every patient's grid (e.g. 1); default each patient's first
-        observed session.
+        First session of every patient's grid (a whole number from 1, e.g. 1); default each
+        patient's first observed session.
 
     Returns
     -------
@@ -402,11 +766,22 @@ def session_grid(
         ``observed``; inserted rows have missing values except the IDs (and ``therapist``
         when it is constant within the patient).
     """
-    _need_columns(data, {"patient": patient, "session": session})
+    require_frame(data)
+    need_columns(data, {"patient": patient, "session": session})
+    if start is not None:
+        start = check_whole_number("start", start, 1, SESSION_MAX)
     if by is None:
         by = ["rater"] if "rater" in data.columns and "rater" not in (patient, session) else []
-    by = list(by)
-    _need_columns(data, {f"by[{i}]": c for i, c in enumerate(by)})
+    if isinstance(by, str):
+        by = [by]
+    elif isinstance(by, (list, tuple, pd.Index)):
+        by = list(by)
+    else:
+        raise OptionError("by", by, hint="give a list of column names, e.g. ['rater']")
+    need_columns(data, {f"by[{i}]": c for i, c in enumerate(by)})
+    check_unique_columns(data, [patient, session] + by)
+    if "observed" in data.columns:
+        raise ColumnError("the data already has a column 'observed'; rename it, session_grid() adds that column")
     keys = [patient] + by
     sess = check_session_keys(data, keys, session, what="row")
     df = data.copy()
@@ -442,6 +817,9 @@ def read_qsorts(
     distribution: Iterable[int] | None = PQS_DISTRIBUTION,
     on_invalid: str = "raise",
     sheet=None,
+    sep: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """Read Q-sorts (one row per rated session, one column per item holding its pile).
 
@@ -469,21 +847,35 @@ def read_qsorts(
         ID columns (``session``, and ``patient``/``rater`` when given), the file's other
         columns, items as ``pqs1`` .. ``pqs100``, ``qsort_valid`` and ``qsort_problem``.
     """
-    if on_invalid not in ("raise", "flag"):
-        raise ValueError(f"on_invalid must be 'raise' or 'flag', got {on_invalid!r}")
+    check_option("on_invalid", on_invalid, ("raise", "flag"))
     inst = get_instrument("pqs")
-    df, meta = read_table(source, sheet=sheet)
+    dist = None
+    if distribution is not None:
+        vals = list(distribution) if not isinstance(distribution, (str, bytes)) and hasattr(distribution, "__iter__") else None
+        if not vals or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0 for v in vals):
+            raise OptionError(
+                "distribution", distribution,
+                hint="give the number of items in each pile as whole numbers, lowest pile first, e.g. "
+                f"{list(PQS_DISTRIBUTION)}, or None",
+            )
+        dist = np.asarray(vals, dtype=int)
+        if dist.sum() != inst.n_items:
+            raise QSortError(f"distribution {dist.tolist()} sums to {int(dist.sum())}, not {inst.n_items} items")
     roles = {"session": session}
     if patient:
         roles["patient"] = patient
     if rater:
         roles["rater"] = rater
-    _need_columns(df, roles)
+    df, meta = read_table(source, sheet=sheet, sep=sep, decimal=decimal, encoding=encoding,
+                          text_columns=[c for r, c in roles.items() if r != "session"])
+    need_columns(df, roles)
+    for r, c in roles.items():
+        if r != "session":
+            df[c], _ = ids_to_text(df[c])
+        elif df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
+            df[c] = df[c].map(lambda v: v.strip(" \t\u00a0") if isinstance(v, str) else v)
     cols = resolve_items(df, inst, items)
-    dist = None if distribution is None else np.asarray(list(distribution), dtype=int)
     n_piles = len(dist) if dist is not None else 9
-    if dist is not None and dist.sum() != inst.n_items:
-        raise QSortError(f"distribution {list(dist)} sums to {dist.sum()}, not {inst.n_items} items")
     X = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     nonnum = df[cols].notna().to_numpy() & np.isnan(X)
     problems = []
@@ -546,14 +938,6 @@ def read_qsorts(
     return out
 
 
-def _canon_id(v) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, (np.integer,)):
-        return str(int(v))
-    return str(v)
-
-
 def pseudonymize(data: pd.DataFrame, columns, *, key, length: int = 16) -> pd.DataFrame:
     """Replace ID values with keyed hashes (HMAC-SHA256) so data can be shared.
 
@@ -567,38 +951,53 @@ def pseudonymize(data: pd.DataFrame, columns, *, key, length: int = 16) -> pd.Da
         Not modified.
     columns : str or list of str
     key : str or bytes
-        Secret key (at least 8 characters).
+        Secret key (at least 8 characters). Never shown in error messages.
     length : int
         Hex characters kept of each digest (8..64).
 
     Returns
     -------
     DataFrame
-        A copy with the columns replaced; missing IDs stay missing. Integer-valued floats
-        hash like integers (``7.0`` as ``7``).
+        A copy with the columns replaced; missing IDs stay missing.
+
+    Notes
+    -----
+    The hashed text follows the package's one ID rule (:mod:`alliance_stats.validation`), the
+    rule :func:`read_sessions` applies: numbers as their digits (``7``, ``7.0`` and ``"7"`` give
+    one pseudonym), text without surrounding spaces (``"P1 "`` is ``"P1"``), leading zeros
+    kept (``"007"`` differs from ``"7"``). So two IDs get one pseudonym exactly when the loader
+    takes them for one patient.
     """
+    require_frame(data)
     if isinstance(columns, str):
         columns = [columns]
-    _need_columns(data, {f"columns[{i}]": c for i, c in enumerate(columns)})
+    elif not isinstance(columns, (list, tuple, pd.Index)):
+        raise OptionError("columns", columns, hint="give a column name or a list of column names")
+    columns = list(columns)
+    need_columns(data, {f"columns[{i}]": c for i, c in enumerate(columns)})
+    check_unique_columns(data, columns)
     if isinstance(key, str):
         key = key.encode("utf-8")
     if not isinstance(key, (bytes, bytearray)) or len(key) < 8:
-        raise ValueError("key must be a secret string or bytes of at least 8 characters")
-    if not 8 <= int(length) <= 64:
-        raise ValueError(f"length must be between 8 and 64, got {length}")
+        shown = f"<{type(key).__name__}" + (f" of {len(key)} bytes>" if isinstance(key, (bytes, bytearray)) else ">")
+        raise OptionError(
+            "key", shown,
+            hint="give a secret string or bytes of at least 8 characters (the key itself is not shown here)",
+        )
+    length = check_whole_number("length", length, 8, 64)
     out = data.copy()
     cache: dict = {}
 
     def h(v):
-        if pd.isna(v):
-            return v
-        s = _canon_id(v)
+        s = id_text(v)
+        if not isinstance(s, str):
+            return np.nan
         if s not in cache:
             cache[s] = hmac.new(key, s.encode("utf-8"), hashlib.sha256).hexdigest()[:length]
         return cache[s]
 
     for c in columns:
-        out[c] = data[c].map(h).astype(object)
+        out[c] = data[c].astype(object).map(h).astype(object)
     out.attrs = dict(data.attrs)
     out.attrs.setdefault("alliance_stats", {})
     out.attrs["alliance_stats"] = dict(out.attrs["alliance_stats"], pseudonymized=list(columns))

@@ -530,7 +530,7 @@ def run_study(cfg: StudyConfig, out="results", *, force: bool = False, progress:
                 except ConfigError:
                     raise
                 except AllianceStatsError as exc:
-                    raise type(exc)(f"analysis {step!r}: {exc}") from None
+                    raise exc.with_context(f"analysis {step!r}") from None
                 bar.update()
             if extra is not None:
                 extra(study)

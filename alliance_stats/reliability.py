@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import AllianceStatsError, ColumnError
+from .exceptions import AllianceStatsError, ColumnError, OptionError
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
+from .validation import check_number, check_option, need_columns, numeric_column, require_frame
 
 __all__ = ["reliability", "cronbach_alpha", "omega_total", "reliable_change", "clinical_cutoffs"]
 
@@ -110,6 +111,13 @@ def reliability(
     alpha.ci, omega with nfactors = 1): see tests/reference/.
     """
     inst = get_instrument(instrument)
+    require_frame(data)
+    level = check_number("level", level, 0, 1, lo_open=True, hi_open=True, hint="give the confidence level, e.g. 0.95")
+    check_option("on_invalid", on_invalid, ("raise", "nan"))
+    if isinstance(scales, str):
+        scales = [scales]
+    elif scales is not None and not isinstance(scales, (list, tuple, pd.Index)):
+        raise OptionError("scales", scales, hint="give a list of scale names, e.g. ['total']")
     warn_provisional(inst)
     cols = resolve_items(data, inst, items)
     X, _ = item_matrix(data, inst, cols, on_invalid=on_invalid)
@@ -203,25 +211,21 @@ def reliable_change(
     better, below it otherwise); improved: reliable improvement only (including patients who
     began in the functional range); deteriorated: reliable worsening; otherwise unchanged.
     """
-    for c in (pre, post):
-        if c not in data.columns:
-            raise ColumnError(f"column {c!r} is not in the data")
-    if not 0 < reliability < 1:
-        raise AllianceStatsError(f"reliability must lie strictly between 0 and 1, got {reliability}")
-    x0 = pd.to_numeric(data[pre], errors="coerce")
-    x1 = pd.to_numeric(data[post], errors="coerce")
-    for c, orig, num in ((pre, data[pre], x0), (post, data[post], x1)):
-        bad = orig.notna() & num.isna()
-        if bad.any():
-            raise AllianceStatsError(
-                f"column {c!r} holds values that are not numbers at rows {bad[bad].index.tolist()[:10]}"
-            )
+    require_frame(data)
+    need_columns(data, {"pre": pre, "post": post})
+    reliability = check_number("reliability", reliability, 0, 1, lo_open=True, hi_open=True,
+                               hint="reliability must lie strictly between 0 and 1 (e.g. Cronbach's alpha)")
+    z = check_number("z", z, 0, lo_open=True)
+    if cutoff is not None:
+        cutoff = check_number("cutoff", cutoff)
+    check_option("higher_is_better", higher_is_better, (True, False))
+    x0 = numeric_column(data, pre, error=AllianceStatsError)
+    x1 = numeric_column(data, post, error=AllianceStatsError)
     if sd is None:
         sd = float(x0.std(ddof=1))
         if not np.isfinite(sd):
             raise AllianceStatsError(f"cannot estimate the SD of {pre!r} from fewer than 2 scores; pass sd=")
-    if sd <= 0:
-        raise AllianceStatsError(f"sd must be positive, got {sd}")
+    sd = check_number("sd", sd, 0, lo_open=True, hint="sd must be positive")
     se = sd * np.sqrt(1 - reliability)
     sdiff = np.sqrt(2) * se
     change = x1 - x0
@@ -279,9 +283,11 @@ def clinical_cutoffs(
     DataFrame
         Index ``a, b, c``; columns ``value`` and ``definition``.
     """
+    for nm, v in (("mean_dysfunctional", mean_dysfunctional), ("mean_functional", mean_functional)):
+        check_number(nm, v)
     for nm, v in (("sd_dysfunctional", sd_dysfunctional), ("sd_functional", sd_functional)):
-        if not v > 0:
-            raise AllianceStatsError(f"{nm} must be positive, got {v}")
+        check_number(nm, v, 0, lo_open=True, hint=f"{nm} must be positive")
+    check_option("higher_is_better", higher_is_better, (True, False))
     sgn = 1 if higher_is_better else -1
     a = mean_dysfunctional + sgn * 2 * sd_dysfunctional
     b = mean_functional - sgn * 2 * sd_functional

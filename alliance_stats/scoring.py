@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import user_stacklevel, ColumnError, InstrumentKeyError, InvalidValuesWarning, ItemRangeError, ProvisionalKeyWarning
+from .exceptions import OptionError
 from .instruments import Instrument, get_instrument
+from .validation import check_option, check_unique_columns, require_frame
 
-__all__ = ["score", "resolve_items", "item_matrix"]
+__all__ = ["score", "score_instruments", "resolve_items", "item_matrix"]
 
 
 def warn_provisional(inst: Instrument) -> None:
@@ -59,15 +61,26 @@ def resolve_items(data: pd.DataFrame, instrument, items=None) -> list[str]:
         Column names, item 1 first.
     """
     inst = get_instrument(instrument)
+    require_frame(data)
     n = inst.n_items
     columns = list(data.columns)
     if items is None:
-        lower = {str(c).lower(): c for c in columns}
+        lower: dict = {}
+        for c in columns:
+            lower.setdefault(str(c).lower(), []).append(c)
         tried = _auto_patterns(inst)
         for pat in tried:
             names = [pat.format(i) for i in range(1, n + 1)]
             if all(nm in lower for nm in names):
-                return [lower[nm] for nm in names]
+                check_unique_columns(data, [c for nm in names for c in lower[nm]],
+                                     where=f"the data (item columns of {inst.name!r})")
+                twice = [lower[nm] for nm in names if len(lower[nm]) > 1]
+                if twice:
+                    raise ColumnError(
+                        f"the item columns of {inst.name!r} are ambiguous: {twice[0]} differ only in "
+                        "upper/lower case; pass items= to say which columns hold the items"
+                    )
+                return [lower[nm][0] for nm in names]
         raise ColumnError(
             f"could not find the {n} item columns of {inst.name!r}; looked for names like "
             f"{', '.join(repr(p.format(1)) for p in tried[:6])}. Pass items= as a pattern "
@@ -85,10 +98,12 @@ def resolve_items(data: pd.DataFrame, instrument, items=None) -> list[str]:
     elif isinstance(items, Mapping):
         keys = {}
         for k, v in items.items():
-            try:
-                keys[int(k)] = v
-            except (TypeError, ValueError):
-                raise ColumnError(f"items mapping key {k!r} is not an item number of {inst.name!r}") from None
+            if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+                raise ColumnError(
+                    f"items mapping key {k!r} ({type(k).__name__}) is not an item number of {inst.name!r}: "
+                    f"keys must be whole numbers 1..{n}, e.g. {{1: 'wai1', 2: 'wai2'}}"
+                )
+            keys[int(k)] = v
         missing = [i for i in range(1, n + 1) if i not in keys]
         extra = [i for i in keys if not 1 <= i <= n]
         if missing or extra:
@@ -97,16 +112,35 @@ def resolve_items(data: pd.DataFrame, instrument, items=None) -> list[str]:
                 f"missing {missing}, outside the range {extra}"
             )
         cols = [keys[i] for i in range(1, n + 1)]
-    else:
+    elif isinstance(items, (list, tuple, pd.Index, np.ndarray, pd.Series)):
         cols = list(items)
         if len(cols) != n:
             raise ColumnError(f"{inst.name!r} has {n} items but items= lists {len(cols)} columns")
+    else:
+        raise OptionError(
+            "items", items,
+            hint=f"give a pattern such as 'wai{{}}', a list of {n} column names in item order, or a dict "
+            "{item number: column}",
+        )
+    seen: dict = {}
+    for i, c in enumerate(cols, start=1):
+        try:
+            hash(c)
+        except TypeError:
+            raise ColumnError(f"item {i} of {inst.name!r} is mapped to {c!r}, which is not a column name") from None
+        if c in seen:
+            raise ColumnError(
+                f"column {c!r} is mapped to items {seen[c]} and {i} of {inst.name!r}; each item needs a "
+                "column of its own"
+            )
+        seen[c] = i
     absent = [c for c in cols if c not in data.columns]
     if absent:
         raise ColumnError(
             f"item column(s) {absent[:10]}{' ...' if len(absent) > 10 else ''} of {inst.name!r} "
             f"are not in the data (columns include {columns[:8]}{' ...' if len(columns) > 8 else ''})"
         )
+    check_unique_columns(data, cols, where=f"the data (item columns of {inst.name!r})")
     return cols
 
 
@@ -125,17 +159,18 @@ def _column_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return num.to_numpy(dtype=float, na_value=np.nan), not_number
 
 
-def item_matrix(data: pd.DataFrame, instrument, cols, *, on_invalid: str = "raise"):
+def item_matrix(data: pd.DataFrame, instrument, cols, *, on_invalid: str = "raise", with_rows: bool = False):
     """Validated item responses as a float matrix (rows x items), NaN for missing.
 
-    Returns the matrix and a dict ``{column: number of values set missing}``.
+    Returns the matrix and a dict ``{column: number of values set missing}`` (with
+    ``with_rows=True`` also ``{column: row labels of those values}``).
     """
     inst = get_instrument(instrument)
-    if on_invalid not in ("raise", "nan"):
-        raise ValueError(f"on_invalid must be 'raise' or 'nan', got {on_invalid!r}")
+    check_option("on_invalid", on_invalid, ("raise", "nan"))
     lo, hi = inst.scale
     X = np.empty((len(data), len(cols)), dtype=float)
     invalid: dict[str, int] = {}
+    invalid_rows: dict = {}
     for j, c in enumerate(cols):
         vals, not_number = _column_values(data[c])
         with np.errstate(invalid="ignore"):
@@ -156,8 +191,9 @@ def item_matrix(data: pd.DataFrame, instrument, cols, *, on_invalid: str = "rais
                 )
             vals = np.where(bad, np.nan, vals)
             invalid[c] = int(bad.sum())
+            invalid_rows[c] = data.index[bad].tolist()
         X[:, j] = vals
-    return X, invalid
+    return (X, invalid, invalid_rows) if with_rows else (X, invalid)
 
 
 def score(
@@ -214,14 +250,16 @@ def score(
             f"{inst.name!r} is a Q-sort, not a rating scale: read it with als.read_qsorts() and "
             "analyse it with the PQS functions"
         )
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    require_frame(data)
+    check_option("on_invalid", on_invalid, ("raise", "nan"))
+    if scoring is not None:
+        check_option("scoring", scoring, ("mean", "sum"))
     scoring = scoring or inst.scoring
-    if scoring not in ("mean", "sum"):
-        raise InstrumentKeyError(f"scoring must be 'mean' or 'sum', got {scoring!r}")
+    if prefix is not None and (not isinstance(prefix, str) or not prefix.strip()):
+        raise OptionError("prefix", prefix, hint="give the start of the score columns' names, e.g. 'wai'")
     warn_provisional(inst)
     cols = resolve_items(data, inst, items)
-    X, invalid = item_matrix(data, inst, cols, on_invalid=on_invalid)
+    X, invalid, invalid_rows = item_matrix(data, inst, cols, on_invalid=on_invalid, with_rows=True)
     if invalid:
         warnings.warn(
             f"{sum(invalid.values())} invalid value(s) of {inst.name!r} set missing: "
@@ -257,6 +295,74 @@ def score(
         "scoring": scoring,
         "items": list(cols),
         "invalid": invalid,
+        "invalid_rows": invalid_rows,
     }
     return res
+
+
+def score_instruments(data: pd.DataFrame, instruments, *, on_invalid: str = "raise") -> pd.DataFrame:
+    """Score several instruments and append their scores to a copy of the data.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per completed form. Not modified.
+    instruments : dict, list or str
+        ``{"wai-sr": "wai{}", "phq-9": None}`` maps instruments to their item columns (see
+        :func:`resolve_items`; None looks for the usual names); a list or a single name looks
+        for the usual names.
+    on_invalid : {"raise", "nan"}
+        As in :func:`score`. With ``"nan"`` an invalid response is also set missing in the
+        returned *item column*, so that every later step (reliability, models) sees the same
+        data the scores were computed from.
+
+    Returns
+    -------
+    DataFrame
+        The data, with invalid item responses missing (``on_invalid="nan"``), then the score
+        columns of each instrument. ``attrs["alliance_stats"]["instruments"]`` records, per
+        instrument, the key's provenance, scoring, items and ``invalid_set_missing``
+        (``{column: count}``) and ``invalid_rows`` (``{column: row labels}``).
+    """
+    require_frame(data)
+    check_option("on_invalid", on_invalid, ("raise", "nan"))
+    if isinstance(instruments, str):
+        instruments = [instruments]
+    if isinstance(instruments, Mapping):
+        spec = dict(instruments)
+    elif isinstance(instruments, (list, tuple)):
+        spec = {name: None for name in instruments}
+    else:
+        raise OptionError("instruments", instruments, hint="give a dict {instrument: item pattern} or a list of instrument names")
+    out = data.copy()
+    parts: list[pd.DataFrame] = []
+    meta: dict = {}
+    for name, items in spec.items():
+        inst = get_instrument(name)
+        if inst.name in meta:
+            raise ColumnError(f"instrument {inst.name!r} is given twice (as {name!r}); pass each instrument once")
+        sc = score(data, inst, items=items, on_invalid=on_invalid)
+        clash = [c for c in sc.columns if c in out.columns or any(c in p.columns for p in parts)]
+        if clash:
+            raise ColumnError(
+                f"score column(s) {clash} of {inst.name!r} already exist; pass each instrument "
+                "once, or score it with als.score(..., prefix=...) to choose other names"
+            )
+        parts.append(sc)
+        a = sc.attrs["alliance_stats"]
+        for col, rows in a["invalid_rows"].items():
+            out[col] = out[col].mask(out.index.isin(rows))
+        meta[inst.name] = {
+            "provenance": inst.provenance,
+            "scoring": a["scoring"],
+            "items": a["items"],
+            "invalid_set_missing": a["invalid"],
+            "invalid_rows": a["invalid_rows"],
+            "key_source": inst.source,
+        }
+    if parts:
+        out = pd.concat([out] + parts, axis=1)
+    out.attrs = dict(data.attrs)
+    out.attrs["alliance_stats"] = dict(out.attrs.get("alliance_stats", {}), instruments=meta)
+    return out
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import AllianceStatsError
+from .validation import check_number, check_whole_number
 
 __all__ = ["simulate_study", "SimulatedStudy", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
 
@@ -164,6 +165,28 @@ def simulate_study(
         ``.sessions``, ``.qsorts``, ``.patients``, ``.episodes``, ``.truth``,
         ``.type_transitions``.
     """
+    n_therapists = check_whole_number("n_therapists", n_therapists, 1)
+    patients_per_therapist = check_whole_number("patients_per_therapist", patients_per_therapist, 1)
+    max_sessions = check_whole_number("max_sessions", max_sessions, 2, 10_000)
+    min_sessions = check_whole_number("min_sessions", min_sessions, 2, 10_000)
+    if seed is not None and not isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+        seed = check_whole_number("seed", seed, 0)
+    for nm, v in (
+        ("alliance_mean", alliance_mean), ("alliance_sd_between", alliance_sd_between),
+        ("alliance_sd_within", alliance_sd_within), ("alliance_ar", alliance_ar), ("within_effect", within_effect),
+        ("baseline_mean", baseline_mean), ("baseline_sd", baseline_sd), ("improvement_mean", improvement_mean),
+        ("improvement_sd", improvement_sd), ("residual_sd", residual_sd), ("rupture_depth", rupture_depth),
+        ("repair_effect", repair_effect), ("unrepaired_effect", unrepaired_effect), ("item_sd", item_sd),
+        ("between_r", between_r), ("therapist_share", therapist_share), ("rupture_rate", rupture_rate),
+        ("repair_prob", repair_prob), ("dropout_rate", dropout_rate), ("missed_session_rate", missed_session_rate),
+        ("missing_item_rate", missing_item_rate), ("pqs_fraction", pqs_fraction), ("multi_session_prob", multi_session_prob),
+    ):
+        check_number(nm, v)
+    for nm, v in (("alliance_sd_between", alliance_sd_between), ("alliance_sd_within", alliance_sd_within),
+                  ("baseline_sd", baseline_sd), ("improvement_sd", improvement_sd), ("residual_sd", residual_sd),
+                  ("item_sd", item_sd), ("rupture_depth", rupture_depth)):
+        check_number(nm, v, 0)
+    check_number("alliance_ar", alliance_ar, -1, 1, lo_open=True, hi_open=True)
     if n_therapists < 1 or patients_per_therapist < 1:
         raise AllianceStatsError("n_therapists and patients_per_therapist must be at least 1")
     if not 2 <= min_sessions <= max_sessions:
@@ -184,7 +207,10 @@ def simulate_study(
         lo = -1 if nm == "between_r" else 0
         if not lo <= v <= 1 or (nm == "between_r" and abs(v) >= 1):
             raise AllianceStatsError(f"{nm} must lie in [{lo}, 1), got {v}")
-    P_T = np.asarray(DEFAULT_TYPE_TRANSITIONS if type_transitions is None else type_transitions, dtype=float)
+    try:
+        P_T = np.asarray(DEFAULT_TYPE_TRANSITIONS if type_transitions is None else type_transitions, dtype=float)
+    except (TypeError, ValueError):
+        raise AllianceStatsError("type_transitions must be a 4 x 4 matrix of probabilities whose rows sum to 1") from None
     if P_T.shape != (4, 4) or np.any(P_T < 0) or not np.allclose(P_T.sum(axis=1), 1):
         raise AllianceStatsError("type_transitions must be a 4 x 4 matrix of probabilities whose rows sum to 1")
 

@@ -191,7 +191,7 @@ def test_analysis_error_names_the_analysis(tmp_path, capsys):
     cfg = _config(tmp_path, body)
     assert main(["analyze", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "analysis 'reliable_change': reliability must lie strictly between 0 and 1, got 1.5" in err
+    assert "analysis 'reliable_change': reliability=1.5 is not a valid value. reliability must lie strictly between 0 and 1" in err
 
 
 def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):

@@ -83,7 +83,7 @@ def test_reliable_change_errors():
     df = pd.DataFrame({"pre": [1, 2], "post": [1, "x"]})
     with pytest.raises(als.AllianceStatsError, match="reliability must lie strictly between 0 and 1"):
         als.reliable_change(df, pre="pre", post="pre", reliability=1.0)
-    with pytest.raises(als.AllianceStatsError, match="'post' holds values that are not numbers at rows \\[1\\]"):
+    with pytest.raises(als.AllianceStatsError, match="'post' holds values that are not numbers at rows 1 \\(values 'x'\\)"):
         als.reliable_change(df, pre="pre", post="post", reliability=0.8)
     with pytest.raises(als.ColumnError):
         als.reliable_change(df, pre="nope", post="post", reliability=0.8)

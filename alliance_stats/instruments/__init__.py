@@ -40,6 +40,8 @@ provenance : {"verified", "provisional", "user"}, default "user"
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -175,6 +177,8 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in scale
     ):
         raise _err(where, f"'scale' must be [min, max], got {scale!r}")
+    if not all(math.isfinite(v) for v in scale):
+        raise _err(where, f"'scale' must be finite numbers, got {list(scale)}")
     if not scale[0] < scale[1]:
         raise _err(where, f"'scale' min must be below max, got {list(scale)}")
     subs = spec["subscales"]
@@ -211,16 +215,27 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
         raise _err(where, f"'reversed' lists item(s) {bad} outside 1..{n}")
     scoring = spec.get("scoring", "mean")
     kind = spec.get("kind", "rating")
-    if scoring not in ("mean", "sum", "none"):
+    if not isinstance(kind, str) or kind not in ("rating", "qsort"):
+        raise _err(where, f"'kind' must be 'rating' or 'qsort', got {kind!r}")
+    for bname in ("total", "integer", "disjoint", "higher_is_better"):
+        if bname in spec and spec[bname] is not None and not isinstance(spec[bname], bool):
+            raise _err(where, f"'{bname}' must be true or false, got {spec[bname]!r}")
+    mult = spec.get("multiplier", 1.0)
+    if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not math.isfinite(mult) or mult == 0:
+        raise _err(where, f"'multiplier' must be a finite non-zero number, got {mult!r}")
+    aliases = spec.get("aliases", ())
+    if isinstance(aliases, str) or not isinstance(aliases, (list, tuple)):
+        raise _err(where, f"'aliases' must be a list of names, got {aliases!r}")
+    if not isinstance(scoring, str) or scoring not in ("mean", "sum", "none"):
         raise _err(where, f"'scoring' must be 'mean' or 'sum', got {scoring!r}")
     total = bool(spec.get("total", True))
     if kind != "qsort" and not subscales and not total:
         raise _err(where, "the key scores nothing: give subscales or set total = true")
     rater = spec.get("rater", "client")
-    if rater not in RATERS:
+    if not isinstance(rater, str) or rater not in RATERS:
         raise _err(where, f"'rater' must be one of {RATERS}, got {rater!r}")
     prov = spec.get("provenance", "user")
-    if prov not in PROVENANCES:
+    if not isinstance(prov, str) or prov not in PROVENANCES:
         raise _err(where, f"'provenance' must be one of {PROVENANCES}, got {prov!r}")
     mm = spec.get("max_missing", 0)
     if isinstance(mm, bool) or not isinstance(mm, int) or mm < 0:
@@ -240,6 +255,9 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values()
         ):
             raise _err(where, f"'{mname}' must map labels to numbers, got {m!r}")
+    pfx = spec.get("prefix")
+    if pfx is not None and (not isinstance(pfx, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pfx)):
+        raise _err(where, f"'prefix' must be a name of letters, digits and '_' (e.g. 'wai_sr'), got {pfx!r}")
     hib = spec.get("higher_is_better")
     if hib is None and spec.get("construct") == "alliance":
         hib = True
@@ -250,7 +268,7 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
         subscales=MappingProxyType(subscales),
         label=str(spec.get("label", "")),
         family=str(spec.get("family", "")),
-        aliases=tuple(str(a) for a in spec.get("aliases", ())),
+        aliases=tuple(str(a) for a in aliases),
         rater=rater,
         construct=str(spec.get("construct", "")),
         kind=str(kind),
@@ -259,7 +277,7 @@ def _build(spec: Mapping[str, Any], source: str) -> Instrument:
         total=total,
         max_missing=mm,
         max_missing_total=mmt,
-        multiplier=float(spec.get("multiplier", 1.0)),
+        multiplier=float(mult),
         integer=bool(spec.get("integer", True)),
         disjoint=disjoint,
         higher_is_better=hib,
@@ -324,8 +342,10 @@ def register_instrument(key, *, replace: bool = False) -> Instrument:
     """
     if isinstance(key, Mapping):
         spec, source = dict(key), "user mapping"
-    else:
+    elif isinstance(key, (str, os.PathLike)):
         path = Path(key)
+        if path.is_dir():
+            raise InstrumentKeyError(f"instrument key file {str(path)!r} is a folder; give the path of the .toml file")
         if not path.is_file():
             raise InstrumentKeyError(f"instrument key file {str(path)!r} does not exist")
         try:
@@ -333,7 +353,13 @@ def register_instrument(key, *, replace: bool = False) -> Instrument:
                 spec = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise InstrumentKeyError(f"instrument key file {str(path)!r} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise InstrumentKeyError(f"instrument key file {str(path)!r} is not UTF-8 text; save it as UTF-8") from None
         source = str(path)
+    else:
+        raise InstrumentKeyError(
+            f"register_instrument() takes a path to a TOML file or a mapping of the key's fields, got {type(key).__name__}"
+        )
     spec.setdefault("provenance", "user")
     inst = _build(spec, source=source)
     _add(inst, replace=replace)

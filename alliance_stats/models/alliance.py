@@ -48,6 +48,10 @@ def _numeric(data, col):
     bad = data[col].notna() & x.isna()
     if bad.any():
         raise AllianceStatsError(f"column {col!r} holds values that are not numbers at rows {_fmt_labels(data.index[bad].tolist())}")
+    inf = np.isinf(x.to_numpy(dtype=float, na_value=np.nan))
+    if inf.any():
+        raise AllianceStatsError(f"column {col!r} holds infinite values at rows {_fmt_labels(data.index[inf].tolist())}; "
+                                 "correct them or set them to missing")
     return x.astype(float)
 
 

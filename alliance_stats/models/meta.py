@@ -459,6 +459,8 @@ def meta_analysis(
         for i in range(k_all):
             if np.isnan(rr[i]) or np.isnan(nn[i]):
                 problems.append((i, "missing r or n"))
+            elif np.isinf(rr[i]) or np.isinf(nn[i]):
+                problems.append((i, "r or n is infinite"))
             elif abs(rr[i]) >= 1:
                 problems.append((i, f"|r| = {abs(rr[i]):g} is not below 1"))
             elif nn[i] <= 3:
@@ -473,6 +475,8 @@ def meta_analysis(
         for i in range(k_all):
             if np.isnan(y[i]) or np.isnan(v[i]):
                 problems.append((i, "missing yi or vi"))
+            elif np.isinf(y[i]) or np.isinf(v[i]):
+                problems.append((i, "yi or vi is infinite"))
             elif v[i] <= 0:
                 problems.append((i, f"variance {v[i]:g} is not positive"))
     if clusters is not None:

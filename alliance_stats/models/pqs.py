@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, QSortError
-from ..exceptions import _show
+from ..exceptions import _fmt_labels, _show
 import html
 
 __all__ = [
@@ -443,6 +443,11 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
         raise ColumnError(f"alliance={alliance!r} is not a column of the session table")
     if data.duplicated(keys).any():
         raise AllianceStatsError(f"the session table has repeated {' x '.join(keys)} keys; give one row per session")
+    av = pd.to_numeric(data[alliance], errors="coerce")
+    bad = (data[alliance].notna() & av.isna()) | np.isinf(av.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        raise AllianceStatsError(f"column {alliance!r} holds values that are not finite numbers at rows "
+                                 f"{_fmt_labels(data.index[bad.to_numpy()].tolist())}")
     mean_sorts = valid.groupby(keys, sort=True)[ITEMS].mean().reset_index()
     key_cast = {c: mean_sorts[c].astype(str) for c in keys}
     left = mean_sorts.assign(**{f"_k{i}": key_cast[c] for i, c in enumerate(keys)})

@@ -48,6 +48,12 @@ def _prepare(data, alliance, patient, session):
     if nonnum.any():
         rows = d.index[nonnum].tolist()
         raise AllianceStatsError(f"column {alliance!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
+    inf = np.isinf(a)
+    if inf.any():
+        rows = d.index[inf].tolist()
+        raise AllianceStatsError(
+            f"column {alliance!r} holds infinite values at rows {_fmt_labels(rows)}; correct them or set them to missing"
+        )
     return codes, uniq, sv, a
 
 
@@ -555,6 +561,11 @@ def rupture_outcome(
             raise ColumnError(f"{role}={c!r} is not a column of the data")
     d = data[[c for c in (patient, session, outcome, therapist) if c is not None]].copy()
     d[outcome] = pd.to_numeric(d[outcome], errors="coerce")
+    if np.isinf(d[outcome].to_numpy(dtype=float)).any():
+        rows = d.index[np.isinf(d[outcome].to_numpy(dtype=float))].tolist()
+        raise AllianceStatsError(
+            f"column {outcome!r} holds infinite values at rows {_fmt_labels(rows)}; correct them or set them to missing"
+        )
     d = d.dropna(subset=[outcome]).sort_values([patient, session], kind="stable")
     g = d.groupby(patient, sort=False)
     per = pd.DataFrame({"first": g[outcome].first(), "last": g[outcome].last(), "n_scores": g[outcome].size()})
