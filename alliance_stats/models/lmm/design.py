@@ -253,7 +253,7 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
     offset = x_spec.offset(rows, fitting=True)
     if offset is not None:
         y = y - offset  # the offset's coefficient is 1: the model fits y - offset
-    if np.ptp(y) == 0:
+    if np.ptp(y) <= 1e-12 * np.abs(y).max():
         what = f"the outcome {resp.text} minus the offset" if offset is not None else f"the outcome {resp.text}"
         raise ModelSpecError(
             f"{what} has the same value ({_show(y[0])}) in all {len(y)} rows used: there is no variation to model. "

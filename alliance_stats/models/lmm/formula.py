@@ -25,6 +25,8 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ...exceptions import ModelSpecError
 
 
@@ -76,6 +78,13 @@ def parse_formula(formula: str):
     """Return (response, fixed_rhs, [RandomTerm]) for an lme4-style formula."""
     if not isinstance(formula, str) or "~" not in formula:
         raise ModelSpecError(f"formula must be a string like 'outcome ~ x + (1 | patient)', got {formula!r}")
+    depth = 0
+    for _, tx, *_ in _tokens(formula, formula):
+        depth += (tx == "(") - (tx == ")")
+        if depth < 0:
+            break
+    if depth:
+        raise ModelSpecError(f"formula {formula!r}: a parenthesis is {'not closed' if depth > 0 else 'closed without being opened'}")
     lhs, rhs = formula.split("~", 1)
     lhs = lhs.strip()
     if not lhs:
@@ -275,8 +284,79 @@ def _check_tree(node, names, written, where):
             )
         for a in list(node.args) + [k.value for k in node.keywords]:
             _check_tree(a, names, written, where)
+        call_args(node, names)
         return
     raise ModelSpecError(f"cannot read the term {written!r} ({where}): only arithmetic, comparisons and function calls are supported")
+
+
+_SIGNATURES = {"I": ("x",), "log": ("x", "base"), "poly": ("x", "degree", "raw"), "scale": ("x", "center", "scale"),
+               "relevel": ("x", "ref")}
+
+
+def call_args(node: ast.Call, names: dict) -> dict:
+    """The arguments of a call to one of :data:`FUNCTIONS`, checked: ``x`` (a syntax tree) and the
+    constants (``degree``, ``raw``, ``center``, ``scale``, ``base``, ``ref``) with R's defaults.
+    A numpy function gives ``{"args": [trees]}``."""
+    fname = names[node.func.id]
+    here = _deparse(node, names)
+    m = _NUMPY.match(fname)
+    if m:
+        f = getattr(np, m.group(2), None)
+        if not isinstance(f, np.ufunc) or f.nout != 1 or node.keywords or len(node.args) != f.nin:
+            raise ModelSpecError(f"{here}: only numpy's element-wise functions (np.log, np.sqrt ...) with their positional arguments are supported")
+        return {"args": list(node.args)}
+    sig = _SIGNATURES.get(fname, ("x",))
+    args = dict(zip(sig, node.args))
+    extra = len(node.args) > len(sig) or any(k.arg not in sig or k.arg in args for k in node.keywords)
+    args.update({k.arg: k.value for k in node.keywords})
+    if extra or "x" not in args:
+        if fname in ("factor", "as.factor", "C"):
+            raise ModelSpecError(
+                f"{here}: only {fname}(x) with treatment contrasts is supported (the first level is the reference). To "
+                'choose the reference write relevel(x, ref = "level"); for another order of the levels make the column '
+                "a pandas Categorical with its categories in that order"
+            )
+        if fname == "poly":
+            raise ModelSpecError(
+                f"{here}: write poly(x, degree) or poly(x, degree, raw = TRUE) for one variable "
+                "(poly() of several variables and coefs = are not supported)"
+            )
+        raise ModelSpecError(f"{here}: {fname}() takes " + ", ".join(sig) + (" (the first without a name)" if len(sig) > 1 else ""))
+    out = {"x": args["x"]}
+    if fname == "poly":
+        degree, raw = _literal(args.get("degree"), 1, here), _literal(args.get("raw"), False, here)
+        if isinstance(degree, (bool, str)) or degree != int(degree) or degree < 1:
+            raise ModelSpecError(f"{here}: the degree must be a whole number of at least 1")
+        if not isinstance(raw, bool):
+            raise ModelSpecError(f"{here}: raw must be TRUE or FALSE")
+        out.update(degree=int(degree), raw=raw)
+    elif fname == "scale":
+        for k in ("center", "scale"):
+            v = _literal(args.get(k), True, here)
+            if isinstance(v, str):
+                raise ModelSpecError(f"{here}: {k} must be TRUE, FALSE or a number")
+            out[k] = v
+    elif fname == "log":
+        base = _literal(args.get("base"), None, here)
+        if isinstance(base, (bool, str)):
+            raise ModelSpecError(f"{here}: the base must be a number")
+        out["base"] = base
+    elif fname == "relevel":
+        if "ref" not in args:
+            raise ModelSpecError(f'{here}: write relevel(x, ref = "level")')
+        out["ref"] = _literal(args["ref"], None, here)
+    return out
+
+
+def _literal(node, default, here):
+    """A constant argument (TRUE, 2, "b", -1), or the default when absent."""
+    if node is None:
+        return default
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    raise ModelSpecError(f"{here}: the arguments after x must be constants (a number, TRUE/FALSE or \"text\")")
 
 
 # R's deparse: operator spacing and precedence (higher binds tighter)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ...exceptions import ColumnError, ModelSpecError, _fmt_labels, _show
-from .formula import _NUMPY, Terms, Variable, _deparse
+from .formula import _NUMPY, Terms, Variable, _deparse, call_args
 
 _FACTOR_FUNCS = ("factor", "as.factor", "C", "relevel")
 _MATH = {"log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs}
@@ -153,28 +153,17 @@ class Evaluator:
 
     def _call(self, node, var, rows):
         fname = var.names[node.func.id]
-        here = _deparse(node, var.names)
         if fname == "scale":
             return self._scale(node, var, rows)
         if fname in ("poly", "offset") or fname in _FACTOR_FUNCS:
-            raise ModelSpecError(f"{here} inside {var.text}: write {fname}() as a term of its own")
-        kw = {k.arg: k.value for k in node.keywords}
+            raise ModelSpecError(f"{_deparse(node, var.names)} inside {var.text}: write {fname}() as a term of its own")
+        a = call_args(node, var.names)
+        if "args" in a:  # numpy
+            return getattr(np, _NUMPY.match(fname).group(2))(*[self._num(x, var, rows) for x in a["args"]])
+        x = self._num(a["x"], var, rows)
         if fname == "log":
-            args = list(node.args) + ([kw.pop("base")] if "base" in kw else [])
-            if kw or not 1 <= len(args) <= 2:
-                raise ModelSpecError(f"{here}: log() takes x and optionally base, as log(x) or log(x, base = 10)")
-            x = self._num(args[0], var, rows)
-            return np.log(x) if len(args) == 1 else np.log(x) / np.log(self._num(args[1], var, rows))
-        if fname == "I" or fname in _MATH:
-            if kw or len(node.args) != 1:
-                raise ModelSpecError(f"{here}: {fname}() takes one argument")
-            x = self._num(node.args[0], var, rows)
-            return x if fname == "I" else _MATH[fname](x)
-        m = _NUMPY.match(fname)
-        f = getattr(np, m.group(2), None) if m else None
-        if not isinstance(f, np.ufunc) or kw or len(node.args) != f.nin or f.nout != 1:
-            raise ModelSpecError(f"{here}: only numpy's element-wise functions (np.log, np.sqrt ...) with their positional arguments are supported")
-        return f(*[self._num(a, var, rows) for a in node.args])
+            return np.log(x) if a["base"] is None else np.log(x) / np.log(a["base"])
+        return x if fname == "I" else _MATH[fname](x)
 
     # -- scale() and poly(): fitted over all rows of the data ----------------------------------------
     def _fit_rows(self, rows):
@@ -182,54 +171,33 @@ class Evaluator:
 
     def _scale(self, node, var, rows):
         here = _deparse(node, var.names)
-        args = list(node.args)
-        kw = {k.arg: k.value for k in node.keywords}
-        names = ["x", "center", "scale"]
-        if len(args) > 3 or set(kw) - set(names[len(args):]) or len(args) == 0:
-            raise ModelSpecError(f"{here}: scale() takes x, center = TRUE/FALSE/a number and scale = TRUE/FALSE/a number")
-        opts = dict(zip(names, args))
-        opts.update(kw)
-        setting = {k: _literal(opts.get(k, ast.Constant(True)), f"{k} in {here}") for k in ("center", "scale")}
+        a = call_args(node, var.names)
         key = ("scale", here)
         if self.fitting and key not in self.state:
-            fr = self._fit_rows(rows)
-            xa = np.asarray(self._num(opts["x"], var, fr), float)
+            xa = self.numeric(a["x"], var, self._fit_rows(rows))
             ok = np.isfinite(xa)
-            c = setting["center"]
+            c, s = a["center"], a["scale"]
             centre = float(xa[ok].mean()) if c is True else (0.0 if c is False else float(c))
-            s = setting["scale"]
             xc = xa[ok] - centre
             sd = float(np.sqrt((xc**2).sum() / max(1, ok.sum() - 1))) if s is True else (1.0 if s is False else float(s))
             if not ok.any() or sd == 0 or not np.isfinite(sd):
                 raise ModelSpecError(f"{here}: the variable is constant (SD 0), so it cannot be scaled; leave it out or centre it only")
             self.state[key] = (centre, sd)
         centre, sd = self.state[key]
-        return (self._num(opts["x"], var, rows) - centre) / sd
+        return (self._num(a["x"], var, rows) - centre) / sd
 
     def _poly(self, node, var, rows):
         here = _deparse(node, var.names)
-        args = list(node.args)
-        kw = {k.arg: k.value for k in node.keywords}
-        if not args or set(kw) - {"degree", "raw"} or len(args) > 2 or (len(args) == 2 and "degree" in kw):
-            raise ModelSpecError(
-                f"{here}: write poly(x, degree) or poly(x, degree, raw = TRUE) for one variable "
-                "(poly() of several variables and coefs = are not supported)"
-            )
-        degree = _literal(args[1] if len(args) == 2 else kw.get("degree", ast.Constant(1)), f"the degree in {here}")
-        raw = _literal(kw.get("raw", ast.Constant(False)), f"raw in {here}")
-        if isinstance(degree, bool) or not isinstance(degree, (int, float)) or degree != int(degree) or degree < 1:
-            raise ModelSpecError(f"{here}: the degree must be a whole number of at least 1")
-        if not isinstance(raw, bool):
-            raise ModelSpecError(f"{here}: raw must be TRUE or FALSE")
-        degree = int(degree)
+        a = call_args(node, var.names)
+        degree = a["degree"]
         names = [str(k) for k in range(1, degree + 1)]
-        if raw:
-            x = self.numeric(args[0], var, rows)
+        if a["raw"]:
+            x = self.numeric(a["x"], var, rows)
             return np.column_stack([x**k for k in range(1, degree + 1)]), names
         key = ("poly", here)
         if self.fitting and key not in self.state:
             fr = self._fit_rows(rows)
-            xa = self.numeric(args[0], var, fr)
+            xa = self.numeric(a["x"], var, fr)
             bad = ~np.isfinite(xa)
             if bad.any():
                 raise ModelSpecError(
@@ -237,13 +205,14 @@ class Evaluator:
                     "of the data. As R's poly(), the polynomials are computed over every row of the data, and missing "
                     "values are refused: drop those rows from the data first"
                 )
-            if len(np.unique(xa)) <= degree:
-                raise ModelSpecError(f"{here}: the degree must be less than the number of distinct values ({len(np.unique(xa))})")
+            distinct = len(np.unique(xa))
+            if distinct <= degree:
+                raise ModelSpecError(f"{here}: the degree must be less than the number of distinct values ({distinct})")
             Z, coefs = _poly_fit(xa, degree)
             self.state[key] = coefs
             return (Z if rows.mask is None else Z[rows.mask]), names
         alpha, norm2 = self.state[key]
-        return _poly_predict(self.numeric(args[0], var, rows), alpha, norm2), names
+        return _poly_predict(self.numeric(a["x"], var, rows), alpha, norm2), names
 
     # -- factors ---------------------------------------------------------------------------------------
     @staticmethod
@@ -255,26 +224,8 @@ class Evaluator:
         return Factor(values)
 
     def _factor(self, node, var, rows):
-        fname = var.names[node.func.id]
-        here = _deparse(node, var.names)
-        args = list(node.args)
-        kw = {k.arg: k.value for k in node.keywords}
-        ref = None
-        if fname == "relevel":
-            if len(args) == 2 and not kw:
-                ref_node = args[1]
-            elif len(args) == 1 and set(kw) == {"ref"}:
-                ref_node = kw["ref"]
-            else:
-                raise ModelSpecError(f"{here}: write relevel(x, ref = \"level\")")
-            ref = _literal(ref_node, f"ref in {here}")
-        elif len(args) != 1 or kw:
-            raise ModelSpecError(
-                f"{here}: only {fname}(x) with treatment contrasts is supported (first level the reference). To choose "
-                f"the reference write relevel(x, ref = \"level\"); for another order of levels make the column a "
-                "pandas Categorical with its categories in that order"
-            )
-        inner = args[0]
+        a = call_args(node, var.names)
+        inner = a["x"]
         if isinstance(inner, ast.Name):
             values, dtype = rows.get(var.names[inner.id])
             f = self._factor_of(values, dtype)
@@ -283,8 +234,8 @@ class Evaluator:
         else:
             v = np.asarray(self._num(inner, var, rows))
             f = Factor(v, order=[False, True] if v.dtype == bool else None)
-        if ref is not None:
-            f.ref = ref
+        if a.get("ref") is not None:
+            f.ref = a["ref"]
         return f
 
     def levels(self, var: Variable, f: Factor, rows: Rows) -> list:
@@ -315,15 +266,6 @@ class Evaluator:
             )
         self.state[key] = levels
         return levels
-
-
-def _literal(node, what):
-    """A constant argument (TRUE, 2, "b", -1)."""
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
-        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
-    raise ModelSpecError(f"{what} must be a constant (a number, TRUE/FALSE or \"text\")")
 
 
 def _poly_fit(x, degree):
