@@ -88,6 +88,11 @@ def _floats(values, dtype) -> np.ndarray:
     return pd.array(values, dtype=dtype).to_numpy(dtype=float, na_value=np.nan)
 
 
+def _arith(v):
+    """Logical values in arithmetic count as 0/1, as in R."""
+    return v.astype(float) if isinstance(v, np.ndarray) and v.dtype == bool else v
+
+
 def _is_numeric(dtype) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
@@ -132,7 +137,9 @@ class Evaluator:
             col = var.names[node.id]
             values, dtype = rows.get(col)
             if pd.api.types.is_numeric_dtype(dtype):
-                return _floats(values, dtype)
+                v = _floats(values, dtype)
+                # a logical column stays logical (I(x) is a factor in R) until arithmetic makes it numeric
+                return v.astype(bool) if pd.api.types.is_bool_dtype(dtype) and not np.isnan(v).any() else v
             raise ModelSpecError(
                 f"column {col!r} is not numeric ({dtype}), so {var.text} cannot be computed; "
                 f"for a categorical predictor write factor({col}) as a term of its own"
@@ -143,9 +150,9 @@ class Evaluator:
             return float(node.value)
         with np.errstate(all="ignore"):
             if isinstance(node, ast.BinOp):
-                return _BINOPS[type(node.op)](self._num(node.left, var, rows), self._num(node.right, var, rows))
+                return _BINOPS[type(node.op)](_arith(self._num(node.left, var, rows)), _arith(self._num(node.right, var, rows)))
             if isinstance(node, ast.UnaryOp):
-                v = self._num(node.operand, var, rows)
+                v = _arith(self._num(node.operand, var, rows))
                 return -v if isinstance(node.op, ast.USub) else v
             if isinstance(node, ast.Compare):
                 return _CMPS[type(node.ops[0])](self._num(node.left, var, rows), self._num(node.comparators[0], var, rows))
