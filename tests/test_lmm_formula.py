@@ -248,3 +248,9 @@ def test_therapist_effects_refuses_a_column_in_two_roles(study):
         als.therapist_effects(study, alliance="wai_sr_total", outcome="wai_sr_total", session="session")
     with pytest.raises(als.ModelSpecError, match=r"covariates\[0\]='phq9_total' is also the outcome column"):
         als.therapist_effects(study, alliance="wai_sr_total", outcome="phq9_total", session="session", covariates=["phq9_total"])
+
+
+def test_the_offset_is_reported_and_not_a_coefficient():
+    m = fitted("fit_alliance")
+    assert "offset(log(dose)) entered with coefficient 1 (an offset, not estimated)" in m.messages
+    assert not any("offset" in t for t in m.fixed["term"])

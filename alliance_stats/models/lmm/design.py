@@ -58,6 +58,11 @@ class Design:
         """A level's random-effect columns for new data."""
         return np.hstack([spec.build(data) for spec in self.level_info[level]["specs"]])
 
+    @property
+    def offset_terms(self) -> list:
+        """The offset() terms as R spells them."""
+        return [v.text for v in self.x_spec.terms.offsets]
+
     def offset_of(self, data: pd.DataFrame):
         """The offset for new data (0.0 without offset terms)."""
         return self.x_spec.offset_of(data)
