@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import alliance_stats as als
 from alliance_stats.models.lmm.design import build_design
@@ -164,6 +166,22 @@ def alliance():
 def test_unsupported_formulas_are_refused_by_name(alliance, formula, match):
     with pytest.raises(als.ModelSpecError, match=match):
         als.lmm(formula, alliance)
+
+
+_TOKENS = ["wai", "session", "condition", "female", "dose", "phq", "patient", "+", "-", "*", "/", ":", "^", "**", "(", ")",
+           ",", "1", "0", "2", "I(", "poly(", "scale(", "log(", "factor(", "C(", "relevel(", "offset(", "np.log(",
+           "raw = TRUE", "ref = 'a'", '"x"', "`wai`", "|", "||", ".", "%in%", ">", "TRUE", "{", "[", "$", "~", "degree = 3"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=9), st.sampled_from(["{} + (1 | patient)", "wai + ({} | patient)", "{}"]))
+def test_any_formula_fits_or_raises_our_error(tokens, shape):
+    """Whatever is written, the answer is a design or one of our errors, never a parser's traceback."""
+    formula = "phq ~ " + shape.format(" ".join(tokens))
+    try:
+        design(formula, dataset("alliance"))
+    except als.AllianceStatsError:
+        pass
 
 
 def test_poly_refuses_missing_values_anywhere_in_the_data(alliance):

@@ -112,7 +112,10 @@ def parse_formula(formula: str):
 
 def _random_terms(inner: str, text: str):
     uncorrelated = len(_split_top(inner, "||")) == 2
-    expr, grp = (_split_top(inner, "||") if uncorrelated else _split_top(inner, "|"))
+    sides = _split_top(inner, "||") if uncorrelated else _split_top(inner, "|")
+    if len(sides) != 2:
+        raise ModelSpecError(f"random-effect term {text!r} must have one '|' (or '||') between its terms and its grouping, e.g. (1 + session | patient)")
+    expr, grp = sides
     expr, grp = expr.strip(), grp.strip()
     if not expr or not grp:
         raise ModelSpecError(f"random-effect term {text!r} needs a left and a right side, e.g. (1 + session | patient)")
