@@ -71,7 +71,7 @@ class Design:
 class _Columns:
     """The columns a model uses, for its complete rows: numpy arrays for the fit, and the
     DataFrame (``frame``) made only when something needs it (group labels,
-    messages, refits). The design holds a shallow copy of the data: under pandas'
+    messages). The design holds a shallow copy of the data: under pandas'
     copy-on-write, later changes to the caller's frame do not reach it."""
 
     def __init__(self, data: pd.DataFrame, cols: list):

@@ -21,6 +21,7 @@ gives its R spelling (``deparse``), which names its columns. What the functions 
 from __future__ import annotations
 
 import ast
+import functools
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -78,6 +79,12 @@ def parse_formula(formula: str):
     """Return (response, fixed_rhs, [RandomTerm]) for an lme4-style formula."""
     if not isinstance(formula, str) or "~" not in formula:
         raise ModelSpecError(f"formula must be a string like 'outcome ~ x + (1 | patient)', got {formula!r}")
+    lhs, fixed, randoms = _parse_formula(formula)
+    return lhs, fixed, list(randoms)
+
+
+@functools.lru_cache(maxsize=256)  # simulations fit one formula many times
+def _parse_formula(formula: str):
     depth = 0
     for _, tx, *_ in _tokens(formula, formula):
         depth += (tx == "(") - (tx == ")")
@@ -107,7 +114,7 @@ def parse_formula(formula: str):
             "a model without one is an ordinary regression (use statsmodels.formula.api.ols)"
         )
     fixed = " + ".join(fixed_parts) if fixed_parts else "1"
-    return lhs, fixed, randoms
+    return lhs, fixed, tuple(randoms)
 
 
 def _random_terms(inner: str, text: str):
@@ -421,16 +428,16 @@ def _deparse(node, names) -> str:
 
 
 # -- right-hand sides: R's formula algebra ------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class Terms:
     """A right-hand side encoded as R's ``terms``: ``terms`` are tuples of variable indices, in
     R's order (by degree, then as they appear); ``offsets`` are the ``offset()`` variables."""
 
     text: str
     intercept: bool
-    variables: list
-    terms: list
-    offsets: list
+    variables: tuple
+    terms: tuple
+    offsets: tuple
 
     def labels(self) -> list:
         """R's term labels (``"x"``, ``"x:z"``)."""
@@ -632,6 +639,7 @@ class _Encoder:
         return out
 
 
+@functools.lru_cache(maxsize=256)
 def parse_rhs(text: str, where: str | None = None, random: bool = False) -> Terms:
     """Encode a right-hand side (``"x * z + I(x^2)"``) with R's formula algebra."""
     where = where or text
@@ -641,10 +649,11 @@ def parse_rhs(text: str, where: str | None = None, random: bool = False) -> Term
     enc = _Encoder(where, random)
     terms = enc.encode(_Parser(toks, where, text).parse())
     terms = sorted(terms, key=len)  # R: by degree, stable
-    return Terms(text=text, intercept=enc.intercept, variables=enc.variables,
-                 terms=[tuple(sorted(t)) for t in terms], offsets=enc.offsets)
+    return Terms(text=text, intercept=enc.intercept, variables=tuple(enc.variables),
+                 terms=tuple(tuple(sorted(t)) for t in terms), offsets=tuple(enc.offsets))
 
 
+@functools.lru_cache(maxsize=256)
 def parse_response(text: str) -> Variable:
     """The left-hand side: one variable (a column or an expression such as ``log(y)``)."""
     toks = _tokens(text, text)
