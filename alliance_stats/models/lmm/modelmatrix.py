@@ -17,7 +17,8 @@ As R's ``model.frame``, ``poly()`` and ``scale()`` are computed over every row o
 left out for a missing value in *another* column included; a missing value of their own variable
 is refused by ``poly``, skipped by ``scale``), then the incomplete rows are left out. Factor
 levels are those present in the rows used (lme4's ``drop.unused.levels``): a categorical
-column's categories in their order, FALSE/TRUE, otherwise sorted; the first is the reference
+column's categories in their order, FALSE/TRUE, otherwise sorted (Python's order: capitals
+before lower case, where R's sort follows the locale); the first is the reference
 (treatment contrasts). Columns follow ``model.matrix``: intercept, then the terms in order;
 a factor is coded by treatment contrasts when the term without it is already in the model
 (including the intercept) and by one indicator per level otherwise; in an interaction the first
