@@ -172,16 +172,8 @@ def _tokens(text: str, where: str):
 
 
 # -- variables: R expressions as Python syntax trees ---------------------------------------------
-FUNCTIONS = {
-    "I": "as is (arithmetic inside is R's: ^ is the power)",
-    "log": "natural log, or log(x, base)", "log2": "", "log10": "", "log1p": "", "exp": "", "expm1": "",
-    "sqrt": "", "abs": "",
-    "poly": "orthogonal polynomials as R's poly(x, degree); raw = TRUE for x, x^2, ...",
-    "scale": "centred and divided by the SD (n - 1), over the data's rows, as R's scale(x)",
-    "factor": "a categorical variable", "as.factor": "", "C": "a categorical variable (treatment contrasts)",
-    "relevel": "relevel(x, ref = level): x categorical with that level as the reference",
-    "offset": "a term with coefficient 1 (fixed part only)",
-}
+FUNCTIONS = ("I", "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs", "poly", "scale", "factor",
+             "as.factor", "C", "relevel", "offset")  # evaluated in .modelmatrix
 _NUMPY = re.compile(r"^(np|numpy)\.([A-Za-z_][A-Za-z0-9_]*)$")
 _OPS = {"^": "**", "**": "**", "%%": "%", "%/%": "//", "+": "+", "-": "-", "*": "*", "/": "/", "(": "(", ")": ")",
         ",": ",", "==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
