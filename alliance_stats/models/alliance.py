@@ -43,6 +43,31 @@ def _check_columns(data, **roles):
             raise ColumnError(f"{role}={c!r} is not a column of the data; columns: {_fmt_labels(list(data.columns), limit=25)}")
 
 
+def _check_roles(covariates, **roles):
+    """Each column plays one role: the outcome is not also the alliance, an ID or a covariate
+    (a model of a column on itself fits perfectly and its other effects come out as 0)."""
+    seen = {}
+    for role, c in roles.items():
+        if c is None:
+            continue
+        if c in seen:
+            hint = (
+                "; give the symptom or outcome measure as outcome= and the alliance score as alliance= (to predict "
+                "the alliance from symptoms use direction='outcome->alliance')"
+                if {role, seen[c]} == {"outcome", "alliance"} else ""
+            )
+            raise ModelSpecError(f"{seen[c]}= and {role}= are both the column {c!r}: each column plays one role{hint}")
+        seen[c] = role
+    for i, c in enumerate(covariates):
+        if c in seen and seen[c] != "session":
+            hint = {
+                "outcome": "; the outcome explains itself perfectly (the alliance effects would come out as 0). The "
+                           "previous session's outcome is already in the model (prior_outcome=True)",
+                "alliance": "; the alliance is already in the model, split into its within- and between-patient parts",
+            }.get(seen[c], "; an ID column is a grouping factor, not a covariate")
+            raise ModelSpecError(f"covariates[{i}]={c!r} is also the {seen[c]} column: remove it from covariates{hint}")
+
+
 def _numeric(data, col):
     x = pd.to_numeric(data[col], errors="coerce")
     bad = data[col].notna() & x.isna()
@@ -303,6 +328,7 @@ def alliance_outcome(
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     _check_columns(data, outcome=outcome, alliance=alliance, patient=patient, session=session, therapist=therapist)
     _check_columns(data, **{f"covariates[{i}]": c for i, c in enumerate(covariates)})
+    _check_roles(covariates, outcome=outcome, alliance=alliance, patient=patient, session=session, therapist=therapist)
     pred, resp = (alliance, outcome) if direction == "alliance->outcome" else (outcome, alliance)
     keep = list(dict.fromkeys([patient, session, pred, resp] + ([therapist] if therapist else []) + covariates))
     frame = decompose(data[keep], [pred, resp], by=patient, session=session, lags=(lag,), detrend="linear" if detrend else None)
@@ -401,6 +427,7 @@ def therapist_effects(
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     _check_columns(data, alliance=alliance, outcome=outcome, patient=patient, therapist=therapist, session=session)
     _check_columns(data, **{f"covariates[{i}]": c for i, c in enumerate(covariates)})
+    _check_roles(covariates, outcome=outcome, alliance=alliance, patient=patient, therapist=therapist, session=session)
     per_ther = data.groupby(patient)[therapist].nunique()
     if (per_ther > 1).any():
         raise ModelSpecError(f"patients {_fmt_labels(per_ther.index[per_ther > 1].tolist())} appear with more than one therapist")

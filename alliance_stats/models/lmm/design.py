@@ -8,15 +8,15 @@ numbered so that each level's groups are contiguous within their parents.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ...exceptions import AllianceStatsWarning, ColumnError, ModelSpecError, _fmt_labels, user_stacklevel
-from .formula import parse_formula
+from ...exceptions import AllianceStatsWarning, ColumnError, ModelSpecError, _fmt_labels, _show, user_stacklevel
+from .formula import parse_formula, parse_response, parse_rhs
+from .modelmatrix import MatrixSpec, Rows, response as model_response
 from .nested import Level
 
 @dataclass
@@ -31,23 +31,47 @@ class Design:
     X: np.ndarray
     xnames: list
     dropped_cols: list
-    y: np.ndarray
+    y: np.ndarray  # the outcome minus the offset, if any: what the model fits
     levels: list  # engine Levels, innermost first
     level_info: list  # per level: dict(name, cols, term_names, exprs, specs, labels)
-    x_spec: object
+    x_spec: object  # MatrixSpec of the fixed part (new data: fixed_matrix)
     n_dropped: int
     dropped: pd.Series
+    offset: np.ndarray | None = None  # the offset() terms' sum on the rows used
+    x_keep: list = None  # the columns of x_spec kept (full rank)
 
     @property
     def data(self) -> pd.DataFrame:
         """Complete cases, used columns only, original index (made on first use)."""
         return self.columns.frame
 
+    @property
+    def source(self) -> pd.DataFrame:
+        """The data as given (a shallow copy): a refit computes poly() and scale() over the same rows."""
+        return self.columns.src
+
+    def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
+        """The fixed-effects columns for new data (NaN rows where a value is missing)."""
+        return self.x_spec.build(data)[:, self.x_keep]
+
+    def random_matrix(self, level: int, data: pd.DataFrame) -> np.ndarray:
+        """A level's random-effect columns for new data."""
+        return np.hstack([spec.build(data) for spec in self.level_info[level]["specs"]])
+
+    @property
+    def offset_terms(self) -> list:
+        """The offset() terms as R spells them."""
+        return [v.text for v in self.x_spec.terms.offsets]
+
+    def offset_of(self, data: pd.DataFrame):
+        """The offset for new data (0.0 without offset terms)."""
+        return self.x_spec.offset_of(data)
+
 
 class _Columns:
     """The columns a model uses, for its complete rows: numpy arrays for the fit, and the
-    DataFrame (``frame``) made only when something needs it (formulaic terms, group labels,
-    messages, refits). The design holds a shallow copy of the data: under pandas'
+    DataFrame (``frame``) made only when something needs it (group labels,
+    messages). The design holds a shallow copy of the data: under pandas'
     copy-on-write, later changes to the caller's frame do not reach it."""
 
     def __init__(self, data: pd.DataFrame, cols: list):
@@ -90,10 +114,9 @@ class _Columns:
         return len(self.src) if self.ok is None else int(self.ok.sum())
 
 
-def _needed_columns(data, response, fixed, terms, dtypes=None):
-    from formulaic import Formula
-
-    dtypes = dtypes if dtypes is not None else dict(zip(data.columns, data.dtypes))
+def _needed_columns(data, response, fixed, randoms, terms):
+    """The data columns the formula uses, in order: the outcome's, the fixed part's (offsets
+    included), the random terms' and the grouping columns."""
     cols = []
 
     def add(names):
@@ -101,12 +124,12 @@ def _needed_columns(data, response, fixed, terms, dtypes=None):
             if c not in cols:
                 cols.append(c)
 
-    add([response] if response in data.columns else sorted(Formula(f"{response} ~ 1").required_variables, key=str))
-    plain = _plain_terms(fixed, dtypes)
-    add(plain[1] if plain is not None else sorted(Formula(fixed).required_variables, key=lambda c: fixed.find(c)))
-    for t in terms:
-        plain = _plain_terms(t.expr, dtypes)
-        add(plain[1] if plain is not None else sorted(Formula(t.expr).required_variables, key=str))
+    add(response.columns)
+    for v in fixed.variables + fixed.offsets:
+        add(v.columns)
+    for r in randoms.values():
+        for v in r.variables:
+            add(v.columns)
     for t in terms:
         add(t.group)
     missing = [c for c in cols if c not in data.columns]
@@ -125,35 +148,24 @@ def _needed_columns(data, response, fixed, terms, dtypes=None):
     return cols
 
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _plain_terms(expr: str, dtypes: dict):
-    """``(intercept, [columns])`` when ``expr`` is a plain sum of numeric columns (``1 + a + b``,
-    ``0 + a``, ``a``), else None. Such terms are built without formulaic: the same columns, in
-    the same order, with the same names ('Intercept' first), at a fraction of the cost."""
-    intercept, cols = True, []
-    for tok in (t.strip() for t in expr.split("+")):
-        if tok == "1":
-            continue
-        if tok in ("0", "-1"):
-            intercept = False
-            continue
-        if not _IDENT.match(tok) or tok in cols or tok not in dtypes:
-            return None
-        dt = dtypes[tok]
-        if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
-            return None
-        cols.append(tok)
-    return intercept, cols
-
-
-def _plain_matrix(plain, cc: _Columns):
-    intercept, cols = plain
-    n = len(cc)
-    parts = ([np.ones(n)] if intercept else []) + [np.asarray(cc.array(c), float) for c in cols]
-    X = np.column_stack(parts) if parts else np.empty((n, 0))
-    return X, (["Intercept"] if intercept else []) + list(cols)
+def _check_roles(response, fixed, randoms, terms):
+    """A column is the outcome or a predictor, not both (R drops such a term with a warning, or
+    fits a model that explains the outcome by itself)."""
+    ycols = set(response.columns)
+    uses = [(v, "the fixed part") for v in fixed.variables + fixed.offsets]
+    uses += [(v, f"the random term {t.text}") for t in terms for v in randoms[t.expr].variables]
+    for v, where in uses:
+        both = [c for c in v.columns if c in ycols]
+        if both:
+            raise ModelSpecError(
+                f"{both[0]!r} is the outcome ({response.text}) and also a predictor ({v.text}, in {where}): a column "
+                "cannot play both roles. Remove it from the right-hand side; for the previous session's outcome make a "
+                "lagged column first (als.decompose(data, columns, lags=[1]))"
+            )
+    for t in terms:
+        both = [c for c in t.group if c in ycols]
+        if both:
+            raise ModelSpecError(f"{both[0]!r} is the outcome and also the grouping factor of {t.text}: a column cannot play both roles")
 
 
 def _dense_codes(v: np.ndarray):
@@ -205,13 +217,14 @@ def _labels(inf: dict, cc: pd.DataFrame) -> np.ndarray:
 
 
 def build_design(formula: str, data: pd.DataFrame) -> Design:
-    from formulaic import model_matrix
-
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     response, fixed, terms = parse_formula(formula)
-    dtypes = dict(zip(data.columns, data.dtypes))
-    cols = _needed_columns(data, response, fixed, terms, dtypes)
+    resp = parse_response(response)
+    fixed_terms = parse_rhs(fixed, where=f"the fixed part {fixed}")
+    randoms = {t.expr: parse_rhs(t.expr, where=t.text, random=True) for t in terms}
+    cols = _needed_columns(data, resp, fixed_terms, randoms, terms)
+    _check_roles(resp, fixed_terms, randoms, terms)
     cc = _Columns(data, cols)
     miss = cc.missing()
     if miss is not None:
@@ -233,26 +246,24 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
         raise ModelSpecError(f"no complete rows: every row misses one of {_fmt_labels(cols)}")
 
     # response and fixed effects -------------------------------------------------------------
-    yv = cc.array(response) if response in cc.raw else None
-    if yv is not None and yv.dtype.kind in "iufb":
-        y = yv.astype(float)
-    else:
-        frame = cc.frame
-        yy = pd.to_numeric(frame[response], errors="coerce") if yv is not None else model_matrix(f"{response} - 1", frame).iloc[:, 0]
-        if yy.isna().any():
-            rows = frame.index[yy.isna().to_numpy()].tolist()
-            raise ModelSpecError(f"outcome {response!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
-        y = yy.to_numpy(float)
-    plain = _plain_terms(fixed, dtypes)
-    if plain is not None:
-        X, xnames = _plain_matrix(plain, cc)
-        x_spec = None  # made by formulaic on first use (prediction on new data)
-    else:
-        mm = model_matrix(fixed, cc.frame, na_action="raise")
-        Xdf = pd.DataFrame(mm)
-        xnames = [str(c) for c in Xdf.columns]
-        X = Xdf.to_numpy(float)
-        x_spec = mm.model_spec
+    # as R's model.frame: poly() and scale() over all rows of the data, then the complete rows
+    every = Rows(lambda c: (cc.raw[c], cc.dtypes[c]), len(cc.src), lambda pos: cc.src.index[pos])
+    rows = every if cc.ok is None else Rows(
+        lambda c: (cc.array(c), cc.dtypes[c]), len(cc), lambda pos: cc.src.index[np.flatnonzero(cc.ok)[pos]], full=every, mask=cc.ok
+    )
+    state = {}  # poly() coefficients, scale() centres, factor levels: fixed here, reused for new data
+    y = model_response(resp, rows, state)
+    x_spec = MatrixSpec(fixed_terms, state, "the fixed part")
+    X, xnames = x_spec.fit(rows)
+    offset = x_spec.offset(rows, fitting=True)
+    if offset is not None:
+        y = y - offset  # the offset's coefficient is 1: the model fits y - offset
+    if np.ptp(y) <= 1e-12 * np.abs(y).max():
+        what = f"the outcome {resp.text} minus the offset" if offset is not None else f"the outcome {resp.text}"
+        raise ModelSpecError(
+            f"{what} has the same value ({_show(y[0])}) in all {len(y)} rows used: there is no variation to model. "
+            "Check the column, and which rows were kept (rows missing a value of any term are left out)"
+        )
     keep, dropped_cols = _full_rank(X, xnames)
     if dropped_cols:
         warnings.warn(
@@ -304,14 +315,8 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
     for li, d in enumerate(info):
         exprs, specs, names, blocks, Zs = [], [], [], [], []
         for t in d["terms"]:
-            plain = _plain_terms(t.expr, dtypes)
-            if plain is not None:
-                zmat, znames = _plain_matrix(plain, cc)
-                spec = None  # made by formulaic on first use
-            else:
-                zm = model_matrix(t.expr, cc.frame, na_action="raise")
-                zdf = pd.DataFrame(zm)
-                zmat, znames, spec = zdf.to_numpy(float), [str(c) for c in zdf.columns], zm.model_spec
+            spec = MatrixSpec(randoms[t.expr], state, f"the random term {t.text}")
+            zmat, znames = spec.fit(rows)
             if zmat.shape[1] == 0:
                 raise ModelSpecError(f"random-effect term {t.text!r} has no columns")
             Zs.append(zmat)
@@ -339,7 +344,7 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
     return Design(
         formula=formula, response=response, fixed=fixed, terms=terms, columns=cc, X=X, xnames=xnames,
         dropped_cols=dropped_cols, y=y, levels=levels, level_info=level_info, x_spec=x_spec,
-        n_dropped=int(len(data) - len(y)), dropped=dropped,
+        n_dropped=int(len(data) - len(y)), dropped=dropped, offset=offset, x_keep=keep,
     )
 
 

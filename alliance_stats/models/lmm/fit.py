@@ -36,7 +36,20 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         ``(1 + session | patient)``, ``(0 + x | g)``, ``(1 + x || g)`` (uncorrelated), nested
         ``(1 | therapist/patient)`` or ``(1 | therapist) + (1 | therapist:patient)``, slopes at any
         level. Grouping factors must be nested; crossed factors raise :class:`ModelSpecError`.
-        Fixed terms follow formulaic (``C(x)``, ``np.log(x)``, ``x:z``, ``x*z``).
+        The fixed part and the random terms' left sides are read as R reads them (the model
+        matrices equal lme4's): ``a + b``, ``a:b``, ``a*b``, ``a/b``, ``b %in% a``, ``(a + b)^2``
+        (crossing), ``- a``, ``0 +`` or ``- 1`` (no intercept); ``I(x^2)`` (inside ``I()`` ``^`` is
+        the power; ``x^2`` outside is refused, as R reads it as ``x``), ``poly(x, 2)`` (R's
+        orthogonal polynomials; ``raw = TRUE`` for x, x^2), ``scale(x)``, ``log(x)`` (``log(x,
+        base)``), ``log2``, ``log10``, ``log1p``, ``exp``, ``expm1``, ``sqrt``, ``abs``, numpy's
+        ``np.log(x)`` ...; ``factor(x)``, ``C(x)``, text, categorical and logical columns
+        (treatment contrasts, the first level the reference; ``relevel(x, ref = "b")``);
+        ``offset(x)`` (coefficient 1; added back by ``predict``). As R's ``model.frame``,
+        ``poly()`` and ``scale()`` are computed over all rows of ``data``, before incomplete rows
+        are left out. Columns are named as R names them with a factor level or a matrix column in
+        brackets: ``I(x^2)``, ``poly(x, 2)[1]``, ``g[T.b]`` (R: ``gb``), ``Intercept``. Anything
+        else (``.``, ``bs()``, quotes outside a call, the outcome on the right-hand side, a factor
+        with one level, a constant outcome) raises :class:`ModelSpecError` naming the term.
     data : DataFrame
         One row per observation. Rows missing any used column are left out and counted
         (``.n_dropped``, ``.dropped``). ``data`` is not modified.
@@ -194,5 +207,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     )
     if d.dropped_cols:
         messages.append(f"dropped rank-deficient fixed effect(s): {_fmt_labels(d.dropped_cols)}")
+    if d.offset is not None:
+        messages.append(f"{' + '.join(d.offset_terms)} entered with coefficient 1 (an offset, not estimated)")
     return res
 

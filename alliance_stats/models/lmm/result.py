@@ -100,7 +100,7 @@ class LMMResult:
         """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT."""
         from .fit import lmm
 
-        return lmm(self.formula, self._design.data, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
+        return lmm(self.formula, self._design.source, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
                    engine=self.engine)
 
     # -- random effects, prediction ----------------------------------------------------------
@@ -124,28 +124,18 @@ class LMMResult:
         d = self._design
         beta = self.fixed["estimate"].to_numpy()
         if data is None:
-            eta = d.X @ beta
+            eta = d.X @ beta if d.offset is None else d.X @ beta + d.offset
             if include_random:
                 for lv, b in zip(d.levels, self._sol["b"]):
                     eta = eta + np.einsum("nq,nq->n", lv.Z, b[lv.codes])
             return pd.Series(eta, index=d.data.index, name="predicted")
-        if d.x_spec is None:
-            from formulaic import model_matrix
-
-            d.x_spec = model_matrix(d.fixed, d.data).model_spec
-        Xn = pd.DataFrame(d.x_spec.get_model_matrix(data, na_action="ignore"))
-        Xn = Xn[[c for c in Xn.columns if str(c) in d.xnames]]
-        eta = Xn.to_numpy(float) @ beta
+        eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
         if include_random:
-            for inf, b in zip(d.level_info, self._sol["b"]):
+            for li, (inf, b) in enumerate(zip(d.level_info, self._sol["b"])):
                 missing = [c for c in inf["cols"] if c not in data.columns]
                 if missing:
                     raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
-                if any(sp is None for sp in inf["specs"]):
-                    from formulaic import model_matrix
-
-                    inf["specs"] = [sp if sp is not None else model_matrix(e, d.data).model_spec for sp, e in zip(inf["specs"], inf["exprs"])]
-                Zn = np.hstack([pd.DataFrame(s.get_model_matrix(data, na_action="ignore")).to_numpy(float) for s in inf["specs"]])
+                Zn = d.random_matrix(li, data)
                 key = _join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
                 pos = pd.Index(_labels(inf, d.data)).get_indexer(key)
                 bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
@@ -153,7 +143,9 @@ class LMMResult:
         return pd.Series(eta, index=data.index, name="predicted")
 
     def residuals(self) -> pd.Series:
-        return pd.Series(self._design.y, index=self._design.data.index) - self.predict()
+        d = self._design
+        y = d.y if d.offset is None else d.y + d.offset  # the outcome as observed
+        return pd.Series(y, index=d.data.index) - self.predict()
 
     # -- variance shares ------------------------------------------------------------------------
     def icc(self) -> pd.DataFrame:
