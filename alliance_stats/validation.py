@@ -229,20 +229,27 @@ def id_text(value):
 
 def ids_to_text(series: pd.Series) -> tuple[pd.Series, int]:
     """Apply :func:`id_text` to a column; return the text column and how many values lost
-    surrounding spaces (values that were text and changed)."""
-    if pd.api.types.is_integer_dtype(series) and not series.isna().any():
-        return series.astype("int64").astype(str), 0
-    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
-    uniq = list(uniques)
-    text = [id_text(v) for v in uniq]
-    changed_u = np.array(
-        [isinstance(v, str) and isinstance(t, str) and v != t for v, t in zip(uniq, text)], dtype=bool
-    )
+    surrounding spaces (values that were text and changed). The rule is applied once per distinct
+    value and the rows take their text from it."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    uniq = pd.Index(uniques)
+    if pd.api.types.is_integer_dtype(uniq.dtype) and not pd.api.types.is_bool_dtype(uniq.dtype):
+        text = pd.Index(uniq.astype("int64").astype(str), dtype="str")  # the rule, vectorised
+        changed_u = np.zeros(len(uniq), bool)
+    elif pd.api.types.is_string_dtype(uniq.dtype) and not pd.api.types.is_object_dtype(uniq.dtype):
+        stripped = uniq.str.strip(_STRIP)
+        changed_u = np.asarray(stripped != uniq, bool)
+        text = pd.Index(stripped.where(stripped != "", np.nan), dtype="str")
+    else:  # object, float, bool, dates: value by value
+        vals = list(uniq)
+        texts = [id_text(v) for v in vals]
+        changed_u = np.array([isinstance(v, str) and isinstance(t, str) and v != t for v, t in zip(vals, texts)], dtype=bool)
+        text = pd.Index(texts, dtype="str")
     valid = codes >= 0
     changed = int(changed_u[codes[valid]].sum()) if len(uniq) else 0
-    lookup = np.array(text + [np.nan], dtype=object)
-    out = pd.Series(lookup[np.where(valid, codes, len(uniq))], index=series.index, name=series.name)
-    return out.astype("str"), changed
+    lookup = text.append(pd.Index([np.nan], dtype="str"))
+    out = pd.Series(lookup.take(np.where(valid, codes, len(text))), index=series.index, name=series.name)
+    return out, changed
 
 
 # -- sessions -----------------------------------------------------------------------------------
