@@ -19,6 +19,7 @@ from .exceptions import (
     ConvergenceWarning,
     InvalidValuesWarning,
     ItemRangeError,
+    KeyReversalWarning,
     ModelSpecError,
     OptionError,
     OutputPathError,
@@ -35,6 +36,7 @@ from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
+from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
     forest_plot,
     funnel_plot,
@@ -90,6 +92,12 @@ __all__ = [
     "AllianceOutcomeResult",
     "therapist_effects",
     "TherapistEffectsResult",
+    # client and therapist ratings together
+    "response_surface",
+    "ResponseSurfaceResult",
+    "apim",
+    "APIMResult",
+    "partner_scores",
     # meta-analysis
     "meta_analysis",
     "MetaResult",
@@ -152,6 +160,7 @@ __all__ = [
     "AllianceStatsWarning",
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
+    "KeyReversalWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
