@@ -29,7 +29,7 @@ from .exceptions import (
     SessionDataError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
-from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.lmm import LMMResult, compare, lmm
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
@@ -79,6 +79,7 @@ __all__ = [
     "pseudonymize",
     "row_accounting",
     "PQS_DISTRIBUTION",
+    "PQS_DISTRIBUTION_VERIFICATION",
     # reliability and change
     "reliability",
     "reliable_change",
