@@ -19,6 +19,7 @@ from .exceptions import (
     ConvergenceWarning,
     InvalidValuesWarning,
     ItemRangeError,
+    KeyReversalWarning,
     ModelSpecError,
     MultipleTherapistsWarning,
     OptionError,
@@ -29,13 +30,14 @@ from .exceptions import (
     SessionDataError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
-from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.lmm import LMMResult, compare, lmm
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
+from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
     forest_plot,
     funnel_plot,
@@ -79,6 +81,7 @@ __all__ = [
     "pseudonymize",
     "row_accounting",
     "PQS_DISTRIBUTION",
+    "PQS_DISTRIBUTION_VERIFICATION",
     # reliability and change
     "reliability",
     "reliable_change",
@@ -92,6 +95,12 @@ __all__ = [
     "AllianceOutcomeResult",
     "therapist_effects",
     "TherapistEffectsResult",
+    # client and therapist ratings together
+    "response_surface",
+    "ResponseSurfaceResult",
+    "apim",
+    "APIMResult",
+    "partner_scores",
     # meta-analysis
     "meta_analysis",
     "MetaResult",
@@ -155,6 +164,7 @@ __all__ = [
     "AllianceStatsWarning",
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
+    "KeyReversalWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",

@@ -20,6 +20,7 @@ __all__ = [
     "AllianceStatsWarning",
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
+    "KeyReversalWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
@@ -174,6 +175,25 @@ class ProvisionalKeyWarning(AllianceStatsWarning):
 
 class InvalidValuesWarning(AllianceStatsWarning):
     """Invalid values were set to missing (``on_invalid='nan'``) and counted."""
+
+
+class KeyReversalWarning(AllianceStatsWarning):
+    """An item correlates negatively with the rest of its scale (corrected item-total
+    correlation below 0): the scoring key may lack a reversal of that item, or the data hold
+    it already reversed. Raised by :func:`alliance_stats.reliability`.
+
+    Attributes
+    ----------
+    instrument, scale : str
+    items : dict
+        ``{column: corrected item-total correlation}`` of the negative items.
+    """
+
+    def __init__(self, message: str, instrument: str = "", scale: str = "", items=None):
+        super().__init__(message)
+        self.instrument = instrument
+        self.scale = scale
+        self.items = dict(items or {})
 
 
 class ModelSpecError(AllianceStatsError):

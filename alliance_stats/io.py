@@ -52,10 +52,16 @@ __all__ = [
     "check_session_keys",
     "ID_COLUMNS",
     "PQS_DISTRIBUTION",
+    "PQS_DISTRIBUTION_VERIFICATION",
 ]
 
 ID_COLUMNS = ("therapist", "patient", "session", "rater")
 PQS_DISTRIBUTION = (5, 8, 12, 16, 18, 16, 12, 8, 5)
+#: How well :data:`PQS_DISTRIBUTION` is verified, on the domain notes' grades ("verified",
+#: "secondary", "unverified"): the forced distribution 5-8-12-16-18-16-12-8-5 is verified for
+#: Block's Q-set (California Q-set); for the PQS itself it is taken from secondary sources.
+#: :func:`read_qsorts` records it in ``attrs["alliance_stats"]["distribution_verification"]``.
+PQS_DISTRIBUTION_VERIFICATION = "secondary"
 
 _FORMATS = {
     ".csv": "csv",
@@ -834,7 +840,10 @@ def read_qsorts(
         Further ID columns to keep (renamed to ``patient`` / ``rater``).
     distribution : sequence of int or None
         Required number of items in each pile, lowest pile first; default the PQS's
-        5, 8, 12, 16, 18, 16, 12, 8, 5. None checks only that piles are 1..len.
+        5, 8, 12, 16, 18, 16, 12, 8, 5 (:data:`PQS_DISTRIBUTION`; verified for Block's Q-set,
+        from secondary sources for the PQS: :data:`PQS_DISTRIBUTION_VERIFICATION` is
+        ``"secondary"``; pass the one in Jones's manual if it differs). None checks only that
+        piles are 1..len.
     on_invalid : {"raise", "flag"}
         A sort with a missing item, a pile outside 1..9 (or not whole), or pile counts that
         break the distribution raises :class:`QSortError` naming the session and the counts
@@ -931,6 +940,11 @@ def read_qsorts(
     meta.update(
         {
             "distribution": None if dist is None else dist.tolist(),
+            "distribution_verification": (
+                None if dist is None
+                else f"{PQS_DISTRIBUTION_VERIFICATION} (the PQS default: verified for Block's Q-set, secondary sources for the PQS)"
+                if tuple(dist.tolist()) == PQS_DISTRIBUTION else "user-supplied"
+            ),
             "rows": {"read": len(df), "valid": len(df) - len(problems), "flagged": len(problems)},
         }
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import AllianceStatsError, ColumnError, OptionError
+from .exceptions import AllianceStatsError, ColumnError, KeyReversalWarning, OptionError, user_stacklevel
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
 from .validation import check_number, check_option, need_columns, numeric_column, require_frame
@@ -101,7 +103,16 @@ def reliability(
         One row per scale: ``scale, n, n_excluded, n_items, alpha, alpha_ci_low,
         alpha_ci_high, omega_total, mean_r``. Reversed items are reverse-scored by the key
         first. Rows with any missing item of the scale are left out (listwise) and counted
-        in ``n_excluded``.
+        in ``n_excluded``. ``attrs["alliance_stats"]["item_total"]`` holds each scale's
+        corrected item-total correlations (``{scale: {column: r}}``, psych's ``r.drop``).
+
+    Warns
+    -----
+    KeyReversalWarning
+        When an item correlates negatively with the sum of the other items of its scale
+        (after the key's reversals): the key may lack a reversal of that item (or the data
+        hold it already reversed). The warning's ``items`` maps the columns to their
+        correlations.
 
     Notes
     -----
@@ -131,6 +142,7 @@ def reliability(
     if unknown:
         raise ColumnError(f"{inst.name!r} has no scale(s) {unknown}; its scales are {list(all_scales)}")
     rows = []
+    item_total = {}
     for s in scales:
         idx = np.asarray(all_scales[s]) - 1
         sub = X[:, idx]
@@ -151,6 +163,25 @@ def reliability(
                 )
             a, lo, hi = cronbach_alpha(Xc, level)
             R = np.corrcoef(Xc, rowvar=False)
+            rest = Xc.sum(axis=1, keepdims=True) - Xc
+            r_drop = {cols[i]: float(np.corrcoef(Xc[:, j], rest[:, j])[0, 1]) for j, i in enumerate(idx)}
+            item_total[s] = r_drop
+            negative = {c: r for c, r in r_drop.items() if r < 0}
+            if negative:
+                number = {cols[i]: i + 1 for i in idx}
+                shown = ", ".join(f"{c!r} (item {number[c]}, r = {r:.2f})" for c, r in negative.items())
+                note = (" The key's reversals are provisional (not confirmed against the manual)." if inst.provenance == "provisional" else "")
+                warnings.warn(
+                    KeyReversalWarning(
+                        f"scale {s!r} of {inst.name!r}: {shown} {'correlates' if len(negative) == 1 else 'correlate'} negatively with the rest of the scale "
+                        f"(corrected item-total correlation < 0 in {n} complete rows). The key may lack a reversal of "
+                        f"{'this item' if len(negative) == 1 else 'these items'}, or the data hold {'it' if len(negative) == 1 else 'them'} "
+                        f"already reversed.{note} Check the item wording; register a key with the reversal "
+                        "(als.register_instrument(..., replace=True)) if the item is negatively worded.",
+                        instrument=inst.name, scale=s, items=negative,
+                    ),
+                    stacklevel=user_stacklevel(),
+                )
             row.update(
                 alpha=a,
                 alpha_ci_low=lo,
@@ -160,7 +191,7 @@ def reliability(
             )
         rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs["alliance_stats"] = {"instrument": inst.name, "provenance": inst.provenance, "items": cols}
+    out.attrs["alliance_stats"] = {"instrument": inst.name, "provenance": inst.provenance, "items": cols, "item_total": item_total}
     return out
 
 
