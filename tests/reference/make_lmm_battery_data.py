@@ -85,15 +85,28 @@ def build():
                                             ("rs200small", 105, 200, 15, False, 0.7)]:
         d, rng, pat = design(seed, patients=n_p, sessions=n_s, dropout=drop)
         out[name] = finish(d, outcome(d, rng, pat, re_patient=cov(0.8, 0.004, -0.5), resid_sd=rsd))
-    # -- tiny patient variance; exactly-zero therapist variance (therapist means of the outcome equalised)
+    # -- patient variance at zero, therapist variance tiny (0.004 REML): small true patient variance,
+    # no therapist effect; "tinyther2": the same with the therapist means of the outcome equalised
+    # (with alliance_pm in the model the therapist variance stays positive, 0.02)
     d, rng, pat = design(201, therapists=10, patients=80, sessions=8)
-    y = outcome(d, rng, pat, re_patient=cov(0.02, 0, 0), resid_sd=1.0)
-    d = finish(d, y)
-    out["tinyvar"] = d
-    d = d.copy()
-    d["outcome"] = (d["outcome"] - d.groupby("therapist")["outcome"].transform("mean") + d["outcome"].mean()).round(6)
-    out["zerotherapist"] = d
-    # -- intercept-slope correlation near +1 and exactly -1 (slope = -0.1 x intercept)
+    d = finish(d, outcome(d, rng, pat, re_patient=cov(0.02, 0, 0), resid_sd=1.0))
+    out["tinyther"] = d
+    out["tinyther2"] = d.assign(outcome=(d["outcome"] - d.groupby("therapist")["outcome"].transform("mean") + d["outcome"].mean()).round(6))
+    # -- tiny (positive) patient and therapist variances
+    d, rng, pat = design(216, therapists=20, patients=200, sessions=15)
+    out["tinyvar"] = finish(d, outcome(d, rng, pat, re_patient=cov(0.03, 0, 0), re_therapist=cov(0.02, 0, 0)))
+    # -- variances exactly zero at the optimum (for outcome ~ alliance_pc + session + ..., balanced:
+    # alliance_pc averages zero within each patient): "zerotherapist" has the therapist means of the
+    # outcome equalised; "zeropatient" has each patient's deviation from the therapist mean shrunk to 0.3
+    d, rng, pat = design(215, therapists=10, patients=80, sessions=8)
+    d = finish(d, outcome(d, rng, pat, re_patient=cov(0.5, 0, 0), re_therapist=cov(0.3, 0, 0)))
+    tm = d.groupby("therapist")["outcome"].transform("mean")
+    pm = d.groupby("patient")["outcome"].transform("mean")
+    out["zerotherapist"] = d.assign(outcome=(d["outcome"] - tm + d["outcome"].mean()).round(6))
+    out["zeropatient"] = d.assign(outcome=(d["outcome"] - 0.7 * (pm - tm)).round(6))
+    # -- intercept-slope correlation near +1 (true 0.9), at +1 (true 0.97) and at -1 (slope = -0.1 x intercept)
+    d, rng, pat = design(214, patients=150, sessions=12)
+    out["corrnear"] = finish(d, outcome(d, rng, pat, re_patient=cov(1.0, 0.01, 0.9), resid_sd=0.6))
     d, rng, pat = design(202, patients=60, sessions=10)
     out["corrplus"] = finish(d, outcome(d, rng, pat, re_patient=cov(1.0, 0.01, 0.97), resid_sd=0.8))
     d, rng, pat = design(203, patients=60, sessions=10)
@@ -134,6 +147,9 @@ def build():
 
 
 if __name__ == "__main__":
+    import sys
+
+    where = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
     for name, d in build().items():
-        d.to_csv(HERE / f"lmm_battery_{name}.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+        d.to_csv(where / f"lmm_battery_{name}.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
         print(name, d.shape)
