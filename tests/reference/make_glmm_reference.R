@@ -120,6 +120,11 @@ dmods <- list(
   level_slope = list(dropout ~ early_mean + early_slope + severity, inc),
   hazard = list(event ~ log(session) + alliance + severity, pp_used)
 )
+se_numderiv <- function(f) {  # SEs from numDeriv's Hessian of the deviance in (theta, beta)
+  nt <- length(getME(f, "theta"))
+  H <- numDeriv::hessian(update(f, devFunOnly = TRUE), c(getME(f, "theta"), fixef(f)))
+  sqrt(diag(2 * solve(H))[-seq_len(nt)])
+}
 out <- list(); i <- 0
 for (nm in names(dmods)) {
   for (ther in c(FALSE, TRUE)) {
@@ -131,9 +136,10 @@ for (nm in names(dmods)) {
     out[[i]] <- data.frame(model = nm, therapist = ther, term = sub("^\\(Intercept\\)$", "Intercept", rownames(ct)),
                            estimate = opt(ct[, 1]), se = opt(ct[, 2]), z = opt(ct[, 3]), p = opt(ct[, 4]),
                            loglik = opt(as.numeric(logLik(f))), n = nobs(f),
-                           therapist_var = if (ther) opt(as.data.frame(VarCorr(f))$vcov[1]) else NA)
+                           therapist_var = if (ther) opt(as.data.frame(VarCorr(f))$vcov[1]) else NA,
+                           se_numderiv = if (ther) opt(se_numderiv(f)) else NA)
     if (nm == "level") {
-      grid <- data.frame(early_mean = seq(min(inc$early_mean), max(inc$early_mean), length.out = 25),
+      grid <- data.frame(early_mean = seq(min(inc$early_mean), max(inc$early_mean), length.out = 49),
                          severity = mean(inc$severity))
       pr <- predict(f, grid, re.form = NA)  # link scale; glm's se by hand below for both
       X <- model.matrix(~ early_mean + severity, grid)
