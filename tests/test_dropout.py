@@ -189,3 +189,17 @@ def test_early_slope_is_least_squares(values, shift):
     early = pd.DataFrame({"patient": "p", "session": s, "alliance": np.array(values) + shift})
     expected = np.polyfit(s, early["alliance"], 1)[0]
     assert _slopes(early)["p"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_readme_example_runs_as_written():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "early_alliance_dropout" in b]
+    assert len(blocks) == 1, "the README lost its dropout example"
+    ns: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), ns)
+    assert ns["dr"].n_patients + ns["dr"].n_excluded == 240
+    assert ns["g"].fixed["term"].tolist() == ["Intercept", "early_mean"]
+    # the patient-level glmm is the level model the dropout function fits (no covariates)
+    np.testing.assert_allclose(ns["g"].fixed["estimate"], ns["dr"].fits["level"].fixed["estimate"], rtol=1e-8)

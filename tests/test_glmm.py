@@ -263,3 +263,16 @@ def test_poisson_deviance_residual_is_loglik_less_saturated(y, eta):
     rhs = _Poisson.minus2ll(y_, e_, w_)[0] - _Poisson.saturated(y_, w_)[0]
     assert lhs == pytest.approx(rhs, abs=1e-8 * max(1.0, abs(rhs)))
     assert lhs >= -1e-9
+
+
+def test_predict_new_data_checks():
+    m = fitted("cbpp_laplace")
+    with pytest.raises(als.ModelSpecError, match="DataFrame"):
+        m.predict([1, 2])
+    with pytest.raises(als.OptionError, match="type"):
+        m.predict(type="probability")
+    with pytest.raises(als.ColumnError, match="herd"):
+        m.predict(pd.DataFrame({"period": ["1"]}))
+    # an unseen herd gets a random effect of zero; herd IDs given as text match the numeric ones
+    new = pd.DataFrame({"period": ["1", "1"], "herd": ["1", "99"]})
+    np.testing.assert_allclose(m.predict(new), [PRED["link_herd1"][0], PRED["link"][0]], atol=1e-7)

@@ -670,7 +670,7 @@ class GLMMResult:
             index = self._index
         else:
             if not isinstance(data, pd.DataFrame):
-                raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+                raise ModelSpecError(f"data must be a pandas DataFrame, got {data.__class__.__name__}")
             from formulaic import model_matrix
 
             if d.x_spec is None:
@@ -688,7 +688,10 @@ class GLMMResult:
                     Zn = np.hstack([pd.DataFrame(s.get_model_matrix(data, na_action="ignore")).to_numpy(float) for s in specs])
                     key = data[list(inf["cols"])].astype(str).agg(":".join, axis=1) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
                     labels = pd.Index(_group_labels(d, l))
-                    pos = labels.get_indexer(key.astype(labels.dtype) if labels.dtype != object else key)
+                    try:
+                        pos = labels.get_indexer(key.astype(labels.dtype) if labels.dtype != object else key)
+                    except (TypeError, ValueError):  # IDs of another type than in the fit: match as text
+                        pos = pd.Index(labels.astype(str)).get_indexer(key.astype(str))
                     bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
                     eta = eta + np.einsum("nq,nq->n", Zn, bb)
             index = data.index
