@@ -31,7 +31,8 @@ from .exceptions import (
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
-from .models.lmm import LMMResult, compare, lmm
+from .models.lmm import GLMMResult, LMMResult, compare, glmm, lmm
+from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
@@ -90,6 +91,8 @@ __all__ = [
     "lmm",
     "LMMResult",
     "compare",
+    "glmm",
+    "GLMMResult",
     "decompose",
     "alliance_outcome",
     "AllianceOutcomeResult",
@@ -101,6 +104,9 @@ __all__ = [
     "apim",
     "APIMResult",
     "partner_scores",
+    # dropout
+    "early_alliance_dropout",
+    "DropoutResult",
     # meta-analysis
     "meta_analysis",
     "MetaResult",

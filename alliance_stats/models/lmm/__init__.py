@@ -5,9 +5,12 @@ One module per stage, as lme4 (``lFormula -> mkLmerDevfun -> optimizeLmer -> mkM
 deviance of nested designs from per-group sufficient statistics), ``optimize`` (theta),
 ``inference`` (degrees of freedom), ``result`` (:class:`LMMResult`, :func:`compare`) and ``fit``
 (:func:`lmm`, which runs them in order). ``statsmodels`` is the optional second engine.
+``glmm`` fits generalized linear mixed models (binomial, Poisson) as lme4's ``glmer``, reusing
+the formula and design stages.
 """
 
 from .fit import lmm
+from .glmm import GLMMResult, glmm
 from .result import LMMResult, compare
 
-__all__ = ["lmm", "LMMResult", "compare"]
+__all__ = ["lmm", "LMMResult", "compare", "glmm", "GLMMResult"]

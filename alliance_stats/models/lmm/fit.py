@@ -52,7 +52,12 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         with one level, a constant outcome) raises :class:`ModelSpecError` naming the term.
     data : DataFrame
         One row per observation. Rows missing any used column are left out and counted
-        (``.n_dropped``, ``.dropped``). ``data`` is not modified.
+        (``.n_dropped``, ``.dropped``). ``data`` is not modified. An outcome holding only the
+        values 0 and 1, or a ``cbind(successes, failures)`` outcome, is refused with a pointer to
+        :func:`alliance_stats.glmm` (a linear model of a binary outcome is not what lme4 users
+        mean by it); other whole-number outcomes (sum scores such as PHQ-9 totals, counts) are
+        fitted: whether a count is better modelled by ``glmm(family="poisson")`` is the
+        analyst's call, not a rule the package can apply.
     reml : bool
         REML (default, as lmer) or maximum likelihood (needed to compare fixed effects).
     df_method : {"satterthwaite", "kenward-roger", "z"}
@@ -90,7 +95,14 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
         raise ModelSpecError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
+    if isinstance(formula, str) and formula.split("~", 1)[0].strip().startswith("cbind("):
+        raise ModelSpecError(f"{formula.split('~', 1)[0].strip()!r} is a binomial outcome (successes, failures): fit it "
+                             "with als.glmm(formula, data, family='binomial')")
     d = build_design(formula, data)
+    if np.isin(d.y, (0.0, 1.0)).all():
+        raise ModelSpecError(f"outcome {d.response!r} holds only the values 0 and 1: a binary outcome needs a logistic "
+                             f"mixed model, als.glmm({formula!r}, data, family='binomial'). Counts and sum scores "
+                             "(other whole numbers) are fitted by lmm as usual")
     if len(d.y) < 2:  # pragma: no cover - guarded in build_design
         raise ModelSpecError("not enough rows")
     for lv in d.levels:
