@@ -14,18 +14,17 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ...exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning, _fmt_labels, user_stacklevel
+from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
 from .design import build_design
 from .inference import _satterthwaite
 from .nested import NestedEngine
-from .optimize import _GRAD_TOL, ENGINES, _optimize, _scaled_gradient
+from .optimize import BOUNDARY_TOL, ENGINES, OPTIMIZERS, check_point, optimize_theta
 from .result import LMMResult
 
-SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
 
 
 def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str = "satterthwaite",
-        engine: str = "auto") -> LMMResult:
+        engine: str = "auto", optimizer: str = "bobyqa", start=None, restart: bool = True) -> LMMResult:
     """Fit a linear mixed model written in lme4 syntax; the answers are lme4's and lmerTest's.
 
     Parameters
@@ -52,6 +51,17 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         result is the same kind of object and a convergence warning tells when statsmodels
         stopped short of the optimum. ``"auto"`` (default) is ``"fast"``, which covers every
         design ``lmm`` accepts (crossed factors are refused by both).
+    optimizer : {"bobyqa", "nelder-mead", "sbplx", "cobyla", "L-BFGS-B"}
+        The optimizer of the first pass (fast engine). ``"bobyqa"`` (default) is nlopt's
+        BOBYQA as lme4 and MixedModels.jl use (Brent's method for a single variance). What the
+        optimizer did is in ``.optsum``; :func:`all_fit` compares them all.
+    start : array-like, optional
+        theta to start from, on lme4's scale and in its order (``getME(m, "theta")``); default
+        lme4's start (1 on the diagonal of each relative Cholesky factor, 0 below).
+    restart : bool
+        After the first pass, re-start from a re-factored covariance matrix when a variance
+        ends at 0, and from other optimizers when the optimality checks fail, keeping the best
+        (default). ``False`` runs the first pass only and reports its checks.
 
     Returns
     -------
@@ -72,6 +82,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         raise ModelSpecError(f"df_method must be 'satterthwaite' or 'z', got {df_method!r}")
     if engine not in ENGINES:
         raise ModelSpecError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
+    if optimizer not in OPTIMIZERS:
+        raise OptionError("optimizer", optimizer, OPTIMIZERS)
     d = build_design(formula, data)
     if len(d.y) < 2:  # pragma: no cover - guarded in build_design
         raise ModelSpecError("not enough rows")
@@ -86,15 +98,14 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     eng = NestedEngine(d.X, d.y, d.levels)
     engine = "fast" if engine == "auto" else engine
     if engine == "fast":
-        opt = _optimize(eng, reml)
+        theta_int, optsum = optimize_theta(eng, reml, optimizer=optimizer, start=start, restart=restart)
     else:
         from .statsmodels import statsmodels_theta
 
         theta_sm, sm_info = statsmodels_theta(d, eng, reml)
         theta_int = eng.to_int(theta_sm)
-        lo = np.where(np.isfinite(eng.lower), eng.lower, -np.inf)
-        dev = eng.deviance(theta_int, reml)
-        opt = dict(theta_int=theta_int, dev=dev, spread=0.0, grad=_scaled_gradient(lambda t: eng.deviance(np.maximum(t, lo), reml) / abs(dev), theta_int, lo, abs(dev)), n_runs=1)
+        optsum = check_point(eng, reml, theta_int, "statsmodels MixedLM")
+    opt = dict(theta_int=theta_int, dev=optsum.objective)
     sol = eng.solve(opt["theta_int"], reml)
     theta = eng.to_orig(opt["theta_int"])
     sigma = float(np.sqrt(sol["sigma2"]))
@@ -118,15 +129,12 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     # variance components --------------------------------------------------------------------
     rows, sigmas, singular_terms = [], [], []
     lam = eng.lambdas(opt["theta_int"])
-    for lv, inf, Lm, (r, c, dg) in zip(d.levels, d.level_info, lam, eng.tri_index):
+    for lv, inf, Lm in zip(d.levels, d.level_info, lam):
         Lo = Lm / lv.scale[:, None]
         S = sigma**2 * Lo @ Lo.T
         sigmas.append(S)
         names = inf["term_names"]
-        diag_int = Lm[r[dg], c[dg]]
-        for k, v in enumerate(diag_int):
-            if v < SINGULAR_TOL:
-                singular_terms.append(f"{names[r[dg][k]]} | {inf['name']}")
+        singular_terms += _singular_terms(Lm @ Lm.T, lv.blocks, names, inf["name"])
         off = 0
         for b in lv.blocks:
             for i in range(off, off + b):
@@ -140,32 +148,27 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     random = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
 
     # checks and plain-language messages ------------------------------------------------------------
-    converged = True
-    if opt["spread"] > 1e-2:
-        messages.append(
-            f"the optimizers reached optima {opt['spread']:.3g} deviance units apart from different starts; "
-            "the best one is kept"
-        )
-    if opt["grad"] > _GRAD_TOL:
-        converged = False
-    if sat is not None and sat["negative_eigen"] and not singular_terms:
-        converged = False
+    converged = optsum.converged
     if not converged:
+        c = optsum.checks
+        if np.isfinite(c["newton_decrement"]):
+            what = f"a Newton step would still gain {c['newton_decrement']:.3g} deviance units (largest gradient {c['gradient']:.3g})"
+        else:
+            what = f"the deviance still falls along a direction of negative curvature (eigenvalue {c['min_eigenvalue']:.3g})"
+        tried = f" after {len(optsum.restarts)} restart(s)" if optsum.restarts else ""
         msg = (
-            f"the model may not have converged (largest gradient {opt['grad']:.2g} at the best optimum found). "
+            f"the model may not have converged: at the best optimum found{tried}, {what}; see .optsum. "
             "Try centring or rescaling predictors, simplifying the random part (drop a random slope or "
             "correlation with ||), or check for groups with very few observations."
         )
         messages.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=user_stacklevel())
-    corrs = np.array([r["corr"] for r in rows], float)
-    singular = bool(singular_terms) or bool((np.abs(corrs[np.isfinite(corrs)]) > 1 - 1e-6).any())
+    singular = bool(singular_terms)
     if singular:
-        what = f"the variance of {_fmt_labels(singular_terms)} is estimated at zero" if singular_terms else "a random-effect correlation is estimated at +/-1"
         msg = (
-            f"singular fit: {what}. The data carry no information on it beyond the residual; the fixed "
-            "effects are still estimated. Report it as zero, or remove that random term (a random slope, or "
-            "the level itself) and report the simpler model."
+            f"singular fit: {'; '.join(singular_terms)}. The data carry no information on it beyond the residual; the fixed "
+            "effects are still estimated. Report it as such, or remove that random term (a random slope, a "
+            "correlation with ||, or the level itself) and report the simpler model."
         )
         messages.append(msg)
         warnings.warn(msg, SingularFitWarning, stacklevel=user_stacklevel())
@@ -179,9 +182,38 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
         df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
-        _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat,
+        _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, optsum=optsum,
     )
     if d.dropped_cols:
         messages.append(f"dropped rank-deficient fixed effect(s): {_fmt_labels(d.dropped_cols)}")
     return res
 
+
+
+def _singular_terms(S, blocks, names, group):
+    """What makes a level's covariance matrix singular, in words: a variance at 0, or terms so
+    correlated that one is a linear function of the others (|corr| = 1 for two terms: a
+    conditional variance at 0). ``S`` is the relative covariance matrix on the internal scale
+    (columns at unit root mean square, variances relative to the residual), so the tolerance
+    does not depend on the units of the data; it is lme4's isSingular tolerance on the
+    Cholesky diagonal (1e-4), squared, applied to these variances."""
+    tol = BOUNDARY_TOL**2
+    out, off = [], 0
+    for b in blocks:
+        idx = np.arange(off, off + b)
+        zero = np.diag(S)[idx] < tol
+        for i in idx[zero]:
+            out.append(f"the variance of '{names[i]} | {group}' is estimated at zero")
+        rest = idx[~zero]
+        if len(rest) > 1:
+            Sr = S[np.ix_(rest, rest)]
+            # conditional variances: the squared Cholesky diagonal of the block (Schur complements)
+            cond = np.diagonal(np.linalg.cholesky(Sr + 1e-300 * np.eye(len(rest)))) ** 2 if np.linalg.eigvalsh(Sr)[0] > 0 else np.zeros(1)
+            if cond.min() < tol:
+                if len(rest) == 2:
+                    r = Sr[0, 1] / np.sqrt(Sr[0, 0] * Sr[1, 1])
+                    out.append(f"the correlation of '{names[rest[0]]}' and '{names[rest[1]]}' | {group} is estimated at {r:+.0f}")
+                else:
+                    out.append(f"the random effects {_fmt_labels([names[i] for i in rest])} | {group} are linearly dependent (a correlation matrix of rank below {len(rest)})")
+        off += b
+    return out

@@ -14,6 +14,7 @@ from ..._format import apa_p, fmt_ci
 from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
 from .design import Design, _join_keys, _labels
 from .nested import NestedEngine
+from .optimize import OptSummary
 
 @dataclass(repr=False)
 class LMMResult:
@@ -35,6 +36,9 @@ class LMMResult:
     n_dropped : int
         Rows left out; ``dropped`` says why (each row counted once, under the first missing column).
     formula, df_method, theta, sigma, messages
+    optsum : OptSummary
+        What the optimizer did: start, bounds, tolerances, evaluations, final theta and
+        deviance, the optimality checks and every restart (as MixedModels.jl's ``optsum``).
     """
 
     formula: str
@@ -57,6 +61,7 @@ class LMMResult:
     singular: bool
     dropped_terms: list
     engine: str = "fast"
+    optsum: OptSummary = field(default=None)
     _design: Design = field(default=None)
     _sol: dict = field(default=None)
     _engine: NestedEngine = field(default=None)
@@ -83,12 +88,13 @@ class LMMResult:
     def params(self) -> pd.Series:
         return self.fixed.set_index("term")["estimate"]
 
-    def refit(self, reml: bool | None = None, df_method: str | None = None) -> "LMMResult":
-        """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT."""
+    def refit(self, reml: bool | None = None, df_method: str | None = None, **options) -> "LMMResult":
+        """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT;
+        ``options`` go to :func:`lmm` (``optimizer``, ``start``, ``restart``)."""
         from .fit import lmm
 
         return lmm(self.formula, self._design.data, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
-                   engine=self.engine)
+                   engine=self.engine, **options)
 
     # -- random effects, prediction ----------------------------------------------------------
     def random_effects(self) -> pd.DataFrame:
