@@ -29,7 +29,7 @@ from .exceptions import (
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
-from .models.lmm import LMMResult, compare, lmm
+from .models.lmm import LMMResult, all_fit, compare, lmm
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
@@ -83,6 +83,7 @@ __all__ = [
     "clinical_cutoffs",
     # mixed models and alliance-outcome
     "lmm",
+    "all_fit",
     "LMMResult",
     "compare",
     "decompose",

@@ -7,7 +7,7 @@ deviance of nested designs from per-group sufficient statistics), ``optimize`` (
 (:func:`lmm`, which runs them in order). ``statsmodels`` is the optional second engine.
 """
 
-from .fit import lmm
+from .fit import all_fit, lmm
 from .result import LMMResult, compare
 
-__all__ = ["lmm", "LMMResult", "compare"]
+__all__ = ["lmm", "all_fit", "LMMResult", "compare"]

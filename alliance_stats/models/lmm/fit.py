@@ -190,6 +190,68 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
 
 
 
+def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
+    """Refit a model with every optimizer and compare the answers (as lme4's ``allFit``).
+
+    Each optimizer runs once from lme4's start on the model's rows, without the restarts that
+    :func:`lmm` adds, and its optimum is checked (gradient, Newton decrement, curvature). Agreeing
+    log-likelihoods and estimates say the optimum does not depend on the optimizer.
+
+    Parameters
+    ----------
+    model : LMMResult
+        A fitted model (its formula, rows and REML/ML are reused).
+    optimizers : sequence of str
+        Names from ``"bobyqa"`` (Brent's method for a single variance), ``"nelder-mead"``,
+        ``"sbplx"``, ``"cobyla"`` (nlopt) and ``"L-BFGS-B"`` (scipy); default all.
+
+    Returns
+    -------
+    DataFrame
+        One row per optimizer (index): ``converged`` (the checks passed), ``logLik``,
+        ``logLik_gap`` (to the best row; 0 for the best), ``evaluations``, ``seconds``, then one
+        column per fixed effect and ``sd <term> | <group>``, ``corr <term>, <term> | <group>`` and
+        ``sd Residual`` for the variance components (lme4's ``summary(allFit(m))`` in one table),
+        and ``message`` (what a warning said, if any).
+
+    Examples
+    --------
+    >>> import alliance_stats as als
+    >>> d = als.simulate_study(n_therapists=6, patients_per_therapist=5, seed=1).sessions
+    >>> d = d.join(als.score(d, "PHQ-9", items="phq{}"))
+    >>> m = als.lmm("phq9_total ~ session + (1 + session | patient)", data=d)
+    >>> tab = als.all_fit(m)
+    >>> bool(tab["logLik_gap"].abs().max() < 1e-4)
+    True
+    """
+    if not isinstance(model, LMMResult):
+        raise ModelSpecError(f"all_fit() takes a fitted model (LMMResult), got {type(model).__name__}")
+    names = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise OptionError("optimizers", name, OPTIMIZERS)
+    rows = []
+    for name in names:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = model.refit(df_method="z", engine="fast", optimizer=name, restart=False)
+        row = {"optimizer": m.optsum.optimizer, "converged": m.converged, "logLik": m.llf, "evaluations": m.optsum.n_evals,
+               "seconds": m.optsum.seconds}
+        row.update(dict(zip(m.fixed["term"], m.fixed["estimate"])))
+        for r in m.random.itertuples(index=False):
+            if r.group == "Residual":
+                row["sd Residual"] = r.sd
+            elif r.term2 is None or (isinstance(r.term2, float) and np.isnan(r.term2)):
+                row[f"sd {r.term1} | {r.group}"] = r.sd
+            else:
+                row[f"corr {r.term1}, {r.term2} | {r.group}"] = r.corr
+        row["message"] = " ".join(str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning))
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("optimizer")
+    out.insert(2, "logLik_gap", out["logLik"] - out["logLik"].max())
+    return out
+
+
 def _singular_terms(S, blocks, names, group):
     """What makes a level's covariance matrix singular, in words: a variance at 0, or terms so
     correlated that one is a linear function of the others (|corr| = 1 for two terms: a
@@ -207,13 +269,24 @@ def _singular_terms(S, blocks, names, group):
         rest = idx[~zero]
         if len(rest) > 1:
             Sr = S[np.ix_(rest, rest)]
-            # conditional variances: the squared Cholesky diagonal of the block (Schur complements)
-            cond = np.diagonal(np.linalg.cholesky(Sr + 1e-300 * np.eye(len(rest)))) ** 2 if np.linalg.eigvalsh(Sr)[0] > 0 else np.zeros(1)
-            if cond.min() < tol:
+            if _conditional_variances(Sr).min() < tol:
                 if len(rest) == 2:
                     r = Sr[0, 1] / np.sqrt(Sr[0, 0] * Sr[1, 1])
                     out.append(f"the correlation of '{names[rest[0]]}' and '{names[rest[1]]}' | {group} is estimated at {r:+.0f}")
                 else:
                     out.append(f"the random effects {_fmt_labels([names[i] for i in rest])} | {group} are linearly dependent (a correlation matrix of rank below {len(rest)})")
         off += b
+    return out
+
+
+def _conditional_variances(S):
+    """Variance of each term given the terms before it (the Schur complements, the squared
+    Cholesky diagonal of S), computed so that a singular S gives zeros instead of an error."""
+    S = np.array(S, float)
+    out = np.empty(len(S))
+    for i in range(len(S)):
+        d = S[i, i]
+        out[i] = max(d, 0.0)
+        if d > 0:
+            S[i + 1 :, i + 1 :] -= np.outer(S[i + 1 :, i], S[i, i + 1 :]) / d
     return out

@@ -14,7 +14,8 @@ After the optimizer stops, two checks run:
    well-scaled internal coordinates (each random-effect column at unit root mean square): a
    parameter sitting on its bound (a Cholesky diagonal at 0) with a positive one-sided
    derivative is settled there; on the others the Newton step must promise no gain larger
-   than ``DECREMENT_TOL`` deviance units, and the curvature must not be negative (a saddle is
+   than ``DECREMENT_TOL`` deviance units (1e-6; the fit warns above ``CONVERGED_TOL``, 1e-5, after
+   every restart), and the curvature must not be negative (a saddle is
    not an optimum: the signed eigenvalues are read, not their absolute values).
 2. **The boundary.** When a diagonal element of a Cholesky factor ends at 0, the optimum may be
    a corner of the Cholesky coordinates that is a local minimum there although the same
@@ -45,11 +46,13 @@ OPTIMIZERS = ("bobyqa", "nelder-mead", "sbplx", "cobyla", "L-BFGS-B")
 _NLOPT = {"bobyqa": "LN_BOBYQA", "nelder-mead": "LN_NELDERMEAD", "sbplx": "LN_SBPLX", "cobyla": "LN_COBYLA"}
 # stopping rules (MixedModels.jl's defaults; lme4's nloptwrap uses ftol_abs = xtol_abs = 1e-8)
 FTOL_REL, FTOL_ABS, XTOL_ABS, MAXEVAL = 1e-12, 1e-8, 1e-10, 100_000
-DECREMENT_TOL = 1e-6  # largest deviance gain a Newton step may promise at a converged optimum
+DECREMENT_TOL = 1e-6  # a Newton step promising more deviance than this sends the optimizer on (restarts)
+CONVERGED_TOL = 1e-5  # ... and more than this, after every restart, is reported (ConvergenceWarning)
 POLISH_TOL = 1e-10  # Newton steps are taken while they promise more than this
 BOUNDARY_TOL = 1e-4  # a Cholesky diagonal below this (internal scale) counts as 0 (lme4's isSingular)
 RESTART_VARIANCE = 1e-2  # the variance (relative to the residual, internal scale) added at a zero diagonal
-_H = 1e-3  # finite-difference step of the checks, internal coordinates
+NEAR_SINGULAR = 0.5  # correlation-matrix eigenvalue below which the nearest singular matrix is tried (|corr| > 0.5)
+_H = 1e-4  # finite-difference step of the checks, internal coordinates
 
 
 @dataclass(frozen=True, repr=False)
@@ -124,12 +127,12 @@ class OptSummary:
             f"  objective          {self.objective:.10g}",
             f"  return code        {self.return_code}",
             f"  gradient           {c.get('gradient', float('nan')):.3g} (largest, free parameters)",
-            f"  Newton decrement   {c.get('newton_decrement', float('nan')):.3g} deviance units (tolerance {DECREMENT_TOL:g})",
+            f"  Newton decrement   {c.get('newton_decrement', float('nan')):.3g} deviance units (restarts above {DECREMENT_TOL:g}, warning above {CONVERGED_TOL:g})",
             f"  min eigenvalue     {c.get('min_eigenvalue', float('nan')):.4g} (curvature; negative = saddle)",
             f"  at bound           {list(c.get('at_bound', ())) or 'none'}",
         ]
         for b in c.get("boundary_restarts", ()):
-            lines.append(f"  boundary restart   from {vec(b['start'])}: deviance {b['objective']:.10g} "
+            lines.append(f"  {b['kind']:<18s} from {vec(b['start'])}: deviance {b['objective']:.10g} "
                          f"({'improved' if b['improved'] else 'no gain'})")
         for r in self.restarts:
             lines.append(f"  restart            {r['why']}, {r['optimizer']}: deviance {r['objective']:.10g}, {r['evals']} evaluations")
@@ -181,29 +184,44 @@ def optimize_theta(eng: NestedEngine, reml: bool, optimizer: str = "bobyqa", sta
     if restart:
         again = optimizer if optimizer != "brent" else "bobyqa"
         fx, x, check = _polish(f, fx, x, check, lo, eng)
-        # (ii) the boundary: a zero Cholesky diagonal is re-factored with a small variance added
-        xs = _refactored(eng, x)
-        if xs is not None:
-            n_before = f.n
-            fb, xb, _ = _run(again, f, xs, lo, eng)
-            improved = fb < fx - 1e-9 * max(1.0, abs(fx))
-            boundary.append(dict(start=eng.to_orig(xs), objective=fb, improved=bool(improved)))
-            restarts.append(dict(why="boundary", optimizer=again, objective=fb, evals=f.n - n_before))
-            if fb < fx:
-                fx, x, check = _polish(f, fb, xb, _check(f, xb, fb, lo, eng), lo, eng)
-        # (i) a failed local check: restart from where the check found a lower point, then
-        # other optimizers from the best point, keeping the best
-        tries = [("check", again), ("alternative", "nelder-mead"), ("alternative", "sbplx"), ("alternative", "L-BFGS-B")]
-        for why, alt in tries:
-            if check["ok"]:
+        tried = []  # boundary starts already run (each at most once)
+        for _ in range(3):  # a restart that moves the optimum is followed by the checks again
+            moved = False
+            # (i) a failed local check: restart from where the check found a lower point, then
+            # other optimizers from the best point, keeping the best
+            for why, alt in [("check", again), ("alternative", "nelder-mead"), ("alternative", "sbplx"),
+                             ("alternative", "L-BFGS-B")]:
+                if check["ok"]:
+                    break
+                n_before = f.n
+                x_from = check["probe"] if (why == "check" and check["probe"] is not None) else x
+                fa, xa, _ = _run(alt, f, x_from, lo, eng)
+                restarts.append(dict(why=why, optimizer=alt, objective=fa, evals=f.n - n_before))
+                if f.best_f < fx:  # what the optimizer reported, or a lower point its path or the checks saw
+                    fx, x = f.best_f, f.best_x.copy()
+                fx, x, check = _polish(f, fx, x, _check(f, x, fx, lo, eng), lo, eng)
+            # (ii) the boundary: a zero Cholesky diagonal is re-factored with a small variance
+            # added and the optimizer run from there; and a block whose correlations are nearly
+            # singular (|corr| > 0.5 for two terms) may have its optimum on the boundary behind a
+            # ridge or at the end of a long curved valley: the optimizer is run on the boundary
+            # (from the nearest singular covariance matrix, its zero Cholesky diagonal held) and
+            # the checks then say whether the deviance falls off that face
+            for why, start_held in (("boundary", _refactored(eng, x)), ("near boundary", _nearest_singular(eng, x))):
+                if start_held is None or any(np.array_equal(start_held[0], t) for t in tried):
+                    continue
+                xs, held = start_held
+                tried.append(xs)
+                n_before = f.n
+                alt = "bobyqa" if held.any() and again == "L-BFGS-B" else again  # L-BFGS-B moves every parameter
+                fb, xb, _ = _run(alt, f, xs, lo, eng, free=~held)
+                improved = fb < fx - 1e-9 * max(1.0, abs(fx))
+                boundary.append(dict(kind=why, start=eng.to_orig(xs), objective=fb, improved=bool(improved)))
+                restarts.append(dict(why=why, optimizer=alt, objective=fb, evals=f.n - n_before))
+                if fb < fx:
+                    fx, x, check = _polish(f, fb, xb, _check(f, xb, fb, lo, eng), lo, eng)
+                    moved = moved or improved
+            if not moved:  # nothing new to check from
                 break
-            n_before = f.n
-            x_from = check["probe"] if (why == "check" and check["probe"] is not None) else x
-            fa, xa, _ = _run(alt, f, x_from, lo, eng)
-            restarts.append(dict(why=why, optimizer=alt, objective=fa, evals=f.n - n_before))
-            if f.best_f < fx:  # what the optimizer reported, or a lower point its path or the checks saw
-                fx, x = f.best_f, f.best_x.copy()
-            fx, x, check = _polish(f, fx, x, _check(f, x, fx, lo, eng), lo, eng)
     if f.best_f < fx - 1e-9 * max(1.0, abs(fx)):  # never report a point worse than one evaluated
         fx, x = f.best_f, f.best_x.copy()
         check = _check(f, x, fx, lo, eng)
@@ -212,24 +230,27 @@ def optimize_theta(eng: NestedEngine, reml: bool, optimizer: str = "bobyqa", sta
     summary = OptSummary(
         optimizer=name, start=x0, lower=eng.lower.copy(), tolerances=tolerances, feval=feval, n_evals=f.n,
         final=eng.to_orig(x), objective=float(fx), return_code=code, checks=checks, restarts=tuple(restarts),
-        converged=bool(check["ok"]), seconds=time.perf_counter() - t0,
+        converged=bool(check["converged"]), seconds=time.perf_counter() - t0,
     )
     return x, summary
 
 
-def _polish(f, fx, x, check, lo, eng, steps=3):
+def _polish(f, fx, x, check, lo, eng, steps=6):
     """Newton steps from the checks' gradient and Hessian while they promise more than
-    POLISH_TOL and lower the deviance (or the lowest point the checks evaluated, when lower):
+    POLISH_TOL and lower the deviance (else the lowest point the checks evaluated, when lower):
     a quasi-exact optimum for a few evaluations more, where the optimizer's stopping rule left
     the estimates at about 1e-5 of their size."""
     for _ in range(steps):
-        cand = check["probe"] if check["probe"] is not None else check["newton"]
-        if cand is None or (check["ok"] and check["decrement"] <= POLISH_TOL):
+        if check["ok"] and check["decrement"] <= POLISH_TOL:
             break
-        fc = f(cand)
-        if not fc < fx:
+        for cand in (check["newton"], check["probe"]):
+            if cand is not None:
+                fc = f(cand)
+                if fc < fx:
+                    fx, x = fc, cand
+                    break
+        else:
             break
-        fx, x = fc, cand
         check = _check(f, x, fx, lo, eng)
     return fx, x, check
 
@@ -245,7 +266,7 @@ def check_point(eng: NestedEngine, reml: bool, x_int, name: str, start=None) -> 
                   at_bound=tuple(int(i) for i in c["at_bound"]), boundary_restarts=())
     return OptSummary(optimizer=name, start=lme4_start(eng) if start is None else start, lower=eng.lower.copy(),
                       tolerances={}, feval=0, n_evals=f.n, final=eng.to_orig(x_int), objective=float(fx),
-                      return_code="", checks=checks, converged=bool(c["ok"]), seconds=time.perf_counter() - t0)
+                      return_code="", checks=checks, converged=bool(c["converged"]), seconds=time.perf_counter() - t0)
 
 
 def _check_start(eng, start):
@@ -265,9 +286,10 @@ def _tolerances(name):
             "initial_step": "nlopt's default (as lme4)"}
 
 
-def _run(name, f, x_int, lo, eng):
+def _run(name, f, x_int, lo, eng, free=None):
     """One pass of optimizer ``name`` from internal ``x_int``: (deviance, internal x, return code).
-    nlopt's optimizers work in lme4's coordinates (original scale), as lme4 does."""
+    nlopt's optimizers work in lme4's coordinates (original scale), as lme4 does; with ``free``
+    (a mask) only those parameters move and the others stay at their values in ``x_int``."""
     x_int = np.maximum(np.asarray(x_int, float), lo)
     if name == "brent":
         # the deviance of one relative factor depends on theta^2: Brent's method on |theta|
@@ -283,28 +305,34 @@ def _run(name, f, x_int, lo, eng):
         return _lbfgsb(f, x_int, lo)
     import nlopt
 
-    scale = eng.theta_rowscale  # internal theta = original theta x column scale
+    free = np.ones(len(x_int), bool) if free is None else np.asarray(free, bool)
+    scale = eng.theta_rowscale[free]  # internal theta = original theta x column scale
+
+    def full(t):
+        y = x_int.copy()
+        y[free] = t * scale
+        return y
 
     def obj(t, grad):
-        v = f(t * scale)
+        v = f(full(t))
         return v if np.isfinite(v) else 1e300
 
-    k = len(x_int)
+    k = int(free.sum())
     algo = _NLOPT[name]
     if k == 1 and name == "sbplx":
         algo = "LN_NELDERMEAD"
     opt = nlopt.opt(getattr(nlopt, algo), k)
     opt.set_min_objective(obj)
-    opt.set_lower_bounds(np.where(np.isfinite(lo), lo / scale, -np.inf))
+    opt.set_lower_bounds(np.where(np.isfinite(lo[free]), lo[free] / scale, -np.inf))
     opt.set_ftol_rel(FTOL_REL)
     opt.set_ftol_abs(FTOL_ABS)
     opt.set_xtol_abs(XTOL_ABS)
     opt.set_maxeval(MAXEVAL)
-    x0 = x_int / scale
+    x0 = x_int[free] / scale
     try:
         t = opt.optimize(x0)
         code = _NLOPT_CODES.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
-        x = np.maximum(t * scale, lo)
+        x = np.maximum(full(t), lo)
         return float(f(x)) if opt.last_optimum_value() >= 1e300 else float(opt.last_optimum_value()), x, code
     except (nlopt.RoundoffLimited, RuntimeError, ValueError) as e:
         if f.best_x is None:
@@ -385,22 +413,22 @@ def _check(f, x, fx, lo, eng):
             pts.append((fij, x + e))
             H[i, j] = H[j, i] = (fij - fp[i] - fp[j] + fx) / h**2
     # rounding in the deviance (about 1e-12 of its size) seen through the differences
-    noise = 1e-11 * max(abs(fx), 1.0)
+    noise = 1e-13 * max(abs(fx), 1.0)  # measured: about 1e-14 of the deviance
     gtol = max(100 * noise / h, 1e-6)
     at_lo = np.isfinite(lo) & (x - lo <= 1e-8)
     held = at_lo & (g > gtol)
     free = ~held
     out = dict(gradient=float(np.abs(g[free]).max()) if free.any() else 0.0, decrement=0.0, min_eig=math.nan,
-               at_bound=np.flatnonzero(at_lo), probe=None, newton=None, ok=True)
+               at_bound=np.flatnonzero(at_lo), probe=None, newton=None, ok=True, converged=True)
     if not np.all(np.isfinite(g)) or not np.all(np.isfinite(H)):
-        out.update(ok=False, decrement=math.inf)
+        out.update(ok=False, decrement=math.inf, converged=False)
         return out
     lowest = min(pts, key=lambda p: p[0])
     if free.any():
         gf, Hf = g[free], H[np.ix_(free, free)]
         lam, V = np.linalg.eigh(0.5 * (Hf + Hf.T))
         out["min_eig"] = float(lam[0])
-        eig_tol = max(1e3 * noise / h**2, 1e-7 * float(np.abs(lam).max()))
+        eig_tol = max(10 * noise / h**2, 1e-7 * float(np.abs(lam).max()))
         # a negative gradient at a bound points inwards: that parameter is free to move
         if lam[0] < -eig_tol:
             out["ok"] = False
@@ -425,6 +453,8 @@ def _check(f, x, fx, lo, eng):
     if lowest[0] < fx - max(noise, 1e-9):  # a probe already found a lower point
         out["ok"] = False
         out["probe"] = lowest[1]
+    # converged: no gain above CONVERGED_TOL is in sight (neither promised nor found)
+    out["converged"] = out["decrement"] <= CONVERGED_TOL and lowest[0] >= fx - max(noise, CONVERGED_TOL)
     return out
 
 
@@ -451,7 +481,52 @@ def _refactored(eng: NestedEngine, x):
         else:
             out.append(x[k : k + len(r)])
         k += len(r)
-    return np.concatenate(out) if changed else None
+    return (np.concatenate(out), np.zeros(len(x), bool)) if changed else None
+
+
+def _nearest_singular(eng: NestedEngine, x):
+    """The start of a near-boundary restart (internal scale) and the mask of the diagonal
+    elements it sets to 0, or None: in each correlated block with no zero diagonal whose
+    correlation matrix has an eigenvalue below NEAR_SINGULAR, the covariance matrix with that
+    eigenvalue set to 0, factored again (a Cholesky diagonal is then 0)."""
+    def changed_diag(Lnew, r, c, L):  # diagonal elements set to 0 here
+        return (Lnew[r, c] == 0) & (L[r, c] != 0)
+
+    lams = eng.lambdas(x)
+    out, held, k, changed = [], [], 0, False
+    for L, (r, c, dg) in zip(lams, eng.tri_index):
+        Lnew = L.copy()
+        off = 0
+        for b in _blocks_of(r, c, L.shape[0]):
+            Lb = L[off : off + b, off : off + b]
+            if b > 1 and np.diagonal(Lb).min() >= BOUNDARY_TOL:
+                S = Lb @ Lb.T
+                sd = np.sqrt(np.diag(S))
+                w, V = np.linalg.eigh(S / np.outer(sd, sd))
+                if w[0] < NEAR_SINGULAR:
+                    w[0] = 0.0
+                    Sn = (V * w) @ V.T * np.outer(sd, sd)
+                    Lnew[off : off + b, off : off + b] = _psd_cholesky(Sn)
+                    changed = True
+            off += b
+        out.append(Lnew[r, c])
+        held.append(dg & changed_diag(Lnew, r, c, L))
+        k += len(r)
+    return (np.concatenate(out), np.concatenate(held)) if changed else None
+
+
+def _psd_cholesky(S):
+    """Lower-triangular L with L L' = S for a positive semi-definite S (zero columns where S is
+    singular), with non-negative diagonal."""
+    S = np.array(S, float)
+    n = len(S)
+    L = np.zeros_like(S)
+    for j in range(n):
+        d = S[j, j] - L[j, :j] @ L[j, :j]
+        if d > 1e-14 * max(S[j, j], 1e-300):
+            L[j, j] = np.sqrt(d)
+            L[j + 1 :, j] = (S[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
+    return L
 
 
 def _blocks_of(r, c, q):

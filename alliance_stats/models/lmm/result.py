@@ -93,8 +93,9 @@ class LMMResult:
         ``options`` go to :func:`lmm` (``optimizer``, ``start``, ``restart``)."""
         from .fit import lmm
 
+        options = {"engine": self.engine, **options}
         return lmm(self.formula, self._design.data, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
-                   engine=self.engine, **options)
+                   **options)
 
     # -- random effects, prediction ----------------------------------------------------------
     def random_effects(self) -> pd.DataFrame:
