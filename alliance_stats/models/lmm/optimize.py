@@ -21,11 +21,16 @@ After the optimizer stops, two checks run:
    a corner of the Cholesky coordinates that is a local minimum there although the same
    covariance matrix written with its zero elsewhere is not. The covariance matrix is rebuilt,
    a small variance is added on that diagonal, it is factored again and the optimizer is run
-   from there; the better optimum is kept.
+   from there. And when a block's correlation matrix is near singular (|corr| > 0.5 for two
+   terms) but no diagonal is 0, the optimum may lie on the boundary behind a ridge or at the
+   end of a long curved valley: the optimizer is run on the boundary, from the nearest singular
+   covariance matrix with its zero diagonal held. The better optimum is kept.
 
-When a check fails the optimizer is restarted from the point the check found (a Newton step or
-a direction of negative curvature), and other optimizers (nlopt's Nelder-Mead and Subplex,
-scipy's L-BFGS-B) are run from the best point so far; the best optimum found is kept. What was
+Newton steps from the checks' gradient and Hessian polish the optimum (the stopping rules
+leave estimates at about 1e-5 of their size; the Newton steps bring them to about 1e-8). When
+a check fails the optimizer is restarted from the point the check found (a Newton step or a
+direction of negative curvature), and other optimizers (nlopt's Nelder-Mead and Subplex, scipy's
+L-BFGS-B) are run from the best point so far; the best optimum found is kept. What was
 done is returned as an :class:`OptSummary` (``LMMResult.optsum``).
 """
 
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
@@ -52,6 +57,7 @@ POLISH_TOL = 1e-10  # Newton steps are taken while they promise more than this
 BOUNDARY_TOL = 1e-4  # a Cholesky diagonal below this (internal scale) counts as 0 (lme4's isSingular)
 RESTART_VARIANCE = 1e-2  # the variance (relative to the residual, internal scale) added at a zero diagonal
 NEAR_SINGULAR = 0.5  # correlation-matrix eigenvalue below which the nearest singular matrix is tried (|corr| > 0.5)
+TINY_RATIO = 1e-3  # a variance below this share of its block partner's leaves their correlation undetermined
 _H = 1e-4  # finite-difference step of the checks, internal coordinates
 
 
@@ -108,7 +114,6 @@ class OptSummary:
     restarts: tuple = ()
     converged: bool = True
     seconds: float = 0.0
-    messages: tuple = field(default=())
 
     def __repr__(self) -> str:
         def vec(v):
@@ -206,7 +211,7 @@ def optimize_theta(eng: NestedEngine, reml: bool, optimizer: str = "bobyqa", sta
             # ridge or at the end of a long curved valley: the optimizer is run on the boundary
             # (from the nearest singular covariance matrix, its zero Cholesky diagonal held) and
             # the checks then say whether the deviance falls off that face
-            for why, start_held in (("boundary", _refactored(eng, x)), ("near boundary", _nearest_singular(eng, x))):
+            for why, start_held in [("boundary", _refactored(eng, x))] + [("near boundary", c) for c in _nearest_singular(eng, x)]:
                 if start_held is None or any(np.array_equal(start_held[0], t) for t in tried):
                     continue
                 xs, held = start_held
@@ -459,60 +464,67 @@ def _check(f, x, fx, lo, eng):
 
 
 def _refactored(eng: NestedEngine, x):
-    """The start of a boundary restart (internal scale), or None when no Cholesky diagonal is at
-    0: each level's covariance matrix (relative, internal scale) with ``RESTART_VARIANCE`` added
-    on the diagonal positions whose factor element is 0, factored again."""
+    """The start of a boundary restart (internal scale) and an empty mask of held parameters, or
+    None: in each correlated block (two or more terms) with a Cholesky diagonal at 0, the
+    covariance matrix (relative, internal scale) with ``RESTART_VARIANCE`` added on those
+    diagonal positions, factored again. A single variance at 0 needs no restart: its deviance
+    is even in its theta, so the one-sided checks see whether it should move."""
     lams = eng.lambdas(x)
-    out, k, changed = [], 0, False
-    for L, (r, c, dg) in zip(lams, eng.tri_index):
-        diag = np.diagonal(L).copy()
-        zero = diag < BOUNDARY_TOL
-        if zero.any() and len(diag) > 1:
-            changed = True
-            S = L @ L.T
-            S[np.flatnonzero(zero), np.flatnonzero(zero)] += RESTART_VARIANCE
-            # factor block by block (the zero pattern of uncorrelated blocks stays)
-            Lnew = np.zeros_like(L)
-            off = 0
-            for b in _blocks_of(r, c, L.shape[0]):
-                Lnew[off : off + b, off : off + b] = np.linalg.cholesky(S[off : off + b, off : off + b] + 1e-12 * np.eye(b))
-                off += b
-            out.append(Lnew[r, c])
-        else:
-            out.append(x[k : k + len(r)])
-        k += len(r)
-    return (np.concatenate(out), np.zeros(len(x), bool)) if changed else None
-
-
-def _nearest_singular(eng: NestedEngine, x):
-    """The start of a near-boundary restart (internal scale) and the mask of the diagonal
-    elements it sets to 0, or None: in each correlated block with no zero diagonal whose
-    correlation matrix has an eigenvalue below NEAR_SINGULAR, the covariance matrix with that
-    eigenvalue set to 0, factored again (a Cholesky diagonal is then 0)."""
-    def changed_diag(Lnew, r, c, L):  # diagonal elements set to 0 here
-        return (Lnew[r, c] == 0) & (L[r, c] != 0)
-
-    lams = eng.lambdas(x)
-    out, held, k, changed = [], [], 0, False
+    out, changed = [], False
     for L, (r, c, dg) in zip(lams, eng.tri_index):
         Lnew = L.copy()
         off = 0
         for b in _blocks_of(r, c, L.shape[0]):
-            Lb = L[off : off + b, off : off + b]
+            idx = np.arange(off, off + b)
+            zero = np.diagonal(L)[idx] < BOUNDARY_TOL
+            if b > 1 and zero.any():
+                S = L[np.ix_(idx, idx)] @ L[np.ix_(idx, idx)].T
+                S[idx[zero] - off, idx[zero] - off] += RESTART_VARIANCE
+                Lnew[np.ix_(idx, idx)] = np.linalg.cholesky(S + 1e-12 * np.eye(b))
+                changed = True
+            off += b
+        out.append(Lnew[r, c])
+    return (np.concatenate(out), np.zeros(len(x), bool)) if changed else None
+
+
+def _nearest_singular(eng: NestedEngine, x):
+    """Starts of near-boundary restarts (internal scale), each with the mask of the Cholesky
+    diagonal it sets to 0 (held there): for each correlated block whose correlation matrix has
+    an eigenvalue below NEAR_SINGULAR, the covariance matrix with that eigenvalue set to 0,
+    factored again; and for each pair of terms one of whose variances is below TINY_RATIO of
+    the other's (where the correlation is not determined), the rank-one matrices with
+    correlation +1 and -1."""
+    lams = eng.lambdas(x)
+    starts = []
+    k = 0
+    for L, (r, c, dg) in zip(lams, eng.tri_index):
+        off = 0
+        for b in _blocks_of(r, c, L.shape[0]):
+            idx = np.arange(off, off + b)
+            Lb = L[np.ix_(idx, idx)]
+            S = Lb @ Lb.T
+            v = np.diag(S)
+            cands = []
             if b > 1 and np.diagonal(Lb).min() >= BOUNDARY_TOL:
-                S = Lb @ Lb.T
-                sd = np.sqrt(np.diag(S))
+                sd = np.sqrt(v)
                 w, V = np.linalg.eigh(S / np.outer(sd, sd))
                 if w[0] < NEAR_SINGULAR:
                     w[0] = 0.0
-                    Sn = (V * w) @ V.T * np.outer(sd, sd)
-                    Lnew[off : off + b, off : off + b] = _psd_cholesky(Sn)
-                    changed = True
+                    cands.append((V * w) @ V.T * np.outer(sd, sd))
+            if b == 2 and v.max() > 0 and v.min() < TINY_RATIO * v.max():
+                sd = np.sqrt(np.maximum(v, TINY_RATIO**2 * v.max()))
+                cands += [np.outer(sd * [1, sg], sd * [1, sg]) for sg in (1.0, -1.0)]
+            for Sn in cands:
+                Lnew = L.copy()
+                Lnew[np.ix_(idx, idx)] = _psd_cholesky(Sn)
+                xs = x.copy()
+                xs[k : k + len(r)] = Lnew[r, c]
+                held = np.zeros(len(x), bool)
+                held[k : k + len(r)] = dg & (Lnew[r, c] == 0)
+                starts.append((xs, held))
             off += b
-        out.append(Lnew[r, c])
-        held.append(dg & changed_diag(Lnew, r, c, L))
         k += len(r)
-    return (np.concatenate(out), np.concatenate(held)) if changed else None
+    return starts
 
 
 def _psd_cholesky(S):
