@@ -22,7 +22,6 @@ from .optimize import BOUNDARY_TOL, ENGINES, OPTIMIZERS, check_point, optimize_t
 from .result import LMMResult
 
 
-
 def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str = "satterthwaite",
         engine: str = "auto", optimizer: str = "bobyqa", start=None, restart: bool = True) -> LMMResult:
     """Fit a linear mixed model written in lme4 syntax; the answers are lme4's and lmerTest's.
@@ -59,9 +58,10 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         theta to start from, on lme4's scale and in its order (``getME(m, "theta")``); default
         lme4's start (1 on the diagonal of each relative Cholesky factor, 0 below).
     restart : bool
-        After the first pass, re-start from a re-factored covariance matrix when a variance
-        ends at 0, and from other optimizers when the optimality checks fail, keeping the best
-        (default). ``False`` runs the first pass only and reports its checks.
+        After the first pass (polished by Newton steps), re-start from a re-factored covariance
+        matrix when a variance ends at 0 or a correlation near +/-1, and from other optimizers
+        when the optimality checks fail, keeping the best (default). ``False`` runs the first
+        pass only and reports its checks (as :func:`all_fit` does).
 
     Returns
     -------
@@ -167,7 +167,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     if singular:
         msg = (
             f"singular fit: {'; '.join(singular_terms)}. The data carry no information on it beyond the residual; the fixed "
-            "effects are still estimated. Report it as such, or remove that random term (a random slope, a "
+            "effects are still estimated. Report the estimate as it is, or remove that random term (a random slope, a "
             "correlation with ||, or the level itself) and report the simpler model."
         )
         messages.append(msg)
@@ -189,12 +189,12 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     return res
 
 
-
 def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
     """Refit a model with every optimizer and compare the answers (as lme4's ``allFit``).
 
     Each optimizer runs once from lme4's start on the model's rows, without the restarts that
-    :func:`lmm` adds, and its optimum is checked (gradient, Newton decrement, curvature). Agreeing
+    :func:`lmm` adds; its optimum is polished by Newton steps where they lower the deviance and
+    checked (gradient, Newton decrement, curvature). Agreeing
     log-likelihoods and estimates say the optimum does not depend on the optimizer.
 
     Parameters
