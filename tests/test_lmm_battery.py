@@ -9,7 +9,10 @@ For each fit:
 - the log-likelihood is at least lme4's best - 1e-6 (an optimizer that stops short fails);
 - where the optima agree (|difference| < 1e-6): fixed estimates and SEs within 1e-5 relative,
   Satterthwaite df within 1e-3 relative, variance components within 1e-4 relative (covariances
-  relative to the product of the SDs; a variance at zero within 1e-7 of the residual variance);
+  relative to the product of the SDs; a variance at zero within 1e-7 of the residual variance),
+  or twice lme4's own resolution where that is coarser: ``vc_spread`` / ``se_spread`` in
+  lmm_battery_fit.csv, the largest difference between lme4 runs within 1e-9 of the best logLik
+  (on a flat likelihood, e.g. rs100, a slope variance is resolved to ~1e-4 only);
 - the number of observations and of groups per grouping factor equal lme4's;
 - a SingularFitWarning exactly when lme4's isSingular() is TRUE.
 Models the package cannot fit yet (crossed factors, R's ^ and poly() in formulas) fail here.
@@ -96,7 +99,7 @@ def _agree(model_id, res):
 def _fixed(model_id, res):
     ref = FIXED[FIXED["id"] == model_id].assign(term=lambda d: d["term"].map(_term)).set_index("term")
     ours = res.fixed.assign(term=res.fixed["term"].map(_term)).set_index("term")
-    assert sorted(ours.index) == sorted(ref.index)
+    assert sorted(ours.index) == sorted(ref.index), f"fixed-effect terms {list(ours.index)} vs lme4 {list(ref.index)}"
     return ours.loc[ref.index], ref
 
 
@@ -121,7 +124,7 @@ def test_fixed_effects_and_se(model_id):
     ours, ref = _fixed(model_id, res)
     scale = np.abs(ref["estimate"]).max()
     np.testing.assert_allclose(ours["estimate"], ref["estimate"], rtol=EST_RTOL, atol=1e-8 * scale)
-    np.testing.assert_allclose(ours["se"], ref["se"], rtol=SE_RTOL)
+    np.testing.assert_allclose(ours["se"], ref["se"], rtol=max(SE_RTOL, 2 * FIT.loc[model_id, "se_spread"]))
 
 
 @pytest.mark.parametrize("model_id", PARAMS)
@@ -143,16 +146,17 @@ def test_variance_components(model_id):
     okey = [(_grp(g), "" if a is None or pd.isna(a) else _term(a), "" if b is None or pd.isna(b) else _term(b))
             for g, a, b in zip(o["group"], o["term1"], o["term2"])]
     ours = pd.Series(o["variance"].to_numpy(), index=pd.MultiIndex.from_tuples(okey))
-    assert sorted(okey) == sorted(key)
+    assert sorted(okey) == sorted(key), f"variance components {sorted(okey)} vs lme4 {sorted(key)}"
     ours = ours.loc[ref.index]
     is_var = np.array([k[2] == "" for k in key])
     resid = float(r.loc[r["grp"] == "Residual", "vcov"].iloc[0])
-    np.testing.assert_allclose(ours[is_var], ref[is_var], rtol=VC_RTOL, atol=1e-7 * resid)
+    rtol = max(VC_RTOL, 2 * FIT.loc[model_id, "vc_spread"])
+    np.testing.assert_allclose(ours[is_var], ref[is_var], rtol=rtol, atol=1e-7 * resid)
     if (~is_var).any():
         sd = {(k[0], k[1]): np.sqrt(v) for k, v in ref[is_var].items()}
         denom = np.array([sd[(k[0], k[1])] * sd[(k[0], k[2])] for k in ref.index[~is_var]])
         diff = np.abs(ours[~is_var].to_numpy() - ref[~is_var].to_numpy())
-        assert np.all(diff <= VC_RTOL * denom + 1e-7 * resid), f"covariances {ours[~is_var].tolist()} vs lme4 {ref[~is_var].tolist()}"
+        assert np.all(diff <= rtol * denom + 1e-7 * resid), f"covariances {ours[~is_var].tolist()} vs lme4 {ref[~is_var].tolist()}"
 
 
 @pytest.mark.parametrize("model_id", PARAMS)

@@ -18,7 +18,9 @@
 # the fit with the highest log-likelihood is the reference ("best"). Outputs:
 #   lmm_battery_fit.csv     id, nobs, ngroups, loglik (best), best_optimizer, loglik_* of each
 #                           optimizer, feval_default / time_default_s (lme4's default, for the
-#                           benchmark record), default_messages, singular (isSingular), theta, sigma
+#                           benchmark record), default_messages, singular (isSingular), theta, sigma,
+#                           n_near = runs within 1e-9 of the best logLik, vc_spread / se_spread = their
+#                           largest difference to the best (how finely lme4 resolves the optimum)
 #   lmm_battery_fixed.csv   lmerTest Satterthwaite table of the best fit (estimate, se, df, t, p)
 #   lmm_battery_random.csv  as.data.frame(VarCorr(best)), grp = the grouping factor's name (VarCorr's
 #                           "g.1" for the second block of (1 + x || g) is written "g")
@@ -99,6 +101,15 @@ for (i in seq_len(nrow(todo))) {
   vc$grp <- clean_grp(vc$grp, names(getME(f, "flist")))
   out$random[[i]] <- data.frame(id = m$id, grp = vc$grp, var1 = intercept(vc$var1), var2 = intercept(vc$var2),
                                 vcov = vc$vcov, sdcor = vc$sdcor)
+  # how precisely the optimum is resolved: the largest differences to the best among the runs within
+  # 1e-9 of its logLik (variances relative to themselves, covariances to the product of the SDs,
+  # both floored at 1e-7 x the residual variance; SEs relative)
+  near <- fits[ll > ll[[best]] - 1e-9]
+  den <- ifelse(is.na(vc$var2), abs(vc$vcov), abs(vc$vcov / vc$sdcor))
+  den <- pmax(ifelse(is.finite(den), den, 0), 1e-7 * sigma(f)^2)
+  vc_spread <- max(sapply(near, function(g) max(abs(as.data.frame(VarCorr(g))$vcov - vc$vcov) / den)))
+  se <- function(g) sqrt(diag(as.matrix(vcov(g))))
+  se_spread <- max(sapply(near, function(g) max(abs(se(g) / se(f) - 1))))
   ng <- ngrps(f)
   msgs <- fits$default@optinfo$conv$lme4$messages
   out$fit[[i]] <- data.frame(
@@ -107,7 +118,8 @@ for (i in seq_len(nrow(todo))) {
     loglik_nloptwrap = ll[["nloptwrap"]], loglik_polish = ll[["polish"]],
     feval_default = fits$default@optinfo$feval, feval_bobyqa = fits$bobyqa@optinfo$feval, time_default_s = round(t_def, 3),
     default_messages = if (is.null(msgs)) "" else paste(msgs, collapse = " | "),
-    singular = isSingular(f), theta = fmt(getME(f, "theta")), sigma = sigma(f)
+    singular = isSingular(f), theta = fmt(getME(f, "theta")), sigma = sigma(f),
+    n_near = length(near), vc_spread = vc_spread, se_spread = se_spread
   )
   if (reml && nobs(f) <= 3000) {
     kr <- tryCatch(quiet(summary(ft, ddf = "Kenward-Roger"))$coefficients, error = function(e) { message(m$id, ": KR failed: ", conditionMessage(e)); NULL })
