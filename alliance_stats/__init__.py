@@ -31,7 +31,7 @@ from .exceptions import (
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
-from .models.lmm import GLMMResult, LMMResult, compare, glmm, lmm
+from .models.lmm import GLMMResult, LMMResult, all_fit, compare, glmm, lmm
 from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
@@ -89,6 +89,7 @@ __all__ = [
     "clinical_cutoffs",
     # mixed models and alliance-outcome
     "lmm",
+    "all_fit",
     "LMMResult",
     "compare",
     "glmm",

@@ -100,8 +100,9 @@ best <- function(expr_fun) {  # at least k runs, and on until `budget` seconds h
 f <- args[2]
 t1 <- best(function() lme4::lmer(as.formula(f), d))
 t2 <- best(function() lmerTest::lmer(as.formula(f), d))
-ll <- as.numeric(logLik(lme4::lmer(as.formula(f), d)))
-cat(sprintf("%.6f %.6f %.6f\n", t1, t2, ll))
+fit <- lme4::lmer(as.formula(f), d)
+ll <- as.numeric(logLik(fit))
+cat(sprintf("%.6f %.6f %.6f %d\n", t1, t2, ll, as.integer(fit@optinfo$feval)))
 """
 
 
@@ -142,12 +143,14 @@ def bench_lmm(with_r=True):
                     t0 = time.perf_counter()
                     sm = als.lmm(formula, d, df_method="z", engine="statsmodels")
                     tsm = time.perf_counter() - t0
+                o = fit["m"].optsum
                 row = {"model": name, "rows": fit["m"].n_obs, "fast, Satterthwaite s": t, "fast, z s": tz,
+                       "evaluations (first pass / all)": f"{o.feval} / {o.n_evals}",
                        "statsmodels engine s": tsm, "statsmodels reached optimum": bool(sm.converged and abs(sm.llf - fit["m"].llf) < 1e-3)}
                 if have_r:
                     out = subprocess.run(["Rscript", str(script), str(path), formula, str(repeat), str(budget)], capture_output=True, text=True, check=True)
-                    t1, t2, ll = map(float, out.stdout.split())
-                    row.update({"lme4::lmer s": t1, "lmerTest::lmer s": t2, "fast(z) / lme4": tz / t1,
+                    t1, t2, ll, feval = map(float, out.stdout.split())
+                    row.update({"lme4 feval": int(feval), "lme4::lmer s": t1, "lmerTest::lmer s": t2, "fast(z) / lme4": tz / t1,
                                 "fast(Satt.) / lmerTest": t / t2, "logLik diff (fast - lme4)": fit["m"].llf - ll})
                 rows.append(row)
     return rows

@@ -374,21 +374,23 @@ def test_plot_therapist_effects_caterpillar(small):
 
 
 def test_an_optimizer_that_stops_early_is_reported_not_hidden(monkeypatch, sleep):
-    """If the optimizers stop away from the optimum (simulated by optimizers that return their
-    start), the gradient check catches it: ConvergenceWarning, converged False, a message."""
-    from types import SimpleNamespace
-
+    """If every optimizer stops away from the optimum (simulated by optimizers that return their
+    start, and no Newton polish), the checks catch it: ConvergenceWarning, converged False, a
+    message, and .optsum lists the restarts that were tried."""
     from alliance_stats.models.lmm import optimize as lmm_optimize
 
-    def stuck(f, x0, **kw):
-        v = f(np.asarray(x0, float))
-        return SimpleNamespace(x=np.asarray(x0, float), fun=v[0] if isinstance(v, tuple) else v)  # jac=True: (f, g)
+    def stuck(name, f, x_int, lo, eng):
+        return float(f(x_int)), np.asarray(x_int, float), "STUCK"
 
-    monkeypatch.setattr(lmm_optimize.optimize, "minimize", stuck)
-    with pytest.warns(als.ConvergenceWarning, match="may not have converged.*Try"):
+    monkeypatch.setattr(lmm_optimize, "_run", stuck)
+    monkeypatch.setattr(lmm_optimize, "_polish", lambda f, fx, x, check, lo, eng: (fx, x, check))
+    with pytest.warns(als.ConvergenceWarning, match="may not have converged: at the best optimum found after 4 restart.*Try"):
         m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
     assert not m.converged
     assert any("converged" in s for s in m.messages)
+    assert not m.optsum.converged and m.optsum.return_code == "STUCK"
+    assert [r["optimizer"] for r in m.optsum.restarts] == ["bobyqa", "nelder-mead", "sbplx", "L-BFGS-B"]
+    np.testing.assert_allclose(m.optsum.final, [1, 0, 1], atol=0.01)  # the start, or the best point the checks saw
 
 
 def test_information_criteria_as_lme4(sleep):

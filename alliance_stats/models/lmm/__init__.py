@@ -9,8 +9,8 @@ deviance of nested designs from per-group sufficient statistics), ``optimize`` (
 the formula and design stages.
 """
 
-from .fit import lmm
+from .fit import all_fit, lmm
 from .glmm import GLMMResult, glmm
 from .result import LMMResult, compare
 
-__all__ = ["lmm", "LMMResult", "compare", "glmm", "GLMMResult"]
+__all__ = ["lmm", "all_fit", "LMMResult", "compare", "glmm", "GLMMResult"]

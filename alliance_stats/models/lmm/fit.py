@@ -14,19 +14,18 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ...exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning, _fmt_labels, user_stacklevel
+from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
 from .design import build_design
 from .inference import _satterthwaite, df_method_option
 from .kenward_roger import check_size, kenward_roger
 from .nested import NestedEngine
-from .optimize import _GRAD_TOL, ENGINES, _optimize, _scaled_gradient
+from .optimize import BOUNDARY_TOL, ENGINES, OPTIMIZERS, check_point, optimize_theta
 from .result import LMMResult
-
-SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
 
 
 def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str | None = None,
-        engine: str = "auto", ddf: str | None = None) -> LMMResult:
+        engine: str = "auto", ddf: str | None = None, optimizer: str = "bobyqa", start=None,
+        restart: bool = True) -> LMMResult:
     """Fit a linear mixed model written in lme4 syntax; the answers are lme4's and lmerTest's.
 
     Parameters
@@ -76,6 +75,18 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         result is the same kind of object and a convergence warning tells when statsmodels
         stopped short of the optimum. ``"auto"`` (default) is ``"fast"``, which covers every
         design ``lmm`` accepts (crossed factors are refused by both).
+    optimizer : {"bobyqa", "nelder-mead", "sbplx", "cobyla", "L-BFGS-B"}
+        The optimizer of the first pass (fast engine). ``"bobyqa"`` (default) is nlopt's
+        BOBYQA as lme4 and MixedModels.jl use (Brent's method for a single variance). What the
+        optimizer did is in ``.optsum``; :func:`all_fit` compares them all.
+    start : array-like, optional
+        theta to start from, on lme4's scale and in its order (``getME(m, "theta")``); default
+        lme4's start (1 on the diagonal of each relative Cholesky factor, 0 below).
+    restart : bool
+        After the first pass (polished by Newton steps), re-start from a re-factored covariance
+        matrix when a variance ends at 0 or a correlation near +/-1, and from other optimizers
+        when the optimality checks fail, keeping the best (default). ``False`` runs the first
+        pass only and reports its checks (as :func:`all_fit` does).
 
     Returns
     -------
@@ -98,6 +109,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     if isinstance(formula, str) and formula.split("~", 1)[0].strip().startswith("cbind("):
         raise ModelSpecError(f"{formula.split('~', 1)[0].strip()!r} is a binomial outcome (successes, failures): fit it "
                              "with als.glmm(formula, data, family='binomial')")
+    if optimizer not in OPTIMIZERS:
+        raise OptionError("optimizer", optimizer, OPTIMIZERS)
     d = build_design(formula, data)
     if np.isin(d.y, (0.0, 1.0)).all():
         raise ModelSpecError(f"outcome {d.response!r} holds only the values 0 and 1: a binary outcome needs a logistic "
@@ -118,15 +131,14 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     eng = NestedEngine(d.X, d.y, d.levels)
     engine = "fast" if engine == "auto" else engine
     if engine == "fast":
-        opt = _optimize(eng, reml)
+        theta_int, optsum = optimize_theta(eng, reml, optimizer=optimizer, start=start, restart=restart)
     else:
         from .statsmodels import statsmodels_theta
 
         theta_sm, sm_info = statsmodels_theta(d, eng, reml)
         theta_int = eng.to_int(theta_sm)
-        lo = np.where(np.isfinite(eng.lower), eng.lower, -np.inf)
-        dev = eng.deviance(theta_int, reml)
-        opt = dict(theta_int=theta_int, dev=dev, spread=0.0, grad=_scaled_gradient(lambda t: eng.deviance(np.maximum(t, lo), reml) / abs(dev), theta_int, lo, abs(dev)), n_runs=1)
+        optsum = check_point(eng, reml, theta_int, "statsmodels MixedLM")
+    opt = dict(theta_int=theta_int, dev=optsum.objective)
     sol = eng.solve(opt["theta_int"], reml)
     theta = eng.to_orig(opt["theta_int"])
     sigma = float(np.sqrt(sol["sigma2"]))
@@ -154,15 +166,12 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     # variance components --------------------------------------------------------------------
     rows, sigmas, singular_terms = [], [], []
     lam = eng.lambdas(opt["theta_int"])
-    for lv, inf, Lm, (r, c, dg) in zip(d.levels, d.level_info, lam, eng.tri_index):
+    for lv, inf, Lm in zip(d.levels, d.level_info, lam):
         Lo = Lm / lv.scale[:, None]
         S = sigma**2 * Lo @ Lo.T
         sigmas.append(S)
         names = inf["term_names"]
-        diag_int = Lm[r[dg], c[dg]]
-        for k, v in enumerate(diag_int):
-            if v < SINGULAR_TOL:
-                singular_terms.append(f"{names[r[dg][k]]} | {inf['name']}")
+        singular_terms += _singular_terms(Lm @ Lm.T, lv.blocks, names, inf["name"])
         off = 0
         for b in lv.blocks:
             for i in range(off, off + b):
@@ -176,32 +185,27 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     random = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
 
     # checks and plain-language messages ------------------------------------------------------------
-    converged = True
-    if opt["spread"] > 1e-2:
-        messages.append(
-            f"the optimizers reached optima {opt['spread']:.3g} deviance units apart from different starts; "
-            "the best one is kept"
-        )
-    if opt["grad"] > _GRAD_TOL:
-        converged = False
-    if sat is not None and sat["negative_eigen"] and not singular_terms:
-        converged = False
+    converged = optsum.converged
     if not converged:
+        c = optsum.checks
+        if np.isfinite(c["newton_decrement"]):
+            what = f"a Newton step would still gain {c['newton_decrement']:.3g} deviance units (largest gradient {c['gradient']:.3g})"
+        else:
+            what = f"the deviance still falls along a direction of negative curvature (eigenvalue {c['min_eigenvalue']:.3g})"
+        tried = f" after {len(optsum.restarts)} restart(s)" if optsum.restarts else ""
         msg = (
-            f"the model may not have converged (largest gradient {opt['grad']:.2g} at the best optimum found). "
+            f"the model may not have converged: at the best optimum found{tried}, {what}; see .optsum. "
             "Try centring or rescaling predictors, simplifying the random part (drop a random slope or "
             "correlation with ||), or check for groups with very few observations."
         )
         messages.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=user_stacklevel())
-    corrs = np.array([r["corr"] for r in rows], float)
-    singular = bool(singular_terms) or bool((np.abs(corrs[np.isfinite(corrs)]) > 1 - 1e-6).any())
+    singular = bool(singular_terms)
     if singular:
-        what = f"the variance of {_fmt_labels(singular_terms)} is estimated at zero" if singular_terms else "a random-effect correlation is estimated at +/-1"
         msg = (
-            f"singular fit: {what}. The data carry no information on it beyond the residual; the fixed "
-            "effects are still estimated. Report it as zero, or remove that random term (a random slope, or "
-            "the level itself) and report the simpler model."
+            f"singular fit: {'; '.join(singular_terms)}. The data carry no information on it beyond the residual; the fixed "
+            "effects are still estimated. Report the estimate as it is, or remove that random term (a random slope, a "
+            "correlation with ||, or the level itself) and report the simpler model."
         )
         messages.append(msg)
         warnings.warn(msg, SingularFitWarning, stacklevel=user_stacklevel())
@@ -215,7 +219,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
         df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
-        _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr,
+        _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,
     )
     if d.dropped_cols:
         messages.append(f"dropped rank-deficient fixed effect(s): {_fmt_labels(d.dropped_cols)}")
@@ -223,3 +227,105 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         messages.append(f"{' + '.join(d.offset_terms)} entered with coefficient 1 (an offset, not estimated)")
     return res
 
+
+def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
+    """Refit a model with every optimizer and compare the answers (as lme4's ``allFit``).
+
+    Each optimizer runs once from lme4's start on the model's rows, without the restarts that
+    :func:`lmm` adds; its optimum is polished by Newton steps where they lower the deviance and
+    checked (gradient, Newton decrement, curvature). Agreeing
+    log-likelihoods and estimates say the optimum does not depend on the optimizer.
+
+    Parameters
+    ----------
+    model : LMMResult
+        A fitted model (its formula, rows and REML/ML are reused).
+    optimizers : sequence of str
+        Names from ``"bobyqa"`` (Brent's method for a single variance), ``"nelder-mead"``,
+        ``"sbplx"``, ``"cobyla"`` (nlopt) and ``"L-BFGS-B"`` (scipy); default all.
+
+    Returns
+    -------
+    DataFrame
+        One row per optimizer (index): ``converged`` (the checks passed), ``logLik``,
+        ``logLik_gap`` (to the best row; 0 for the best), ``evaluations``, ``seconds``, then one
+        column per fixed effect and ``sd <term> | <group>``, ``corr <term>, <term> | <group>`` and
+        ``sd Residual`` for the variance components (lme4's ``summary(allFit(m))`` in one table),
+        and ``message`` (what a warning said, if any).
+
+    Examples
+    --------
+    >>> import alliance_stats as als
+    >>> d = als.simulate_study(n_therapists=6, patients_per_therapist=5, seed=1).sessions
+    >>> d = d.join(als.score(d, "PHQ-9", items="phq{}"))
+    >>> m = als.lmm("phq9_total ~ session + (1 + session | patient)", data=d)
+    >>> tab = als.all_fit(m)
+    >>> bool(tab["logLik_gap"].abs().max() < 1e-4)
+    True
+    """
+    if not isinstance(model, LMMResult):
+        raise ModelSpecError(f"all_fit() takes a fitted model (LMMResult), got {type(model).__name__}")
+    names = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise OptionError("optimizers", name, OPTIMIZERS)
+    rows = []
+    for name in names:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = model.refit(df_method="z", engine="fast", optimizer=name, restart=False)
+        row = {"optimizer": m.optsum.optimizer, "converged": m.converged, "logLik": m.llf, "evaluations": m.optsum.n_evals,
+               "seconds": m.optsum.seconds}
+        row.update(dict(zip(m.fixed["term"], m.fixed["estimate"])))
+        for r in m.random.itertuples(index=False):
+            if r.group == "Residual":
+                row["sd Residual"] = r.sd
+            elif r.term2 is None or (isinstance(r.term2, float) and np.isnan(r.term2)):
+                row[f"sd {r.term1} | {r.group}"] = r.sd
+            else:
+                row[f"corr {r.term1}, {r.term2} | {r.group}"] = r.corr
+        row["message"] = " ".join(str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning))
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("optimizer")
+    out.insert(2, "logLik_gap", out["logLik"] - out["logLik"].max())
+    return out
+
+
+def _singular_terms(S, blocks, names, group):
+    """What makes a level's covariance matrix singular, in words: a variance at 0, or terms so
+    correlated that one is a linear function of the others (|corr| = 1 for two terms: a
+    conditional variance at 0). ``S`` is the relative covariance matrix on the internal scale
+    (columns at unit root mean square, variances relative to the residual), so the tolerance
+    does not depend on the units of the data; it is lme4's isSingular tolerance on the
+    Cholesky diagonal (1e-4), squared, applied to these variances."""
+    tol = BOUNDARY_TOL**2
+    out, off = [], 0
+    for b in blocks:
+        idx = np.arange(off, off + b)
+        zero = np.diag(S)[idx] < tol
+        for i in idx[zero]:
+            out.append(f"the variance of '{names[i]} | {group}' is estimated at zero")
+        rest = idx[~zero]
+        if len(rest) > 1:
+            Sr = S[np.ix_(rest, rest)]
+            if _conditional_variances(Sr).min() < tol:
+                if len(rest) == 2:
+                    r = Sr[0, 1] / np.sqrt(Sr[0, 0] * Sr[1, 1])
+                    out.append(f"the correlation of '{names[rest[0]]}' and '{names[rest[1]]}' | {group} is estimated at {r:+.0f}")
+                else:
+                    out.append(f"the random effects {_fmt_labels([names[i] for i in rest])} | {group} are linearly dependent (a correlation matrix of rank below {len(rest)})")
+        off += b
+    return out
+
+
+def _conditional_variances(S):
+    """Variance of each term given the terms before it (the Schur complements, the squared
+    Cholesky diagonal of S), computed so that a singular S gives zeros instead of an error."""
+    S = np.array(S, float)
+    out = np.empty(len(S))
+    for i in range(len(S)):
+        d = S[i, i]
+        out[i] = max(d, 0.0)
+        if d > 0:
+            S[i + 1 :, i + 1 :] -= np.outer(S[i + 1 :, i], S[i, i + 1 :]) / d
+    return out

@@ -15,6 +15,7 @@ from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
 from .design import Design, _join_keys, _labels
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
+from .optimize import OptSummary
 
 @dataclass(repr=False)
 class LMMResult:
@@ -39,6 +40,9 @@ class LMMResult:
     vcov : DataFrame
         Covariance of the fixed effects (lme4's ``vcov``); with ``df_method="kenward-roger"``
         the SEs come from :attr:`vcov_adjusted` instead.
+    optsum : OptSummary
+        What the optimizer did: start, bounds, tolerances, evaluations, final theta and
+        deviance, the optimality checks and every restart (as MixedModels.jl's ``optsum``).
     """
 
     formula: str
@@ -61,6 +65,7 @@ class LMMResult:
     singular: bool
     dropped_terms: list
     engine: str = "fast"
+    optsum: OptSummary = field(default=None)
     _design: Design = field(default=None)
     _sol: dict = field(default=None)
     _engine: NestedEngine = field(default=None)
@@ -96,12 +101,14 @@ class LMMResult:
             return None
         return pd.DataFrame(self._kr["vcov_adj"], index=self.vcov.index, columns=self.vcov.columns)
 
-    def refit(self, reml: bool | None = None, df_method: str | None = None) -> "LMMResult":
-        """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT."""
+    def refit(self, reml: bool | None = None, df_method: str | None = None, **options) -> "LMMResult":
+        """The same model on the same complete rows, e.g. ``refit(reml=False)`` for a LRT;
+        ``options`` go to :func:`lmm` (``optimizer``, ``start``, ``restart``)."""
         from .fit import lmm
 
+        options = {"engine": self.engine, **options}
         return lmm(self.formula, self._design.source, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
-                   engine=self.engine)
+                   **options)
 
     # -- random effects, prediction ----------------------------------------------------------
     def random_effects(self) -> pd.DataFrame:
