@@ -671,21 +671,14 @@ class GLMMResult:
         else:
             if not isinstance(data, pd.DataFrame):
                 raise ModelSpecError(f"data must be a pandas DataFrame, got {data.__class__.__name__}")
-            from formulaic import model_matrix
-
-            if d.x_spec is None:
-                d.x_spec = model_matrix(d.fixed, d.data).model_spec
-            Xn = pd.DataFrame(d.x_spec.get_model_matrix(data, na_action="ignore"))
-            Xn = Xn[[c for c in Xn.columns if str(c) in d.xnames]]
-            eta = Xn.to_numpy(float) @ beta
+            eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
             if include_random:
                 for l, (inf, b) in enumerate(zip(d.level_info, bs)):
                     missing = [c for c in inf["cols"] if c not in data.columns]
                     if missing:
                         raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass "
                                           "include_random=False for predictions for a typical group")
-                    specs = [sp if sp is not None else model_matrix(e, d.data).model_spec for sp, e in zip(inf["specs"], inf["exprs"])]
-                    Zn = np.hstack([pd.DataFrame(s.get_model_matrix(data, na_action="ignore")).to_numpy(float) for s in specs])
+                    Zn = d.random_matrix(l, data)
                     key = data[list(inf["cols"])].astype(str).agg(":".join, axis=1) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
                     labels = pd.Index(_group_labels(d, l))
                     try:
