@@ -224,8 +224,9 @@ def test_display_and_apa(sleep):
 
     r = pd.read_csv(REF / "lmm_reference_fixed.csv").query("id == 'sleep_rs' and term == 'Days'").iloc[0]
     half = stats.t.ppf(0.975, r["df"]) * r["se"]
+    assert f"{r['df']:.1f}" == "17.0"  # whole to one decimal: printed as an integer (APA)
     assert apa.loc[1].tolist() == [
-        "Days", f"{r['estimate']:.2f}", f"{r['se']:.2f}", f"{r['df']:.1f}", f"{r['t']:.2f}", "< .001",
+        "Days", f"{r['estimate']:.2f}", f"{r['se']:.2f}", "17", f"{r['t']:.2f}", "< .001",
         f"[{r['estimate'] - half:.2f}, {r['estimate'] + half:.2f}]",
     ]
     assert "<table" in m._repr_html_()

@@ -12,22 +12,24 @@ def table():
 
 @pytest.mark.parametrize("ext", [".csv", ".md", ".tex", ".html", ".docx"])
 def test_export_table_every_format(tmp_path, table, ext):
-    path = als.export_table(table, tmp_path / f"t{ext}", caption="Table 1", note="Estimates from REML.")
+    path = als.export_table(table, tmp_path / f"t{ext}", caption="Table 1. Fixed effects", note="Estimates from REML.")
     assert path.is_file() and path.suffix == ext
     if ext == ".csv":
-        back = pd.read_csv(path)
-        assert back["Term"].tolist() == ["a_b", "x & y"] and back["value"].iloc[0] == 0.1234
+        back = pd.read_csv(path, dtype=str, keep_default_na=False)
+        assert back["Term"].tolist() == ["a_b", "x & y"] and back["value"].tolist() == ["0.12", ""]
     elif ext == ".md":
         text = path.read_text()
-        assert "**Table 1**" in text and "| a_b" in text and "0.12" in text and "*Note.* Estimates" in text
+        assert text.startswith("**Table 1**\n\n*Fixed effects*\n\n| Term")
+        assert "| a_b" in text and "0.12" in text and "*Note.* Estimates" in text
     elif ext == ".tex":
         text = path.read_text()
         assert r"a\_b" in text and r"x \& y" in text and r"\textless{} .001" in text and r"\toprule" in text
         assert text.count(r"\\") == 3  # header + 2 rows
-        assert r"\caption{Table 1}" in text
+        assert r"\caption{Fixed effects}" in text and r"\begin{tabular}{lrrr}" in text
     elif ext == ".html":
         text = path.read_text()
-        assert "<caption>Table 1</caption>" in text and "x &amp; y" in text and "&lt; .001" in text
+        assert "<caption><strong>Table 1</strong><br><em>Fixed effects</em></caption>" in text
+        assert "x &amp; y" in text and "&lt; .001" in text
         assert text.count("<tr>") == 3
     else:
         import docx
@@ -37,7 +39,77 @@ def test_export_table_every_format(tmp_path, table, ext):
         assert [c.text for c in t.rows[0].cells] == ["Term", "b", "p", "value"]
         assert [c.text for c in t.rows[1].cells] == ["a_b", "0.12", "< .001", "0.12"]
         assert t.rows[2].cells[3].text == ""
-        assert doc.paragraphs[0].text == "Table 1" and doc.paragraphs[-1].text.startswith("Note. Estimates")
+        assert [p.text for p in doc.paragraphs] == ["Table 1", "Fixed effects", "Note. Estimates from REML."]
+
+
+def _cells(path):
+    """The body cells of a written table, as text, whatever the format."""
+    import csv
+    import html as h
+    import re
+
+    ext = path.suffix
+    text = path.read_text(encoding="utf-8") if ext != ".docx" else ""
+    if ext == ".csv":
+        return [row for row in csv.reader(text.splitlines())][1:]
+    if ext == ".md":
+        rows = [ln for ln in text.splitlines() if ln.startswith("|")][2:]
+        return [[c.strip() for c in ln.strip("|").split("|")] for ln in rows]
+    if ext == ".html":
+        body = text.split("<tbody>")[1].split("</tbody>")[0]
+        return [[h.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)] for r in body.split("</tr>") if "<td" in r]
+    if ext == ".tex":
+        body = text.split(r"\midrule")[1].split(r"\bottomrule")[0]
+        unesc = {r"\textless{}": "<", r"\textgreater{}": ">", r"\_": "_", r"\%": "%", r"\&": "&"}
+        rows = []
+        for ln in body.strip().splitlines():
+            for k, v in unesc.items():
+                ln = ln.replace(k, v)
+            rows.append([c.strip() for c in ln.removesuffix(r"\\").split(" & ")])
+        return rows
+    import docx
+
+    return [[c.text for c in r.cells] for r in docx.Document(str(path)).tables[0].rows[1:]]
+
+
+def test_every_format_prints_the_same_strings(tmp_path):
+    # the issue's cells: a real effect of 0.0034, a CI of [-0.0130, -0.0021], df 1444.4, p < .001,
+    # a percentage of 48.125, a boolean
+    apa = pd.DataFrame({"Term": ["within", "between"], "b": ["0.0034", "-0.04"], "df": ["1444.4", "18"],
+                        "p": ["< .001", ".032"], "95% CI": ["[-0.0130, -0.0021]", "[-0.16, -0.01]"]})
+    numeric = pd.DataFrame({"item": ["pqs65", "pqs24"], "r": [0.8091, -0.0042], "percent": [48.125, 3.125],
+                            "p": [1e-9, 0.0234], "significant": [True, False], "df": [1444.4, 18.0],
+                            "b": [0.00341, -1.5]})
+    expected = {
+        "apa": apa.to_numpy().tolist(),  # text cells are written exactly as they are
+        "numeric": [["pqs65", ".81", "48.1", "< .001", "yes", "1444.4", "0.0034"],
+                    ["pqs24", "-.0042", "3.1", ".023", "no", "18", "-1.50"]],
+    }
+    for name, df in (("apa", apa), ("numeric", numeric)):
+        for ext in (".csv", ".md", ".tex", ".html", ".docx"):
+            path = als.export_table(df, tmp_path / f"{name}{ext}")
+            assert _cells(path) == expected[name], (name, ext)
+    md = (tmp_path / "apa.md").read_text()
+    assert "1444.400" not in md and "0.000" not in md
+
+
+def test_results_folder_markdown_prints_apa_numbers(tmp_path):
+    from alliance_stats._output import ResultsFolder
+
+    o = ResultsFolder(tmp_path / "out")
+    o.start()
+    stats = pd.DataFrame({"category": ["recovered", "improved"], "patients": [77, 36], "percent": [48.125, 22.5],
+                          "p": [0.0, 0.0312], "significant": [True, False]})
+    apa = pd.DataFrame({"Level": ["therapist"], "df": ["18"], "b": ["-0.0040"]})
+    o.table(stats, "reliable_change")
+    o.table(apa, "effects_apa")
+    out = o.commit()
+    md = (out / "tables" / "reliable_change.md").read_text()
+    assert "| recovered  |         77 |      48.1 | < .001 | yes           |" in md
+    assert "48.125" not in md and "0.000" not in md and "True" not in md
+    assert "|   18 | -0.0040 |" in (out / "tables" / "effects_apa.md").read_text()
+    # the CSV keeps the numbers for reuse
+    assert pd.read_csv(out / "tables" / "reliable_change.csv")["percent"].tolist() == [48.125, 22.5]
 
 
 def test_export_table_takes_a_result_and_refuses_unknown_extension(tmp_path):
@@ -66,7 +138,7 @@ def test_to_apa_on_every_result(sample_sessions):
     assert t["From"].tolist() == list(als.ALLIANCE_TYPES)
     assert t["n"].tolist() == tr.counts.sum(axis=1).astype(int).tolist()
     p, lo, hi = tr.probabilities.iat[0, 0], tr.ci_low.iat[0, 0], tr.ci_high.iat[0, 0]
-    assert t.loc[0, "magical"] == f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
+    assert t.loc[0, "magical"] == f"{p:.2f} [{lo:.2f}, {hi:.2f}]".replace("0.", ".")  # probabilities: no leading zero
 
     qs = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}")
     qf = als.q_factor_analysis(qs[qs.rater == "J1"])
