@@ -256,12 +256,14 @@ class ResultsFolder:
         return the stem."""
         from matplotlib import pyplot as plt
 
+        from .plots import save_for_submission
+
         fig = getattr(obj, "figure", obj)
         fig = getattr(fig, "figure", fig)
         stem = self.reserve("figures", name)
         try:
             for ext in self.formats:
-                fig.savefig(self.path("figures", f"{stem}.{ext}"), dpi=150, bbox_inches="tight")
+                save_for_submission(fig, self.path("figures", f"{stem}.{ext}"))
         finally:
             plt.close(fig)
         return stem
