@@ -150,20 +150,33 @@ def text_width_pt(text: str, size: float, *, bold: bool = False, italic: bool = 
     return sum(w.get(ch, 600.0) for ch in str(text).replace("\u2212", "-")) * size / 1000.0
 
 
+def decimal_tail_pt(text: str, size: float) -> float:
+    """Width of ``text`` from its first decimal point to the end (0 without one): what must
+    stand right of the column's decimal line."""
+    i = text.find(".")
+    return 0.0 if i < 0 else text_width_pt(text[i:], size)
+
+
 def column_widths_pt(df: pd.DataFrame, size: float) -> tuple:
     """(natural, minimum) width of each column in points: the longest cell on one line, and the
-    longest word (what the column needs so that no word is broken), both with cell padding."""
+    longest word (what the column needs so that no word is broken), both with cell padding.
+    A numeric column is as wide as its widest part left of the decimal points plus its widest
+    part right of them (its numbers are aligned on the decimal point and never wrap)."""
     nat, mins = [], []
     pad = 2 * CELL_MARGIN_PT + 1.0
+    num = numeric_columns(df)
     for j, col in enumerate(df.columns):
         cells = [str(v) for v in df.iloc[:, j]]
         italic = str(col) in _ITALIC_HEADERS
         head_w = text_width_pt(str(col), size, italic=italic)
         head_word = max((text_width_pt(w, size, italic=italic) for w in str(col).split()), default=0.0)
-        cell_w = max((text_width_pt(c, size) for c in cells), default=0.0)
-        # numbers and intervals stay on one line; text may wrap between words
-        num = numeric_columns(df.iloc[:, [j]])[0]
-        word_w = cell_w if num else max((text_width_pt(w, size) for c in cells for w in c.split()), default=0.0)
+        if num[j]:
+            tails = [decimal_tail_pt(c, size) for c in cells]
+            heads = [text_width_pt(c, size) - t for c, t in zip(cells, tails)]
+            cell_w = word_w = max(heads, default=0.0) + max(tails, default=0.0)
+        else:  # text may wrap between words
+            cell_w = max((text_width_pt(c, size) for c in cells), default=0.0)
+            word_w = max((text_width_pt(w, size) for c in cells for w in c.split()), default=0.0)
         nat.append(max(head_w, cell_w) + pad)
         mins.append(max(head_word, word_w) + pad)
     return nat, mins
@@ -285,6 +298,9 @@ def _to_docx(df: pd.DataFrame, path: Path, number, title: str, note: str | None)
         _para_format(p, 12, space_after=6)
 
     num = numeric_columns(df)
+    # numbers are right-aligned, each indented from the right by what its column's longest
+    # decimal tail has more than its own, so that the decimal points line up
+    tail = {j: [decimal_tail_pt(str(v), size) for v in df.iloc[:, j]] for j in range(df.shape[1]) if num[j]}
     t = doc.add_table(rows=1 + len(df), cols=df.shape[1])
     t.autofit = False  # w:tblLayout type="fixed": Word keeps the widths below
     t.alignment = WD_TABLE_ALIGNMENT.LEFT
@@ -318,6 +334,8 @@ def _to_docx(df: pd.DataFrame, path: Path, number, title: str, note: str | None)
             else:
                 align = WD_ALIGN_PARAGRAPH.RIGHT if num[j] else WD_ALIGN_PARAGRAPH.LEFT
             _para_format(p, size, align)
+            if i > 0 and num[j]:
+                p.paragraph_format.right_indent = Pt(round(max(tail[j]) - tail[j][i - 1], 2))
             sides = {"left": "nil", "right": "nil"}
             if i == 0:
                 sides.update(top="single", bottom="single")
@@ -353,7 +371,7 @@ def export_table(df, path, *, index: bool = False, caption: str | None = None, n
         ``.csv``, ``.md``, ``.tex`` (booktabs tabular in a table float), ``.html`` or ``.docx``
         (an APA-style Word table, via python-docx: rules above and below the header and under
         the last row and no others, columns as wide as their content so that no word breaks,
-        numbers right-aligned, the table number in bold and the title in italics above it,
+        numbers aligned on the decimal point, the table number in bold and the title in italics above it,
         the note below; a table too wide for a portrait page is set smaller and then on a
         landscape page).
     index : bool
@@ -366,7 +384,8 @@ def export_table(df, path, *, index: bool = False, caption: str | None = None, n
     floatfmt : str, optional
         A format spec (``".3f"``) for every non-integer number instead of the APA rules.
     number : int or str, optional
-        The table number (``Table 2`` in bold above the title).
+        The table number (``Table 2`` in bold above the title in .md, .html and .docx; LaTeX
+        numbers its tables itself).
     bounded : iterable of str, optional
         Columns whose values cannot exceed 1 (printed without the leading zero); by default
         recognised by name (r, alpha, omega, ICC, power, coverage, proportions, p).

@@ -146,3 +146,130 @@ def test_to_apa_on_every_result(sample_sessions):
     assert q["Factor"].tolist() == qf.variance["factor"].tolist()
     assert q["Defining sorts"].sum() == qf.loadings["defines"].notna().sum()
     assert q.loc[0, "% variance"] == f"{qf.variance['variance_pct'].iloc[0]:.1f}"
+
+
+# ---------------------------------------------------------------------------------------
+# the Word table in APA style: checked in the document's XML
+
+# the demo's alliance -> outcome table (alliance_to_outcome_apa), as to_apa() prints it
+DEMO_APA = pd.DataFrame({
+    "Level": ["within-patient", "between-patient", "therapist"],
+    "Term": ["wai_sr_total_within_lag1", "wai_sr_total_patient", "wai_sr_total_therapist"],
+    "b": ["-1.52", "-3.06", "-3.23"], "SE": ["0.17", "0.73", "1.27"], "beta": ["-0.09", "-0.28", "-0.17"],
+    "t": ["-9.00", "-4.17", "-2.55"], "df": ["1420.6", "137.9", "18"], "p": ["< .001", "< .001", ".020"],
+    "95% CI": ["[-1.85, -1.19]", "[-4.52, -1.61]", "[-5.88, -0.57]"],
+})
+SERIF = "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"  # metric twin of Times New Roman
+
+
+def _qn(tag):
+    from docx.oxml.ns import qn
+
+    return qn(tag)
+
+
+def _word_width_pt(text, size_pt):
+    """Width of ``text`` in Liberation Serif at ``size_pt``, measured by FreeType (through PIL),
+    independently of the AFM metrics the writer uses."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(SERIF, 1000)
+    return font.getlength(text) * size_pt / 1000
+
+
+def _border(cell, side):
+    b = cell._tc.tcPr.find(_qn("w:tcBorders"))
+    e = None if b is None else b.find(_qn(f"w:{side}"))
+    return None if e is None else e.get(_qn("w:val"))
+
+
+def _check_word_table(path, df, text_width_in=6.5):
+    import docx
+
+    doc = docx.Document(str(path))
+    t = doc.tables[0]
+    tbl = t._tbl
+    # rules: none at table level; above and below the header and under the last row; nothing vertical
+    tb = tbl.tblPr.find(_qn("w:tblBorders"))
+    assert {e.tag.split("}")[1]: e.get(_qn("w:val")) for e in tb} == dict.fromkeys(
+        ["top", "left", "bottom", "right", "insideH", "insideV"], "nil")
+    last = len(t.rows) - 1
+    for i, row in enumerate(t.rows):
+        for cell in row.cells:
+            assert (_border(cell, "top"), _border(cell, "bottom")) == (
+                ("single", "single") if i == 0 else (None, "single") if i == last else (None, None)), (i, cell.text)
+            assert _border(cell, "left") == _border(cell, "right") == "nil"
+    for side in ("left", "right", "insideV", "start", "end"):
+        assert not tbl.xpath(f".//w:{side}[@w:val!='nil' and @w:val!='none']"), side
+    # fixed layout, columns sized to their content: unequal, each wide enough for its longest word
+    assert tbl.tblPr.find(_qn("w:tblLayout")).get(_qn("w:type")) == "fixed"
+    grid = [int(g.get(_qn("w:w"))) / 20 for g in tbl.tblGrid.findall(_qn("w:gridCol"))]  # twips -> pt
+    assert len(set(grid)) > 1
+    size = t.rows[1].cells[0].paragraphs[0].runs[0].font.size.pt
+    margins = 2 * 5.4
+    for j, col in enumerate(df.columns):
+        cells = [str(col)] + [str(v) for v in df.iloc[:, j]]
+        longest = max(_word_width_pt(w, size) for c in cells for w in c.split())
+        assert grid[j] >= longest + margins, (col, grid[j], longest)
+        for row in t.rows:  # every cell carries the same width
+            assert row.cells[j].width.pt == pytest.approx(grid[j], abs=0.1)
+    sec = doc.sections[0]
+    avail = (sec.page_width - sec.left_margin - sec.right_margin) / 12700  # EMU -> pt
+    assert sum(grid) <= avail + 0.5
+    return doc, t, grid, size
+
+
+def test_word_table_is_apa_style(tmp_path):
+    import docx
+    from docx.enum.section import WD_ORIENT
+
+    path = als.export_table(DEMO_APA, tmp_path / "table2.docx", caption="Table 2. Alliance effects on PHQ-9",
+                            note="b = unstandardized estimate; beta = standardized estimate.")
+    doc, t, grid, size = _check_word_table(path, DEMO_APA)
+    assert doc.sections[0].orientation == WD_ORIENT.PORTRAIT and size == 10
+    # the number in bold, the title in italics above the table, the note below it
+    body = [e.tag.split("}")[1] for e in doc.element.body if e.tag.split("}")[1] in ("p", "tbl")]
+    assert body == ["p", "p", "tbl", "p"]
+    num, title, note = doc.paragraphs
+    assert num.text == "Table 2" and all(r.bold for r in num.runs) and not any(r.italic for r in num.runs)
+    assert title.text == "Alliance effects on PHQ-9" and all(r.italic for r in title.runs)
+    assert note.runs[0].text == "Note." and note.runs[0].italic and not note.runs[1].italic
+    # numbers right-aligned, text left; statistical symbols in the header in italics
+    jc = [[c.paragraphs[0].paragraph_format.alignment for c in row.cells] for row in t.rows]
+    right, left = docx.enum.text.WD_ALIGN_PARAGRAPH.RIGHT, docx.enum.text.WD_ALIGN_PARAGRAPH.LEFT
+    for row in jc[1:]:
+        assert row == [left, left] + [right] * 7
+    assert [c.text for c in t.rows[0].cells if c.paragraphs[0].runs[0].italic] == ["b", "SE", "t", "df", "p"]
+    # ... and on the decimal point: right indent + the width from the point to the end is the same
+    # in every row (df: 1420.6, 137.9 and 18, whose end stands where the points are)
+    for j in range(2, 9):
+        line = []
+        for row in t.rows[1:]:
+            text = row.cells[j].text
+            ind = row.cells[j].paragraphs[0].paragraph_format.right_indent
+            tail = _word_width_pt(text[text.index("."):], size) if "." in text else 0.0
+            line.append((ind.pt if ind is not None else 0.0) + tail)
+        assert max(line) - min(line) < 0.3, (DEMO_APA.columns[j], line)
+    assert t.rows[3].cells[6].paragraphs[0].paragraph_format.right_indent.pt > 0  # "18"
+    # the Term column is the widest: it holds the longest word
+    assert max(grid) == grid[1]
+
+
+def test_word_table_too_wide_for_portrait_goes_landscape(tmp_path):
+    from docx.enum.section import WD_ORIENT
+
+    wide = pd.concat([DEMO_APA, DEMO_APA[["b", "SE", "p", "95% CI"]].add_suffix(" (2)")], axis=1)
+    path = als.export_table(wide, tmp_path / "wide.docx", caption="Table 3. Wide")
+    doc, *_ = _check_word_table(path, wide)
+    assert doc.sections[0].orientation == WD_ORIENT.LANDSCAPE
+
+
+def test_word_tables_of_the_results_keep_every_word_whole(tmp_path, sample_sessions):
+    df = sample_sessions
+    tables = {
+        "rupture": als.rupture_outcome(df, als.detect_ruptures(df, "wai_sr_total"), outcome="phq9_total").to_apa(),
+        "transitions": als.transitions(df, "alliance_type", states=als.ALLIANCE_TYPES).to_apa(),
+        "meta": als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study").to_apa(),
+    }
+    for name, apa in tables.items():
+        _check_word_table(als.export_table(apa, tmp_path / f"{name}.docx", caption=f"Table 1. {name}"), apa)
