@@ -369,7 +369,7 @@ def test_plot_therapist_effects_caterpillar(small):
     m = als.lmm("wai ~ session + (1 | therapist/patient)", small)
     ax = als.plot_therapist_effects(m)
     assert len(ax.get_yticklabels()) == 20
-    assert ax.get_ylabel() == "therapist"
+    assert ax.get_ylabel() == "Therapist"  # the grouping column's display name (score_label)
     pts = ax.lines[0].get_xdata()
     assert np.all(np.diff(pts) >= 0)
 
