@@ -52,6 +52,7 @@ from .plots import (
     plot_within_between,
     rupture_profile,
     save_figure,
+    score_label,
     set_theme,
 )
 from .tables import export_table
@@ -144,6 +145,7 @@ __all__ = [
     "plot_reliable_change",
     "set_theme",
     "save_figure",
+    "score_label",
     # tables
     "export_table",
     # simulation, power and samples

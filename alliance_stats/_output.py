@@ -240,10 +240,15 @@ class ResultsFolder:
         return stem
 
     def table(self, df, name, index: bool = False) -> str:
-        """Write ``df`` as ``tables/<stem>.csv`` and ``.md``; return the stem."""
+        """Write ``df`` as ``tables/<stem>.csv`` (numbers at full precision, for reuse) and ``.md``
+        (numbers in APA style, as in the report); return the stem."""
+        from ._format import format_frame
+        from .tables import markdown_table
+
         stem = self.reserve("tables", name)
         df.to_csv(self.path("tables", f"{stem}.csv"), index=index)
-        self.path("tables", f"{stem}.md").write_text(df.to_markdown(index=index, floatfmt=".3f") + "\n", encoding="utf-8")
+        shown = format_frame(df.reset_index() if index else df)
+        self.path("tables", f"{stem}.md").write_text(markdown_table(shown) + "\n", encoding="utf-8")
         return stem
 
     def figure(self, obj, name) -> str:
@@ -251,12 +256,14 @@ class ResultsFolder:
         return the stem."""
         from matplotlib import pyplot as plt
 
+        from .plots import save_for_submission
+
         fig = getattr(obj, "figure", obj)
         fig = getattr(fig, "figure", fig)
         stem = self.reserve("figures", name)
         try:
             for ext in self.formats:
-                fig.savefig(self.path("figures", f"{stem}.{ext}"), dpi=150, bbox_inches="tight")
+                save_for_submission(fig, self.path("figures", f"{stem}.{ext}"))
         finally:
             plt.close(fig)
         return stem

@@ -2,20 +2,90 @@
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.patches import Polygon
+from matplotlib.text import OffsetFrom
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from .exceptions import AllianceStatsError, ColumnError
 
 __all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile", "rupture_profile",
-           "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change", "set_theme", "save_figure"]
+           "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change", "set_theme", "save_figure",
+           "score_label"]
 
 INK = "#222222"
 ACCENT = "#0072B2"  # Okabe-Ito blue (colour-blind safe)
 MUTED = "#999999"
+
+# ----------------------------------------------------------------------------------------
+# Axis labels
+
+#: Names of the package's canonical columns on an axis.
+COLUMN_LABELS = {"session": "Session", "patient": "Patient", "therapist": "Therapist", "rater": "Rater"}
+#: Column-name endings read as a time point: ``phq9_total_pre`` -> ``PHQ-9 total (pre)``.
+SUFFIX_LABELS = {"_pre": "pre", "_post": "post", "_baseline": "baseline", "_first": "first", "_last": "last"}
+_RATER_FORMS = ("client", "therapist", "observer", "patient")
+
+
+def _instrument_short_name(name: str) -> str:
+    """'phq-9' -> 'PHQ-9', 'wai-36-client' -> 'WAI-36 (client)'."""
+    for form in _RATER_FORMS:
+        if name.endswith("-" + form):
+            return f"{name[: -len(form) - 1].upper()} ({form})"
+    return name.upper()
+
+
+def _score_labels() -> dict:
+    from .instruments import get_instrument, instruments
+
+    out = {}
+    for name in instruments()["name"]:
+        inst = get_instrument(name)
+        short = _instrument_short_name(inst.name)
+        for scale in inst.scales:
+            out[f"{inst.prefix}_{scale}"] = f"{short} {scale.replace('_', ' ')}"
+    return out
+
+
+def score_label(column) -> str:
+    """The display name of a column for an axis label.
+
+    Score columns of registered instruments get the instrument's name and the scale
+    (``phq9_total`` -> ``PHQ-9 total``, ``wai_sr_task`` -> ``WAI-SR task``, ``calpas_t_total`` ->
+    ``CALPAS-T total``), also with a time-point ending (``phq9_total_pre`` -> ``PHQ-9 total
+    (pre)``); the canonical columns are capitalised (``session`` -> ``Session``); any other name
+    is returned as it is.
+
+    Examples
+    --------
+    >>> score_label("phq9_total"), score_label("wai_sr_total_post"), score_label("my_scale")
+    ('PHQ-9 total', 'WAI-SR total (post)', 'my_scale')
+    """
+    col = str(column)
+    if col in COLUMN_LABELS:
+        return COLUMN_LABELS[col]
+    known = _score_labels()
+    if col in known:
+        return known[col]
+    for end, when in SUFFIX_LABELS.items():
+        if col.endswith(end) and col[: -len(end)] in known:
+            return f"{known[col[: -len(end)]]} ({when})"
+    return col
+
+
+def _integer_ticks(axis) -> None:
+    """Ticks at whole numbers only (sessions): 1, 2 ... or 5, 10 ..., never 2.5, 7.5."""
+    axis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
+
+
+def _few_ticks(axis, nbins: int = 5) -> None:
+    """At most ``nbins`` intervals at 1, 2 or 5 x 10^k, so that tick labels of small effects
+    (-0.15, -0.10 ...) do not run into each other."""
+    axis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 5, 10]))
 
 
 def _diamond(ax, y, lo, est, hi, color, h=0.35):
@@ -238,9 +308,18 @@ def plot_pqs_profile(items: pd.DataFrame, ax=None, *, n_label: int = 5, color: s
     if "sd" in d and d["sd"].notna().all():
         ax.fill_between(x, d["mean"] - d["sd"], d["mean"] + d["sd"], color=color, alpha=0.12, lw=0)
     ax.axhline(5, color=INK, lw=0.8)
-    for i in list(range(min(n_label, len(d)))) + list(range(max(len(d) - n_label, n_label), len(d))):
-        ax.annotate(f"{int(d.loc[i, 'item_number'])}", (x[i], d.loc[i, "mean"]), textcoords="offset points",
-                    xytext=(0, 5 if d.loc[i, "mean"] >= 5 else -11), ha="center", fontsize=7)
+    # item numbers in a row in the top-left (most characteristic) and bottom-right (least) corners,
+    # a fixed number of points apart whatever the figure's size, each joined to its item by a line
+    top = list(range(min(n_label, len(d))))
+    bottom = list(range(max(len(d) - n_label, len(top)), len(d)))
+    step, inset = 14, 18
+    line = dict(arrowstyle="-", color=MUTED, lw=0.5, shrinkA=1, shrinkB=3)
+    for j, i in enumerate(top):
+        ax.annotate(f"{int(d.loc[i, 'item_number'])}", (x[i], d.loc[i, "mean"]), xytext=(inset + step * j, -3),
+                    textcoords=OffsetFrom(ax, (0, 1), unit="points"), ha="center", va="top", fontsize=7, arrowprops=line)
+    for j, i in enumerate(bottom):
+        ax.annotate(f"{int(d.loc[i, 'item_number'])}", (x[i], d.loc[i, "mean"]), xytext=(-inset - step * (len(bottom) - 1 - j), 3),
+                    textcoords=OffsetFrom(ax, (1, 0), unit="points"), ha="center", va="bottom", fontsize=7, arrowprops=line)
     ax.set_xlim(0, len(d) + 1)
     ax.set_ylim(1, 9)
     ax.set_xlabel("PQS items ranked by mean pile")
@@ -269,10 +348,10 @@ def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blu
         side = 1.1 + 0.9 * len(P)
         _, ax = plt.subplots(figsize=(side + 1.2, side))
     im = ax.imshow(P.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1)
-    ax.set_xticks(range(len(P.columns)), [str(c) for c in P.columns], rotation=30, ha="right")
+    ax.set_xticks(range(len(P.columns)), [str(c) for c in P.columns], rotation=90)
     ax.set_yticks(range(len(P.index)), [str(c) for c in P.index])
-    ax.set_xlabel("to (next session)")
-    ax.set_ylabel("from")
+    ax.set_xlabel("To (next session)")
+    ax.set_ylabel("From")
     if annotate:
         C = result.counts.to_numpy()
         for i in range(P.shape[0]):
@@ -280,7 +359,7 @@ def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blu
                 v = P.iat[i, j]
                 txt = "–" if not np.isfinite(v) else f"{v:.2f}" + (f"\n(n={C[i, j]})" if show_counts else "")
                 ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if np.isfinite(v) and v > 0.6 else INK)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="transition probability")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Transition probability")
     return ax
 
 
@@ -317,9 +396,10 @@ def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episod
             if r["repaired"]:
                 rs = int(r["repair_session"])
                 ax.scatter([rs], [a.get(rs, np.nan)], s=90, facecolor="none", edgecolor=col, lw=1.8, zorder=4)
-    ax.set_xlabel("session")
-    ax.set_ylabel(alliance)
-    ax.set_title(f"patient {patient_id}", fontsize=10)
+    _integer_ticks(ax.xaxis)
+    ax.set_xlabel(score_label(session))
+    ax.set_ylabel(score_label(alliance))
+    ax.set_title(f"Patient {patient_id}", fontsize=10)
     for s in ("right", "top"):
         ax.spines[s].set_visible(False)
     return ax
@@ -365,8 +445,8 @@ def plot_rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFra
         ax.fill_between(g.index, g["mean"] - half, g["mean"] + half, color=col, alpha=0.15, lw=0)
     ax.axvline(0, color=MUTED, lw=0.8, ls="--")
     ax.set_xticks(range(-window, window + 1))
-    ax.set_xlabel("sessions from the rupture session")
-    ax.set_ylabel(f"mean {alliance}")
+    ax.set_xlabel("Sessions from the rupture session")
+    ax.set_ylabel(f"Mean {score_label(alliance)}")
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend(frameon=False, fontsize=8)
@@ -397,7 +477,8 @@ def plot_within_between(result, ax=None, *, standardized: bool = False, color: s
     ax.set_yticklabels(eff["level"])
     ax.set_ylim(-0.6, len(eff) - 0.4)
     resp = getattr(result, "response", "outcome")
-    ax.set_xlabel(("standardized effect" if standardized else f"effect on {resp}") + " (95% CI)")
+    _few_ticks(ax.xaxis)
+    ax.set_xlabel(("Standardized effect" if standardized else f"Effect on {score_label(resp)}") + " (95% CI)")
     return ax
 
 
@@ -426,7 +507,7 @@ def plot_therapist_effects(model, ax=None, *, group: str | None = None, term: st
     ax.axvline(0, color=INK, lw=0.8, ls="--")
     ax.set_yticks(x)
     ax.set_yticklabels(sel["level"].astype(str), fontsize=7)
-    ax.set_ylabel(group)
+    ax.set_ylabel(score_label(group))
     ax.set_xlabel(f"{term} deviation ({int(round(level * 100))}% interval)")
     return ax
 
@@ -529,8 +610,9 @@ def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", s
         lab = "mean" if key is None else f"{key} (n = {g[patient].nunique()})"
         ax.plot(m.index, m["mean"], color=c, lw=2.2, zorder=3, label=lab)
         ax.fill_between(m.index, m["low"], m["high"], color=c, alpha=0.25, lw=0, zorder=2)
-    ax.set_xlabel(session)
-    ax.set_ylabel(y)
+    _integer_ticks(ax.xaxis)
+    ax.set_xlabel(score_label(session))
+    ax.set_ylabel(score_label(y))
     if hue is not None:
         ax.legend(frameon=False, fontsize=8, title=hue, title_fontsize=8)
     for s in ("right", "top"):
@@ -585,8 +667,9 @@ def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"{pre} (pre)")
-    ax.set_ylabel(f"{post} (post)")
+    xl, yl = score_label(pre), score_label(post)
+    ax.set_xlabel(xl if xl.endswith("(pre)") else f"{xl} (pre)")
+    ax.set_ylabel(yl if yl.endswith("(post)") else f"{yl} (post)")
     n_out = int((~ok).sum())
     if n_out:
         ax.set_title(f"{n_out} patient(s) without both scores not shown", fontsize=8)
@@ -599,15 +682,25 @@ def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability
 # ----------------------------------------------------------------------------------------
 # Theme and saving
 
-JOURNAL_WIDTH_IN = {"single": 3.5, "double": 7.2}  # 89 mm and 183 mm, the usual journal column widths
+MM_PER_INCH = 25.4
+JOURNAL_WIDTH_MM = {"single": 89.0, "double": 183.0}  # the usual journal column widths
+JOURNAL_WIDTH_IN = {k: v / MM_PER_INCH for k, v in JOURNAL_WIDTH_MM.items()}
+#: Raster resolution for figures with shading or photographs, and for line art (journals' minimums).
+DPI = 300
+LINE_ART_DPI = 600
+#: rcParams for files sent to a journal: TrueType (Type 42) fonts embedded in PDF and PostScript
+#: (submission systems reject or flag Type 3 bitmap fonts) and text kept as text in SVG.
+SUBMISSION_RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}
 
 
 def set_theme(context: str = "paper") -> None:
     """Set a colour-blind-safe (Okabe-Ito) theme with journal font sizes.
 
     ``"paper"``: 8 pt text, thin lines, for figures saved at a journal column width;
-    ``"notebook"``: 11 pt, for reading on screen. Changes matplotlib's rcParams for the session
-    (seaborn's ``set_theme`` underneath); call ``matplotlib.rcdefaults()`` to undo.
+    ``"notebook"``: 11 pt, for reading on screen. Both embed TrueType fonts in PDF/PS and keep
+    SVG text as text (:data:`SUBMISSION_RC`) and save PNGs at 300 dpi. Changes matplotlib's
+    rcParams for the session (seaborn's ``set_theme`` underneath); call
+    ``matplotlib.rcdefaults()`` to undo.
     """
     import seaborn as sns
 
@@ -618,14 +711,52 @@ def set_theme(context: str = "paper") -> None:
         "font.size": base, "axes.labelsize": base, "axes.titlesize": base + 1, "xtick.labelsize": base - 1,
         "ytick.labelsize": base - 1, "legend.fontsize": base - 1, "axes.spines.right": False, "axes.spines.top": False,
         "axes.linewidth": 0.6 if context == "paper" else 0.8, "lines.linewidth": 1.2 if context == "paper" else 1.6,
-        "savefig.bbox": "tight", "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none",
+        "savefig.bbox": "tight", "savefig.dpi": DPI, **SUBMISSION_RC,
         "figure.dpi": 100 if context == "paper" else 110,
     }
     sns.set_theme(context=context, style="ticks", palette=OKABE_ITO, font="DejaVu Sans", rc=rc)
 
 
-def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi: int = 300) -> list:
-    """Save a figure in several formats at a journal column width.
+def save_for_submission(fig, path, *, dpi: int = DPI) -> None:
+    """``fig.savefig`` with the journal settings (:data:`SUBMISSION_RC`, ``dpi``, tight box)
+    whatever the session's rcParams."""
+    with mpl.rc_context(SUBMISSION_RC):
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+def _fit_width(f, width_in: float) -> None:
+    """Size ``f`` so that the file saved with a tight bounding box is ``width_in`` wide.
+
+    The height is scaled with the width (aspect ratio kept); then the width is corrected for
+    what the tight box adds or cuts (labels outside the axes, empty margins), which does not
+    scale with the figure: secant steps on the saved width as a function of the figure width.
+    """
+    old_w, old_h = f.get_size_inches()
+    h = old_h * width_in / old_w
+    pad = 2 * float(mpl.rcParams["savefig.pad_inches"])
+
+    def saved(w):
+        f.set_size_inches(w, h)
+        return f.get_tightbbox(f.canvas.get_renderer()).width + pad
+
+    w0, t0 = width_in, saved(width_in)
+    w1 = max(w0 + width_in - t0, 0.2 * width_in)
+    for _ in range(8):
+        if abs(t0 - width_in) < 0.2 / LINE_ART_DPI or w1 == w0:
+            break
+        t1 = saved(w1)
+        slope = (t1 - t0) / (w1 - w0)
+        w0, t0 = w1, t1
+        w1 = max(w1 + (width_in - t1) / (slope if slope > 0.05 else 1.0), 0.2 * width_in)
+    f.set_size_inches(w0, h)
+
+
+def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi: int | None = None,
+                line_art: bool = False) -> list:
+    """Save a figure in several formats at a journal column width, ready for submission.
+
+    PDF, EPS and PS embed TrueType (Type 42) fonts and SVG keeps text as text
+    (:data:`SUBMISSION_RC`), whatever the session's rcParams.
 
     Parameters
     ----------
@@ -635,10 +766,14 @@ def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi
         File name; its extension, if any, is replaced by each format's.
     formats : sequence of {"pdf", "png", "svg", "eps", "tif"}
     width : {"single", "double"} or float
-        Single column (3.5 in / 89 mm), double column (7.2 in / 183 mm), or inches. The height
-        is scaled to keep the figure's aspect ratio.
-    dpi : int
-        Resolution of raster formats (300 is the usual journal minimum).
+        Single column (89 mm, 3.5 in), double column (183 mm, 7.2 in), or inches: the width
+        of the saved file (labels outside the axes included). The height is scaled to keep the
+        figure's aspect ratio.
+    dpi : int, optional
+        Resolution of raster formats: 300 by default (the usual journal minimum), 600 with
+        ``line_art=True``.
+    line_art : bool
+        A figure of lines and text only (no shading): saved at 600 dpi unless ``dpi`` is given.
 
     Returns
     -------
@@ -659,17 +794,23 @@ def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi
         w = float(width)
         if not w > 0:
             raise AllianceStatsError(f"width must be positive, got {width}")
+    if dpi is None:
+        dpi = LINE_ART_DPI if line_art else DPI
+    elif not (isinstance(dpi, (int, float)) and dpi > 0):
+        raise AllianceStatsError(f"dpi must be a positive number, got {dpi!r}")
     allowed = {"pdf", "png", "svg", "eps", "tif", "tiff", "jpg"}
     bad = [x for x in formats if x.lower().lstrip(".") not in allowed]
     if bad:
         raise AllianceStatsError(f"unknown figure format(s) {bad}; use some of {sorted(allowed)}")
-    old_w, old_h = f.get_size_inches()
-    f.set_size_inches(w, old_h * w / old_w)
+    _fit_width(f, w)
+    if hasattr(fig, "tight_layout") and fig is not f:  # a seaborn grid lays itself out again at the new size
+        fig.tight_layout()
+        _fit_width(f, w)
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in formats:
         p = base.with_suffix("." + ext.lower().lstrip("."))
-        f.savefig(p, dpi=dpi, bbox_inches="tight")
+        save_for_submission(f, p, dpi=dpi)
         out.append(p)
     return out

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._format import fmt_ci
+from ._format import fmt_est_ci, fmt_num
 from .exceptions import AllianceStatsError, AllianceStatsWarning, user_stacklevel
 
 __all__ = ["power_analysis", "PowerResult"]
@@ -109,9 +109,9 @@ class PowerResult:
         out = {a.replace("_", " ").capitalize(): t[a] for a in DESIGN_ARGS}
         out.update({
             "Studies": t["n_sims"] - t["n_failed"],
-            "Power [95% CI]": [f"{p:.2f} " + fmt_ci(a, b) for p, a, b in zip(t["power"], t["power_ci_low"], t["power_ci_high"])],
-            "Bias": [f"{v:.2f}" for v in t["bias"]],
-            "Coverage": [f"{v:.2f}" for v in t["coverage"]],
+            "Power [95% CI]": [fmt_est_ci(p, a, b, leading_zero=False) for p, a, b in zip(t["power"], t["power_ci_low"], t["power_ci_high"])],
+            "Bias": [fmt_num(v) for v in t["bias"]],
+            "Coverage": [fmt_num(v, leading_zero=False) for v in t["coverage"]],
         })
         return pd.DataFrame(out)
 

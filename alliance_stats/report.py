@@ -7,8 +7,10 @@ import datetime as _dt
 import html
 import platform
 
-import numpy as np
 import pandas as pd
+
+from ._format import format_frame
+from .tables import markdown_table, numeric_columns
 
 __all__ = ["write_report"]
 
@@ -26,17 +28,13 @@ nav ol{columns:2;font-size:.92em}.warn{color:#8a4b00}
 """
 
 
-def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.3f}"
-    return str(v)
-
-
 def _table_html(df: pd.DataFrame, caption: str) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in r) + "</tr>" for r in df.itertuples(index=False))
+    """``df`` already formatted (:func:`format_frame`): the cells are printed as they are."""
+    num = numeric_columns(df)
+    st = " style='text-align:right'"
+    head = "".join(f"<th{st if n else ''}>{html.escape(str(c))}</th>" for c, n in zip(df.columns, num))
+    rows = "".join("<tr>" + "".join(f"<td{st if n else ''}>{html.escape(str(v))}</td>" for v, n in zip(r, num)) + "</tr>"
+                   for r in df.itertuples(index=False))
     return (f"<div class='tw'><table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
 
@@ -82,16 +80,17 @@ def write_report(study, warnings_caught: list, versions: pd.DataFrame) -> None:
             h.append(f"<pre>{html.escape(s.pre)}</pre>")
             md += ["```", s.pre, "```", ""]
         for name, caption, df in s.tables:
-            h.append(_table_html(df, caption))
-            md += [f"*{caption}* (tables/{name}.csv)", "", df.to_markdown(index=False, floatfmt=".3f"), ""]
+            shown = format_frame(df)  # once: the HTML and the Markdown print the same strings
+            h.append(_table_html(shown, caption))
+            md += [f"*{caption}* (tables/{name}.csv)", "", markdown_table(shown), ""]
         for name, caption in s.figures:
             h.append(f"<figure><img src='{_img(study, name)}' alt='{html.escape(caption)}'>"
                      f"<figcaption>{html.escape(caption)} (figures/{name}.png, .pdf)</figcaption></figure>")
             md += [f"![{caption}](figures/{name}.png)", ""]
         h.append("</section>")
     h.append("<section id='reproducibility'><h2>Reproducibility</h2><p>Input files and their SHA-256 checksums:</p>")
-    h.append(_table_html(inputs, "Inputs"))
-    h.append(_table_html(versions, "Package versions"))
+    h.append(_table_html(format_frame(inputs), "Inputs"))
+    h.append(_table_html(format_frame(versions), "Package versions"))
     md += ["## Reproducibility", "", inputs.to_markdown(index=False), "", versions.to_markdown(index=False), ""]
     if cfg.source is not None:
         h.append(f"<p>Configuration ({html.escape(cfg.source.name)}):</p><pre>{html.escape(cfg.text)}</pre>")

@@ -241,8 +241,9 @@ def test_summary_apa_refit_compare():
     assert "Kenward-Roger SE and df" in s
     apa = m.to_apa()
     f = m.fixed
-    assert apa["SE"].tolist() == [f"{v:.2f}" for v in f["se"]]
-    assert apa["df"].tolist() == [f"{v:.1f}" for v in f["df"]]
+    # two decimals, two significant digits below .01 (APA: enough digits to show the value)
+    assert apa["SE"].tolist() == [f"{v:.2f}" if v >= 0.01 else f"{v:.2g}" for v in f["se"]]
+    assert apa["df"].tolist() == [f"{v:.1f}".removesuffix(".0") for v in f["df"]]
     # SEs in the table are the adjusted ones, the CI uses them with the KR df
     np.testing.assert_allclose(f["se"], np.sqrt(np.diag(m.vcov_adjusted)), rtol=1e-12)
     from scipy import stats

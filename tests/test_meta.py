@@ -217,7 +217,7 @@ def test_result_presentation():
     s = res.summary()
     assert "k = 104" in s and "Pooled correlation" in s and "I^2" in s
     apa = res.to_apa()
-    assert apa.loc[0, "r"] == f"{res.estimate:.2f}" and apa.loc[0, "p"] == "< .001"
+    assert apa.loc[0, "r"] == f"{res.estimate:.2f}".removeprefix("0") and apa.loc[0, "p"] == "< .001"  # r: no leading zero
     assert apa.loc[0, "r 95% CI"].startswith("[") and "<table" in res._repr_html_()
     t = res.table
     assert list(t.columns) == ["label", "r", "n", "yi", "vi", "weight", "ci_low", "ci_high"]

@@ -224,8 +224,9 @@ def test_display_and_apa(sleep):
 
     r = pd.read_csv(REF / "lmm_reference_fixed.csv").query("id == 'sleep_rs' and term == 'Days'").iloc[0]
     half = stats.t.ppf(0.975, r["df"]) * r["se"]
+    assert f"{r['df']:.1f}" == "17.0"  # whole to one decimal: printed as an integer (APA)
     assert apa.loc[1].tolist() == [
-        "Days", f"{r['estimate']:.2f}", f"{r['se']:.2f}", f"{r['df']:.1f}", f"{r['t']:.2f}", "< .001",
+        "Days", f"{r['estimate']:.2f}", f"{r['se']:.2f}", "17", f"{r['t']:.2f}", "< .001",
         f"[{r['estimate'] - half:.2f}, {r['estimate'] + half:.2f}]",
     ]
     assert "<table" in m._repr_html_()
@@ -368,7 +369,7 @@ def test_plot_therapist_effects_caterpillar(small):
     m = als.lmm("wai ~ session + (1 | therapist/patient)", small)
     ax = als.plot_therapist_effects(m)
     assert len(ax.get_yticklabels()) == 20
-    assert ax.get_ylabel() == "therapist"
+    assert ax.get_ylabel() == "Therapist"  # the grouping column's display name (score_label)
     pts = ax.lines[0].get_xdata()
     assert np.all(np.diff(pts) >= 0)
 

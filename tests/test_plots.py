@@ -138,7 +138,7 @@ def test_plot_trajectories_lines_mean_and_band():
     half = 3.182446305284263 * np.std([0, 1, 2, 3], ddof=1) / 2
     ys = band[0].get_paths()[0].vertices[:, 1]
     assert ys.max() == pytest.approx(1.5 + 0.6 + half, rel=1e-6) and ys.min() == pytest.approx(1.5 + 0.1 - half, rel=1e-6)
-    assert ax.get_xlabel() == "session" and ax.get_ylabel() == "score"
+    assert ax.get_xlabel() == "Session" and ax.get_ylabel() == "score"
 
 
 def test_plot_trajectories_hue_min_n_and_subset():
@@ -208,13 +208,13 @@ def test_set_theme_and_save_figure(tmp_path):
     ax.plot([0, 1], [0, 1])
     paths = als.save_figure(ax, tmp_path / "fig.png", width="single", dpi=100)
     assert [p.suffix for p in paths] == [".pdf", ".png", ".svg"] and all(p.is_file() for p in paths)
-    assert fig.get_size_inches() == pytest.approx([3.5, 3.5 * 4 / 6])
+    assert fig.get_size_inches()[1] == pytest.approx(89 / 25.4 * 4 / 6)  # the aspect ratio of the 6 x 4 in figure
     from PIL import Image
 
     w, h = Image.open(tmp_path / "fig.png").size
-    assert w <= 351 and w > 300  # 3.5 in at 100 dpi, minus the tight bounding box
+    assert w == pytest.approx(89 / 25.4 * 100, abs=1)  # the saved file is 89 mm wide (labels included)
     assert als.save_figure(fig, tmp_path / "d", formats=("png",), width="double")[0].name == "d.png"
-    assert fig.get_size_inches()[0] == pytest.approx(7.2)
+    assert Image.open(tmp_path / "d.png").size[0] == pytest.approx(183 / 25.4 * 300, abs=2)
     with pytest.raises(als.AllianceStatsError, match="'single', 'double'"):
         als.save_figure(fig, tmp_path / "x", width="triple")
     with pytest.raises(als.AllianceStatsError, match="unknown figure format"):

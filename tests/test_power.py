@@ -36,7 +36,8 @@ def test_to_apa(grid):
                                     "Power [95% CI]", "Bias", "Coverage"]
     assert apa["Studies"].tolist() == [6, 6, 6, 6]
     r = t.iloc[0]
-    assert apa.loc[0, "Power [95% CI]"] == f"{r.power:.2f} [{r.power_ci_low:.2f}, {r.power_ci_high:.2f}]"
+    # a proportion: no leading zero (APA)
+    assert apa.loc[0, "Power [95% CI]"] == f"{r.power:.2f} [{r.power_ci_low:.2f}, {r.power_ci_high:.2f}]".replace("0.", ".")
     assert apa.loc[0, "Bias"] == f"{r.bias:.2f}"
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_ci, fmt_df, fmt_num
 from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, _fmt_labels
 from ..io import check_session_keys
 from .lmm import LMMResult, lmm
@@ -218,12 +218,12 @@ def _effects_apa(e, term=False, beta=False):
     cols = {"Level": e["level"]}
     if term:
         cols["Term"] = e["term"]
-    cols["b"] = [f"{v:.2f}" for v in e["estimate"]]
-    cols["SE"] = [f"{v:.2f}" for v in e["se"]]
+    cols["b"] = [fmt_num(v) for v in e["estimate"]]
+    cols["SE"] = [fmt_num(v) for v in e["se"]]
     if beta:
-        cols["beta"] = [f"{v:.2f}" for v in e["std_estimate"]]
+        cols["beta"] = [fmt_num(v) for v in e["std_estimate"]]
     cols.update({
-        "t": [f"{v:.2f}" for v in e["t"]], "df": [f"{v:.1f}" for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
+        "t": [fmt_num(v) for v in e["t"]], "df": [fmt_df(v) for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
         "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
     })
     return pd.DataFrame(cols)

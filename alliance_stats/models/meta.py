@@ -12,7 +12,7 @@ from scipy import stats
 from ..exceptions import AllianceStatsError, ColumnError
 from ..exceptions import _show
 from ._meta_fit import METHODS, fit_three_level, fit_uni
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_ci, fmt_num
 
 __all__ = ["meta_analysis", "MetaResult", "aggregate_effects"]
 
@@ -266,16 +266,16 @@ class MetaResult:
         for _, r in c.iterrows():
             rows.append({
                 "Term": r["term"],
-                "Estimate": f"{r['estimate']:.2f}",
-                "SE": f"{r['se']:.2f}",
-                ("t" if self.test == "knha" else "z"): f"{r['statistic']:.2f}",
+                "Estimate": fmt_num(r["estimate"]),
+                "SE": fmt_num(r["se"]),
+                ("t" if self.test == "knha" else "z"): fmt_num(r["statistic"]),
                 "p": apa_p(r["pval"]),
                 f"{lv}% CI": fmt_ci(r["ci_low"], r["ci_high"]),
             })
         out = pd.DataFrame(rows)
         if self.measure == "r" and self.qm is None:
-            out.insert(1, "r", f"{self.estimate:.2f}")
-            out.insert(2, f"r {lv}% CI", fmt_ci(*self.ci))
+            out.insert(1, "r", fmt_num(self.estimate, leading_zero=False))
+            out.insert(2, f"r {lv}% CI", fmt_ci(*self.ci, leading_zero=False))
         return out
 
     def _repr_html_(self) -> str:

@@ -12,6 +12,7 @@ from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, QSortError
 from ..exceptions import _fmt_labels, _show
+from .._format import fmt_num, fmt_pct
 import html
 
 __all__ = [
@@ -306,9 +307,9 @@ class QFactorResult:
         v = self.variance
         return pd.DataFrame({
             "Factor": v["factor"],
-            "Eigenvalue": [f"{x:.2f}" for x in v["ss_loadings"]],
-            "% variance": [f"{x:.1f}" for x in v["variance_pct"]],
-            "Cumulative %": [f"{x:.1f}" for x in v["cumulative_pct"]],
+            "Eigenvalue": [fmt_num(x) for x in v["ss_loadings"]],
+            "% variance": [fmt_pct(x) for x in v["variance_pct"]],
+            "Cumulative %": [fmt_pct(x) for x in v["cumulative_pct"]],
             "Defining sorts": [int((self.loadings["defines"] == f).sum()) for f in v["factor"]],
         })
 

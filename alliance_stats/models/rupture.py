@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_ci, fmt_df, fmt_num
 from ..io import check_session_keys
 from ..exceptions import _fmt_labels
 
@@ -477,13 +477,13 @@ class RuptureOutcomeResult:
         hi = e["estimate"] + crit * e["se"]
         return pd.DataFrame({
             "Contrast": e["contrast"],
-            "b": [f"{v:.2f}" for v in e["estimate"]],
-            "SE": [f"{v:.2f}" for v in e["se"]],
-            "t": [f"{v:.2f}" for v in e["statistic"]],
-            "df": [f"{v:.1f}" for v in e["df"]],
+            "b": [fmt_num(v) for v in e["estimate"]],
+            "SE": [fmt_num(v) for v in e["se"]],
+            "t": [fmt_num(v) for v in e["statistic"]],
+            "df": [fmt_df(v) for v in e["df"]],
             "p": [apa_p(v) for v in e["p"]],
             "95% CI": [fmt_ci(a, b) for a, b in zip(lo, hi)],
-            "r (equivalent)": [f"{v:.2f}" for v in e["r_equivalent"]],
+            "r (equivalent)": [fmt_num(v, leading_zero=False) for v in e["r_equivalent"]],
         })
 
     def _repr_html_(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_est_ci
 from ..exceptions import AllianceStatsError, ColumnError
 from ..io import check_session_keys
 from ..simulate import ALLIANCE_TYPES, TREATMENT_PHASES
@@ -104,8 +104,8 @@ class TransitionResult:
             row = {"From": str(a), "n": int(self.counts.loc[a].sum())}
             for b in self.probabilities.columns:
                 p = self.probabilities.at[a, b]
-                row[str(b)] = "NA" if not np.isfinite(p) else (
-                    f"{p:.{digits}f} " + fmt_ci(self.ci_low.at[a, b], self.ci_high.at[a, b], digits))
+                row[str(b)] = "NA" if not np.isfinite(p) else fmt_est_ci(
+                    p, self.ci_low.at[a, b], self.ci_high.at[a, b], digits, leading_zero=False)
             rows.append(row)
         return pd.DataFrame(rows)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..._format import apa_p, fmt_ci
+from ..._format import apa_p, fmt_ci, fmt_df, fmt_num
 from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
 from .design import Design, _join_keys, _labels
 from .kenward_roger import ddf_L
@@ -247,10 +247,10 @@ class LMMResult:
         return pd.DataFrame(
             {
                 "Term": f["term"],
-                "b": [f"{v:.{digits}f}" for v in f["estimate"]],
-                "SE": [f"{v:.{digits}f}" for v in f["se"]],
-                "df": ["inf" if not np.isfinite(v) else f"{v:.1f}" for v in f["df"]],
-                "t": [f"{v:.{digits}f}" for v in f["t"]],
+                "b": [fmt_num(v, digits) for v in f["estimate"]],
+                "SE": [fmt_num(v, digits) for v in f["se"]],
+                "df": [fmt_df(v) for v in f["df"]],
+                "t": [fmt_num(v, digits) for v in f["t"]],
                 "p": [apa_p(v) for v in f["p"]],
                 "95% CI": [fmt_ci(a, b, digits) for a, b in zip(f["ci_low"], f["ci_high"])],
             }
