@@ -12,7 +12,7 @@ from scipy import stats
 
 from ..._format import apa_p, fmt_ci
 from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
-from .design import Design, _join_keys, _labels
+from .design import Design, join_keys, group_labels
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
 
@@ -115,7 +115,7 @@ class LMMResult:
             cv = self._sol["condvar"][li]
             sd = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
             for k, term in enumerate(inf["term_names"]):
-                out.append(pd.DataFrame({"group": inf["name"], "level": _labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
+                out.append(pd.DataFrame({"group": inf["name"], "level": group_labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
         return pd.concat(out, ignore_index=True)
 
     def predict(self, data: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
@@ -136,8 +136,8 @@ class LMMResult:
                 if missing:
                     raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
                 Zn = d.random_matrix(li, data)
-                key = _join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
-                pos = pd.Index(_labels(inf, d.data)).get_indexer(key)
+                key = join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+                pos = pd.Index(group_labels(inf, d.data)).get_indexer(key)
                 bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
                 eta = eta + np.einsum("nq,nq->n", Zn, bb)
         return pd.Series(eta, index=data.index, name="predicted")
