@@ -81,7 +81,7 @@ def fitted(model_id):
 
 
 def _term(name):
-    """One spelling for R's and formulaic's term names: TypeT2 / Type[T.T2], poly(x, 2)1 / poly(x, 2)[1]."""
+    """One spelling for R's and our term names: TypeT2 / Type[T.T2], poly(x, 2)1 / poly(x, 2)[1]."""
     name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", str(name).replace(" ", "").replace("**", "^"))
     return "Intercept" if name == "(Intercept)" else name
 

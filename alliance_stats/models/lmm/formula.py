@@ -246,8 +246,8 @@ def parse_variable(toks, where: str, text: str) -> Variable:
 
 def _op_message(tx, written, where):
     hint = {
-        "{": "braces are formulaic's quoting; write I(...) for arithmetic",
-        "}": "braces are formulaic's quoting; write I(...) for arithmetic",
+        "{": "braces are not R formula syntax; write I(...) for arithmetic",
+        "}": "braces are not R formula syntax; write I(...) for arithmetic",
         "$": "write the column name alone",
         "[": "indexing is not supported; make a column first",
         "|": "a random-effect term goes in parentheses: (1 | g)",
