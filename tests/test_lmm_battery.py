@@ -15,7 +15,7 @@ For each fit:
   (on a flat likelihood, e.g. rs100, a slope variance is resolved to ~1e-4 only);
 - the number of observations and of groups per grouping factor equal lme4's;
 - a SingularFitWarning exactly when lme4's isSingular() is TRUE.
-Models the package cannot fit yet (crossed factors, R's ^ and poly() in formulas) fail here.
+Models the package cannot fit yet (crossed factors: penicillin, insteval, raters ...) fail here.
 """
 
 import re
