@@ -42,7 +42,7 @@ from scipy import optimize, special, stats
 from .._format import apa_p, fmt_ci
 from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, OptionError, _fmt_labels, _show
 from ..instruments import get_instrument, instruments
-from ..validation import check_unique_columns, need_columns, numeric_column, require_frame
+from ..validation import check_number, check_unique_columns, check_whole_number, need_columns, numeric_column, require_frame
 from .lmm import LMMResult, lmm
 
 __all__ = ["response_surface", "ResponseSurfaceResult", "apim", "APIMResult", "partner_scores"]
@@ -82,9 +82,8 @@ def _pval(stat, df):
 
 
 def _check_level(level):
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise OptionError("level", level, hint="give the confidence level as a proportion between 0 and 1, e.g. 0.95")
-    return float(level)
+    return check_number("level", level, 0, 1, lo_open=True, hi_open=True,
+                        hint="give the confidence level as a proportion between 0 and 1, e.g. 0.95")
 
 
 def _fmt(v, d=2):
@@ -526,8 +525,7 @@ def response_surface(
     if len({x, y, outcome} | ({patient} if patient else set())) < 3 + bool(patient):
         raise ModelSpecError(f"x={x!r}, y={y!r}, outcome={outcome!r}{f', patient={patient!r}' if patient else ''} must be different columns")
     level = _check_level(level)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise OptionError("n_boot", n_boot, hint="give a whole number of bootstrap resamples (0 for none)")
+    n_boot = check_whole_number("n_boot", n_boot, lo=0)
     if isinstance(center, str):
         if center not in ("midpoint", "mean"):
             raise OptionError("center", center, ("midpoint", "mean", None, "a number"))
