@@ -11,7 +11,8 @@ import pandas as pd
 from scipy import stats
 
 from ..._format import apa_p, fmt_ci
-from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
+from ...exceptions import ColumnError, ModelSpecError, OptionError, _fmt_labels
+from ...validation import require_frame
 from .design import Design, join_keys, group_labels
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
@@ -129,6 +130,7 @@ class LMMResult:
                 for lv, b in zip(d.levels, self._sol["b"]):
                     eta = eta + np.einsum("nq,nq->n", lv.Z, b[lv.codes])
             return pd.Series(eta, index=d.data.index, name="predicted")
+        require_frame(data, "data of predict()")
         eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
         if include_random:
             for li, (inf, b) in enumerate(zip(d.level_info, self._sol["b"])):
@@ -189,7 +191,15 @@ class LMMResult:
             if unknown:
                 raise ColumnError(f"unknown term(s) {_fmt_labels(unknown)}; terms are {_fmt_labels(names)}")
             L = np.array([L.get(n, 0.0) for n in names], float)
-        L = np.asarray(L, float)
+        given = L
+        try:
+            L = np.asarray(L, float)
+        except (TypeError, ValueError):
+            L = None
+        if L is None or L.shape != (len(names),) or not np.all(np.isfinite(L)) or not np.any(L):
+            raise OptionError("L", given,
+                              hint=f"give one weight per fixed effect ({len(names)}: {_fmt_labels(names)}), finite and not all "
+                              "zero, as a vector or a dict term -> weight, e.g. {'session': 1}; for several rows call contrast() per row")
         est = float(L @ self.fixed["estimate"].to_numpy())
         V = self.vcov.to_numpy()
         var = float(L @ V @ L)
