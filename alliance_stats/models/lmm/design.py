@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ...exceptions import AllianceStatsWarning, ColumnError, ModelSpecError, _fmt_labels, _show, user_stacklevel
+from ...validation import require_frame
 from .formula import parse_formula, parse_response, parse_rhs
 from .modelmatrix import MatrixSpec, Rows, response as model_response
 from .nested import Level
@@ -217,8 +218,7 @@ def group_labels(inf: dict, cc: pd.DataFrame) -> np.ndarray:
 
 
 def build_design(formula: str, data: pd.DataFrame) -> Design:
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    require_frame(data)
     response, fixed, terms = parse_formula(formula)
     resp = parse_response(response)
     fixed_terms = parse_rhs(fixed, where=f"the fixed part {fixed}")
