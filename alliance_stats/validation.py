@@ -117,6 +117,9 @@ def check_number(option: str, value, lo=None, hi=None, *, lo_open: bool = False,
 # -- tables and columns ----------------------------------------------------------------------
 def require_frame(data, what: str = "data") -> pd.DataFrame:
     """Raise DataFileError unless ``data`` is a pandas DataFrame."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], pd.DataFrame):
+        raise DataFileError(f"{what} must be a pandas DataFrame, got a (table, metadata) pair as als.read_table() "
+                            "returns it; pass the table: df, meta = als.read_table(path)")
     if not isinstance(data, pd.DataFrame):
         raise DataFileError(
             f"{what} must be a pandas DataFrame, got {type(data).__name__}; read a file with "

@@ -126,8 +126,21 @@ def test_rsa_input_refusals(rsa_data):
         als.response_surface(same, scale_midpoint=3, n_boot=0, **kw)
     bad = rsa_data.astype({"outcome": object})
     bad.loc[7, "outcome"] = "n/a"
-    with pytest.raises(als.AllianceStatsError, match=r"outcome='outcome'.*row\(s\) 7"):
+    with pytest.raises(als.ColumnError, match=r"outcome='outcome'.*rows 7"):
         als.response_surface(bad, scale_midpoint=3, **kw)
+    with pytest.raises(als.ColumnError, match=r"x=None is not a column"):
+        als.response_surface(rsa_data, **{**kw, "x": None})
+    with pytest.raises(als.ColumnError, match=r"x=\['client_wai'\] is not a column"):
+        als.response_surface(rsa_data, **{**kw, "x": ["client_wai"]})
+    with pytest.raises(als.ColumnError, match=r"more than one column called 'client_wai'"):
+        als.response_surface(pd.concat([rsa_data, rsa_data[["client_wai"]]], axis=1), scale_midpoint=3, **kw)
+    with pytest.raises(als.DataFileError, match="DataFrame"):
+        als.response_surface(rsa_data.to_numpy(), scale_midpoint=3, **kw)
+    one = rsa_data.assign(pid=np.arange(len(rsa_data)))
+    with pytest.raises(als.ModelSpecError, match=r"patient='pid' has as many groups \(\d+\) as complete rows"):
+        als.response_surface(one, scale_midpoint=3, patient="pid", **kw)
+    with pytest.raises(als.ModelSpecError, match=r"0 have outcome, client_wai and therapist_wai and a pid"):
+        als.response_surface(one.assign(pid=np.nan), scale_midpoint=3, patient="pid", **kw)
 
 
 def test_rsa_rows_with_missing_values_counted(rsa_data):

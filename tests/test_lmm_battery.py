@@ -15,7 +15,7 @@ For each fit:
   (on a flat likelihood, e.g. rs100, a slope variance is resolved to ~1e-4 only);
 - the number of observations and of groups per grouping factor equal lme4's;
 - a SingularFitWarning exactly when lme4's isSingular() is TRUE.
-Models the package cannot fit yet (crossed factors, R's ^ and poly() in formulas) fail here.
+Models the package cannot fit yet (crossed factors: penicillin, insteval, raters ...) fail here.
 """
 
 import re
@@ -81,7 +81,7 @@ def fitted(model_id):
 
 
 def _term(name):
-    """One spelling for R's and formulaic's term names: TypeT2 / Type[T.T2], poly(x, 2)1 / poly(x, 2)[1]."""
+    """One spelling for R's and our term names: TypeT2 / Type[T.T2], poly(x, 2)1 / poly(x, 2)[1]."""
     name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", str(name).replace(" ", "").replace("**", "^"))
     return "Intercept" if name == "(Intercept)" else name
 

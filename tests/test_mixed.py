@@ -142,6 +142,19 @@ def test_predict_new_data_unseen_group_gets_population_prediction():
     assert m.predict(new, include_random=False).iloc[0] == pytest.approx(b[0] + b[1])
 
 
+@pytest.mark.parametrize("L", [[1.0, 0.0, 0.0], np.eye(2), "Days", [0.0, np.nan], [0.0, 0.0]])
+def test_contrast_refuses_weights_that_are_not_one_finite_nonzero_vector(sleep, L):
+    m = als.lmm("Reaction ~ Days + (1 | Subject)", sleep)
+    with pytest.raises(als.OptionError, match=r"(?s)L=.*one weight per fixed effect \(2: 'Intercept', 'Days'\)"):
+        m.contrast(L)
+
+
+def test_predict_refuses_new_data_that_is_not_a_table(sleep):
+    m = als.lmm("Reaction ~ Days + (1 | Subject)", sleep)
+    with pytest.raises(als.DataFileError, match="data of predict\\(\\) must be a pandas DataFrame, got list"):
+        m.predict([[1, 2]])
+
+
 def test_contrast_of_unit_vector_equals_fixed_row(sleep):
     m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
     c = m.contrast({"Days": 1.0})

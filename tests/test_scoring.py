@@ -211,3 +211,11 @@ def test_complete_rows_are_plain_means(rows):
     out = als.score(df, "wai-sr", items="w{}")
     np.testing.assert_allclose(out["wai_sr_total"], df.mean(axis=1), rtol=1e-12)
     np.testing.assert_allclose(out["wai_sr_bond"], df[["w3", "w5", "w7", "w9"]].mean(axis=1), rtol=1e-12)
+
+
+def test_the_pair_read_table_returns_is_refused_with_how_to_unpack_it():
+    pair = als.read_table(als.sample_path("sessions_csv"))
+    with pytest.raises(als.DataFileError, match=r"\(table, metadata\) pair.*df, meta = als.read_table"):
+        als.score_instruments(pair, {"wai-sr": "WAISR_{}"})
+    with pytest.raises(als.DataFileError, match="got list"):
+        als.score_instruments([pair[0]], {"wai-sr": "WAISR_{}"})

@@ -42,41 +42,21 @@ from scipy import optimize, special, stats
 from .._format import apa_p, fmt_ci
 from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, OptionError, _fmt_labels, _show
 from ..instruments import get_instrument, instruments
+from ..validation import check_number, check_unique_columns, check_whole_number, need_columns, numeric_column, require_frame
 from .lmm import LMMResult, lmm
 
 __all__ = ["response_surface", "ResponseSurfaceResult", "apim", "APIMResult", "partner_scores"]
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _check_frame(data, what):
-    if not isinstance(data, pd.DataFrame):
-        raise AllianceStatsError(f"{what}() needs a pandas DataFrame as data, got {type(data).__name__}")
-
-
 def _check_columns(data, **roles):
-    for role, c in roles.items():
-        if c is None:
-            continue
-        if c not in data.columns:
-            raise ColumnError(f"{role}={c!r} is not a column of the data; columns: {_fmt_labels(list(data.columns), limit=25)}")
+    """Each role's column is in the data, once."""
+    need_columns(data, roles)
+    check_unique_columns(data, roles.values())
 
 
 def _numeric(data, col, role):
-    s = data[col]
-    if pd.api.types.is_bool_dtype(s):
-        raise AllianceStatsError(f"{role}={col!r} holds true/false values; give a numeric score")
-    x = pd.to_numeric(s, errors="coerce")
-    bad = s.notna() & x.isna()
-    if bad.any():
-        raise AllianceStatsError(
-            f"{role}={col!r} holds values that are not numbers at row(s) {_fmt_labels(data.index[bad].tolist())} "
-            f"({_fmt_labels(s[bad].tolist(), limit=5)}); correct them or set them missing"
-        )
-    x = x.astype(float)
-    inf = np.isinf(x)
-    if inf.any():
-        raise AllianceStatsError(f"{role}={col!r} holds infinite values at row(s) {_fmt_labels(data.index[inf].tolist())}")
-    return x
+    return numeric_column(data, col, what=f"{role}={col!r}")
 
 
 def _complete(frame: pd.DataFrame, order, labels) -> tuple[pd.Series, pd.Series]:
@@ -102,9 +82,8 @@ def _pval(stat, df):
 
 
 def _check_level(level):
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise OptionError("level", level, hint="give the confidence level as a proportion between 0 and 1, e.g. 0.95")
-    return float(level)
+    return check_number("level", level, 0, 1, lo_open=True, hi_open=True,
+                        hint="give the confidence level as a proportion between 0 and 1, e.g. 0.95")
 
 
 def _fmt(v, d=2):
@@ -450,11 +429,12 @@ def _ols(X, z):
 
 
 def _ml_formula():
-    return "z ~ x + y + x2 + xy + y2 + (1 | cluster)"
+    # the grouping factor is called 'patient' (the argument's name) so that lmm's messages make sense to the user
+    return "z ~ x + y + x2 + xy + y2 + (1 | patient)"
 
 
 def _ml_frame(xc, yc, z, cluster):
-    return pd.DataFrame({"z": z, "x": xc, "y": yc, "x2": xc**2, "xy": xc * yc, "y2": yc**2, "cluster": cluster})
+    return pd.DataFrame({"z": z, "x": xc, "y": yc, "x2": xc**2, "xy": xc * yc, "y2": yc**2, "patient": cluster})
 
 
 def response_surface(
@@ -540,13 +520,12 @@ def response_surface(
     >>> res.table.set_index("parameter").loc[["a1", "a4"], "estimate"].round(1).tolist()  # true values 2 and -4
     [1.9, -4.2]
     """
-    _check_frame(data, "response_surface")
-    _check_columns(data, x=x, y=y, outcome=outcome, patient=patient)
+    require_frame(data, "data of response_surface()")
+    _check_columns(data, x=x, y=y, outcome=outcome, **({"patient": patient} if patient is not None else {}))
     if len({x, y, outcome} | ({patient} if patient else set())) < 3 + bool(patient):
         raise ModelSpecError(f"x={x!r}, y={y!r}, outcome={outcome!r}{f', patient={patient!r}' if patient else ''} must be different columns")
     level = _check_level(level)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise OptionError("n_boot", n_boot, hint="give a whole number of bootstrap resamples (0 for none)")
+    n_boot = check_whole_number("n_boot", n_boot, lo=0)
     if isinstance(center, str):
         if center not in ("midpoint", "mean"):
             raise OptionError("center", center, ("midpoint", "mean", None, "a number"))
@@ -562,7 +541,8 @@ def response_surface(
     used = frame[keep]
     n = len(used)
     if n < 7:
-        raise ModelSpecError(f"response_surface() needs more than 6 complete rows (6 coefficients); {n} have {outcome}, {x} and {y}")
+        raise ModelSpecError(f"response_surface() needs more than 6 complete rows (6 coefficients); {n} have {outcome}, {x} and {y}"
+                             + (f" and a {patient}" if patient else ""))
     if center == "midpoint":
         c, how = _midpoint(used, x, y, scale_midpoint)
     elif center == "mean":
@@ -588,6 +568,11 @@ def response_surface(
     if patient:
         codes = pd.factorize(used[patient])[0]
         n_groups = int(codes.max() + 1)
+        if n_groups == n:
+            raise ModelSpecError(
+                f"patient={patient!r} has as many groups ({n_groups}) as complete rows: a random intercept of {patient} cannot "
+                "be told apart from the residual; fit the single-level surface (patient=None) or give the repeated sessions"
+            )
         model = lmm(_ml_formula(), _ml_frame(xc, yc, z, codes), reml=True)
         if model.dropped_terms:
             raise ModelSpecError(f"the polynomial term(s) {_fmt_labels(model.dropped_terms)} could not be estimated (collinear)")
@@ -769,7 +754,7 @@ def partner_scores(data: pd.DataFrame, *, dyad, role: str, columns, suffix: str 
     >>> als.partner_scores(d, dyad="dyad", role="rater", columns="wai")["wai_partner"].tolist()
     [3.5, 4.0, nan]
     """
-    _check_frame(data, "partner_scores")
+    require_frame(data, "data of partner_scores()")
     keys = _dyad_key(data, dyad)
     cols = [columns] if isinstance(columns, str) else list(columns)
     if not cols:
@@ -1133,7 +1118,7 @@ def apim(
     >>> res.effects[["role", "effect"]].values.tolist()[2:4]
     [['client', 'actor'], ['therapist', 'actor']]
     """
-    _check_frame(data, "apim")
+    require_frame(data, "data of apim()")
     if not isinstance(dyad, str):
         raise OptionError("dyad", dyad, hint="apim() takes one dyad column (e.g. a pair ID); for several key columns build one ID first")
     _check_columns(data, actor=actor, partner=partner, outcome=outcome, dyad=dyad, role=role)

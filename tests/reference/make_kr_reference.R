@@ -9,7 +9,7 @@
 # Models: lmm_kr_models.csv (crossed = TRUE: crossed grouping factors). Writes the R datasets used
 # (lmm_kr_orthodont/ergostool/machines/pastes/penicillin.csv)
 # and reads every data set back from its CSV, so that R and Python see the same columns (character
-# columns become factors with levels in sorted order, as formulaic codes them).
+# columns become factors with levels in sorted order, as als.lmm codes them).
 # Output:
 #   lmm_kr_fixed.csv      per model and term: estimate, se, df, t, p (Kenward-Roger)
 #   lmm_kr_contrasts.csv  per model: contrasts L (space-separated weights) with the same columns

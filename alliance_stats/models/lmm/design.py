@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ...exceptions import AllianceStatsWarning, ColumnError, ModelSpecError, _fmt_labels, _show, user_stacklevel
+from ...validation import require_frame
 from .formula import parse_formula, parse_response, parse_rhs
 from .modelmatrix import MatrixSpec, Rows, response as model_response
 from .nested import Level
@@ -199,7 +200,7 @@ def _group_codes(cc: _Columns, cols):
     return codes
 
 
-def _join_keys(df: pd.DataFrame) -> pd.Series:
+def join_keys(df: pd.DataFrame) -> pd.Series:
     """'a:b' labels of several ID columns, vectorised (no per-row Python)."""
     cols = [df[c].astype(str).astype(object) for c in df.columns]
     out = cols[0]
@@ -208,17 +209,16 @@ def _join_keys(df: pd.DataFrame) -> pd.Series:
     return out
 
 
-def _labels(inf: dict, cc: pd.DataFrame) -> np.ndarray:
+def group_labels(inf: dict, cc: pd.DataFrame) -> np.ndarray:
     """The ID label of each group of a level ('T01:P0003' for several ID columns), cached."""
     if "labels" not in inf:
         ids = cc[list(inf["cols"])].iloc[inf["label_rows"]]
-        inf["labels"] = _join_keys(ids).to_numpy() if len(inf["cols"]) > 1 else ids.iloc[:, 0].to_numpy()
+        inf["labels"] = join_keys(ids).to_numpy() if len(inf["cols"]) > 1 else ids.iloc[:, 0].to_numpy()
     return inf["labels"]
 
 
 def build_design(formula: str, data: pd.DataFrame) -> Design:
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    require_frame(data)
     response, fixed, terms = parse_formula(formula)
     resp = parse_response(response)
     fixed_terms = parse_rhs(fixed, where=f"the fixed part {fixed}")
@@ -332,7 +332,7 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
         codes = np.empty_like(newc)
         codes[order] = newc
         levels.append(Level(name=d["name"], Z=Z, blocks=blocks, codes=codes, n_groups=int(newc[-1]) + 1))
-        # the groups' ID labels are made on first use (_labels): the fit does not need them
+        # the groups' ID labels are made on first use (group_labels): the fit does not need them
         level_info.append(dict(name=d["name"], cols=d["cols"], exprs=exprs, specs=specs, term_names=names, label_rows=order[change]))
     for li in range(len(levels) - 1):
         par = np.empty(levels[li].n_groups, int)

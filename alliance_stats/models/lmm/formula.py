@@ -174,7 +174,7 @@ def _tokens(text: str, where: str):
 # -- variables: R expressions as Python syntax trees ---------------------------------------------
 FUNCTIONS = ("I", "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs", "poly", "scale", "factor",
              "as.factor", "C", "relevel", "offset")  # evaluated in .modelmatrix
-_NUMPY = re.compile(r"^(np|numpy)\.([A-Za-z_][A-Za-z0-9_]*)$")
+NUMPY_CALL = re.compile(r"^(np|numpy)\.([A-Za-z_][A-Za-z0-9_]*)$")
 _OPS = {"^": "**", "**": "**", "%%": "%", "%/%": "//", "+": "+", "-": "-", "*": "*", "/": "/", "(": "(", ")": ")",
         ",": ",", "==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 
@@ -240,14 +240,14 @@ def parse_variable(toks, where: str, text: str) -> Variable:
     except SyntaxError:
         raise ModelSpecError(f"cannot read the term {written!r} ({where}) as an R expression") from None
     _check_tree(tree, names, written, where)
-    return Variable(text=_deparse(tree, names), label=names[tree.id] if isinstance(tree, ast.Name) else _deparse(tree, names),
+    return Variable(text=deparse(tree, names), label=names[tree.id] if isinstance(tree, ast.Name) else deparse(tree, names),
                     tree=tree, names=names, written=written)
 
 
 def _op_message(tx, written, where):
     hint = {
-        "{": "braces are formulaic's quoting; write I(...) for arithmetic",
-        "}": "braces are formulaic's quoting; write I(...) for arithmetic",
+        "{": "braces are not R formula syntax; write I(...) for arithmetic",
+        "}": "braces are not R formula syntax; write I(...) for arithmetic",
         "$": "write the column name alone",
         "[": "indexing is not supported; make a column first",
         "|": "a random-effect term goes in parentheses: (1 | g)",
@@ -279,7 +279,7 @@ def _check_tree(node, names, written, where):
         return _check_tree(node.comparators[0], names, written, where)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         fname = names[node.func.id]
-        if fname not in FUNCTIONS and not _NUMPY.match(fname):
+        if fname not in FUNCTIONS and not NUMPY_CALL.match(fname):
             raise ModelSpecError(
                 f"the function {fname}() in {written!r} ({where}) is not supported; supported: "
                 + ", ".join(f"{f}()" for f in FUNCTIONS) + ", and numpy's element-wise functions (np.log ...)"
@@ -300,8 +300,8 @@ def call_args(node: ast.Call, names: dict) -> dict:
     constants (``degree``, ``raw``, ``center``, ``scale``, ``base``, ``ref``) with R's defaults.
     A numpy function gives ``{"args": [trees]}``."""
     fname = names[node.func.id]
-    here = _deparse(node, names)
-    m = _NUMPY.match(fname)
+    here = deparse(node, names)
+    m = NUMPY_CALL.match(fname)
     if m:
         f = getattr(np, m.group(2), None)
         if not isinstance(f, np.ufunc) or f.nout != 1 or node.keywords or len(node.args) != f.nin:
@@ -384,7 +384,7 @@ def _prec(node) -> int:
     return 9
 
 
-def _deparse(node, names) -> str:
+def deparse(node, names) -> str:
     """R's spelling of an expression: ``I(x^2)``, ``poly(x, 2, raw = TRUE)``, ``log(x + 1)``."""
     if isinstance(node, ast.Name):
         return _rname(names[node.id])
@@ -397,7 +397,7 @@ def _deparse(node, names) -> str:
         return format(v, ".15g") if isinstance(v, float) else str(v)
     if isinstance(node, ast.BinOp):
         sym, p = _R_OP[type(node.op)]
-        left, right = _deparse(node.left, names), _deparse(node.right, names)
+        left, right = deparse(node.left, names), deparse(node.right, names)
         lp, rp = _prec(node.left), _prec(node.right)
         right_assoc = isinstance(node.op, ast.Pow)
         if lp < p or (lp == p and right_assoc):
@@ -406,15 +406,15 @@ def _deparse(node, names) -> str:
             right = f"({right})"
         return f"{left}{sym}{right}"
     if isinstance(node, ast.UnaryOp):
-        inner = _deparse(node.operand, names)
+        inner = deparse(node.operand, names)
         if _prec(node.operand) < 6:
             inner = f"({inner})"
         return ("-" if isinstance(node.op, ast.USub) else "+") + inner
     if isinstance(node, ast.Compare):
-        left, right = _deparse(node.left, names), _deparse(node.comparators[0], names)
+        left, right = deparse(node.left, names), deparse(node.comparators[0], names)
         return f"{left}{_R_CMP[type(node.ops[0])]}{right}"
     if isinstance(node, ast.Call):
-        args = [_deparse(a, names) for a in node.args] + [f"{k.arg} = {_deparse(k.value, names)}" for k in node.keywords]
+        args = [deparse(a, names) for a in node.args] + [f"{k.arg} = {deparse(k.value, names)}" for k in node.keywords]
         return f"{names[node.func.id]}({', '.join(args)})"
     raise ModelSpecError(f"cannot read {ast.dump(node)}")  # pragma: no cover - refused by _check_tree
 

@@ -46,7 +46,7 @@ from ...exceptions import (
     _fmt_labels,
     user_stacklevel,
 )
-from .design import Design, build_design
+from .design import Design, build_design, group_labels
 from .formula import _split_top
 
 FAMILIES = ("binomial", "poisson")
@@ -759,14 +759,8 @@ class GLMMResult:
 
 def _group_labels(d: Design, level: int) -> np.ndarray:
     """The ID label of each group of a level, in the engine's group order ('T01:P003' for
-    several ID columns)."""
-    codes = d.levels[level].codes
-    _, first = np.unique(codes, return_index=True)
-    cols = list(d.level_info[level]["cols"])
-    ids = d.data[cols].iloc[first]
-    if len(cols) == 1:
-        return ids.iloc[:, 0].to_numpy()
-    return ids.astype(str).agg(":".join, axis=1).to_numpy()
+    several ID columns): the design's own labels."""
+    return group_labels(d.level_info[level], d.data)
 
 
 # -- the function ------------------------------------------------------------------------------------

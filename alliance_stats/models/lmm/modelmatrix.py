@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ...exceptions import ColumnError, ModelSpecError, _fmt_labels, _show
-from .formula import _NUMPY, Terms, Variable, _deparse, call_args
+from .formula import NUMPY_CALL, Terms, Variable, deparse, call_args
 
 _FACTOR_FUNCS = ("factor", "as.factor", "C", "relevel")
 _MATH = {"log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs}
@@ -164,10 +164,10 @@ class Evaluator:
         if fname == "scale":
             return self._scale(node, var, rows)
         if fname in ("poly", "offset") or fname in _FACTOR_FUNCS:
-            raise ModelSpecError(f"{_deparse(node, var.names)} inside {var.text}: write {fname}() as a term of its own")
+            raise ModelSpecError(f"{deparse(node, var.names)} inside {var.text}: write {fname}() as a term of its own")
         a = call_args(node, var.names)
         if "args" in a:  # numpy
-            return getattr(np, _NUMPY.match(fname).group(2))(*[self._num(x, var, rows) for x in a["args"]])
+            return getattr(np, NUMPY_CALL.match(fname).group(2))(*[self._num(x, var, rows) for x in a["args"]])
         x = self._num(a["x"], var, rows)
         if fname == "log":
             return np.log(x) if a["base"] is None else np.log(x) / np.log(a["base"])
@@ -178,7 +178,7 @@ class Evaluator:
         return rows.full if rows.full is not None else rows
 
     def _scale(self, node, var, rows):
-        here = _deparse(node, var.names)
+        here = deparse(node, var.names)
         a = call_args(node, var.names)
         key = ("scale", here)
         if self.fitting and key not in self.state:
@@ -195,7 +195,7 @@ class Evaluator:
         return (self._num(a["x"], var, rows) - centre) / sd
 
     def _poly(self, node, var, rows):
-        here = _deparse(node, var.names)
+        here = deparse(node, var.names)
         a = call_args(node, var.names)
         degree = a["degree"]
         names = [str(k) for k in range(1, degree + 1)]

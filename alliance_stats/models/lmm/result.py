@@ -11,8 +11,9 @@ import pandas as pd
 from scipy import stats
 
 from ..._format import apa_p, fmt_ci, fmt_df, fmt_num
-from ...exceptions import ColumnError, ModelSpecError, _fmt_labels
-from .design import Design, _join_keys, _labels
+from ...exceptions import ColumnError, ModelSpecError, OptionError, _fmt_labels
+from ...validation import require_frame
+from .design import Design, group_labels, join_keys
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
 from .optimize import OptSummary
@@ -122,7 +123,7 @@ class LMMResult:
             cv = self._sol["condvar"][li]
             sd = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
             for k, term in enumerate(inf["term_names"]):
-                out.append(pd.DataFrame({"group": inf["name"], "level": _labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
+                out.append(pd.DataFrame({"group": inf["name"], "level": group_labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
         return pd.concat(out, ignore_index=True)
 
     def predict(self, data: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
@@ -136,6 +137,7 @@ class LMMResult:
                 for lv, b in zip(d.levels, self._sol["b"]):
                     eta = eta + np.einsum("nq,nq->n", lv.Z, b[lv.codes])
             return pd.Series(eta, index=d.data.index, name="predicted")
+        require_frame(data, "data of predict()")
         eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
         if include_random:
             for li, (inf, b) in enumerate(zip(d.level_info, self._sol["b"])):
@@ -143,8 +145,8 @@ class LMMResult:
                 if missing:
                     raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
                 Zn = d.random_matrix(li, data)
-                key = _join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
-                pos = pd.Index(_labels(inf, d.data)).get_indexer(key)
+                key = join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+                pos = pd.Index(group_labels(inf, d.data)).get_indexer(key)
                 bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
                 eta = eta + np.einsum("nq,nq->n", Zn, bb)
         return pd.Series(eta, index=data.index, name="predicted")
@@ -196,7 +198,15 @@ class LMMResult:
             if unknown:
                 raise ColumnError(f"unknown term(s) {_fmt_labels(unknown)}; terms are {_fmt_labels(names)}")
             L = np.array([L.get(n, 0.0) for n in names], float)
-        L = np.asarray(L, float)
+        given = L
+        try:
+            L = np.asarray(L, float)
+        except (TypeError, ValueError):
+            L = None
+        if L is None or L.shape != (len(names),) or not np.all(np.isfinite(L)) or not np.any(L):
+            raise OptionError("L", given,
+                              hint=f"give one weight per fixed effect ({len(names)}: {_fmt_labels(names)}), finite and not all "
+                              "zero, as a vector or a dict term -> weight, e.g. {'session': 1}; for several rows call contrast() per row")
         est = float(L @ self.fixed["estimate"].to_numpy())
         V = self.vcov.to_numpy()
         var = float(L @ V @ L)
