@@ -288,7 +288,7 @@ def _check_start(eng, start):
 
 def _tolerances(name):
     if name == "brent":
-        return {"xtol": 1e-4, "then": "Newton steps"}
+        return {"xtol": 1e-9, "then": "Newton steps"}
     if name == "L-BFGS-B":
         return {"ftol": 1e-15, "gtol": 1e-9, "gradient": "central differences, step 1e-6"}
     return {"ftol_rel": FTOL_REL, "ftol_abs": FTOL_ABS, "xtol_abs": XTOL_ABS, "maxeval": MAXEVAL,
@@ -305,7 +305,7 @@ def _run(name, f, x_int, lo, eng, free=None):
         s = max(x_int[0], 1e-3)
         try:
             r = optimize.minimize_scalar(lambda t: f(np.array([abs(t)])), bracket=(s, 0.5 * s), method="brent",
-                                         options=dict(xtol=1e-4))  # the Newton polish takes it from there
+                                         options=dict(xtol=1e-9))  # a few evaluations more; the Newton polish checks it
             x = np.array([abs(r.x)])
             return float(f(x)), x, "XTOL_REACHED"
         except (ValueError, RuntimeError, np.linalg.LinAlgError):  # pragma: no cover - defensive
