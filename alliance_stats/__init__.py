@@ -27,6 +27,10 @@ from .exceptions import (
     ProvisionalKeyWarning,
     QSortError,
     SessionDataError,
+    ArgumentError,
+    InsufficientDataError,
+    MetaAnalysisError,
+    DependentEffectsWarning,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
@@ -158,5 +162,9 @@ __all__ = [
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
+    "ArgumentError",
+    "InsufficientDataError",
+    "MetaAnalysisError",
+    "DependentEffectsWarning",
     "__version__",
 ]
