@@ -200,7 +200,7 @@ def test_set_theme_and_save_figure(tmp_path):
         assert mpl.rcParams["font.size"] == 8 and mpl.colors.to_hex(mpl.rcParams["axes.prop_cycle"].by_key()["color"][0]) == "#0072b2"
         als.set_theme("notebook")
         assert mpl.rcParams["font.size"] == 11
-        with pytest.raises(als.AllianceStatsError, match="'paper' or 'notebook'"):
+        with pytest.raises(als.OptionError, match="context='poster' is not a valid value; allowed: 'paper', 'notebook'"):
             als.set_theme("poster")
     finally:
         mpl.rcdefaults()
@@ -215,7 +215,11 @@ def test_set_theme_and_save_figure(tmp_path):
     assert w <= 351 and w > 300  # 3.5 in at 100 dpi, minus the tight bounding box
     assert als.save_figure(fig, tmp_path / "d", formats=("png",), width="double")[0].name == "d.png"
     assert fig.get_size_inches()[0] == pytest.approx(7.2)
-    with pytest.raises(als.AllianceStatsError, match="'single', 'double'"):
+    with pytest.raises(als.OptionError, match="width='triple' is not a valid value; allowed: 'single', 'double'"):
         als.save_figure(fig, tmp_path / "x", width="triple")
-    with pytest.raises(als.AllianceStatsError, match="unknown figure format"):
+    with pytest.raises(als.OptionError, match="width=-2 is not a valid value"):
+        als.save_figure(fig, tmp_path / "x", width=-2)
+    with pytest.raises(als.OptionError, match="formats='gif' is not a valid value; allowed: 'pdf', 'png'"):
         als.save_figure(fig, tmp_path / "x", formats=("gif",))
+    with pytest.raises(als.ArgumentError, match="takes a matplotlib Figure"):
+        als.save_figure([1, 2], tmp_path / "x")
