@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .exceptions import AllianceStatsError
+from .exceptions import ArgumentError, OptionError, OutputPathError
 
 __all__ = ["export_table"]
 
@@ -34,7 +34,7 @@ def _frame(df: pd.DataFrame, index: bool) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         to_apa = getattr(df, "to_apa", None)
         if to_apa is None:
-            raise AllianceStatsError(f"export_table() takes a DataFrame or a result with .to_apa(), got {type(df).__name__}")
+            raise ArgumentError(f"export_table() takes a DataFrame or a result with .to_apa(), got {type(df).__name__}")
         df = to_apa()
     return df.reset_index() if index else df
 
@@ -72,7 +72,8 @@ def _to_docx(df: pd.DataFrame, path: Path, caption: str | None, note: str | None
         import docx
         from docx.shared import Pt
     except ImportError as exc:  # pragma: no cover - python-docx is a dependency
-        raise AllianceStatsError("writing .docx needs python-docx: pip install python-docx") from exc
+        raise OutputPathError(f"{path.name!r} cannot be written: writing .docx needs python-docx (pip install "
+                              "python-docx); write .html or .md instead") from exc
     doc = docx.Document()
     if caption:
         p = doc.add_paragraph()
@@ -134,7 +135,7 @@ def export_table(df, path, *, index: bool = False, caption: str | None = None, n
     ext = path.suffix.lower()
     writers = (".csv", ".md", ".tex", ".html", ".htm", ".docx")
     if ext not in writers:
-        raise AllianceStatsError(f"export_table() cannot write {path.name!r}: use one of {', '.join(writers)}")
+        raise OptionError("path", str(path.name), writers, hint="the file extension chooses the format")
     df = _frame(df, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     if ext == ".csv":
