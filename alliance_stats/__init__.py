@@ -31,6 +31,7 @@ from .exceptions import (
     InsufficientDataError,
     MetaAnalysisError,
     DependentEffectsWarning,
+    ConfigOptionError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
@@ -166,5 +167,6 @@ __all__ = [
     "InsufficientDataError",
     "MetaAnalysisError",
     "DependentEffectsWarning",
+    "ConfigOptionError",
     "__version__",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "InsufficientDataError",
     "MetaAnalysisError",
     "DependentEffectsWarning",
+    "ConfigOptionError",
 ]
 
 
@@ -223,6 +224,18 @@ class OptionError(AllianceStatsError):
         if hint:
             msg += f". {hint}"
         super().__init__(msg)
+
+
+class ConfigOptionError(ConfigError, OptionError):
+    """A configuration value outside its allowed set (``method = "SJ"`` in ``[meta]``): a
+    :class:`ConfigError` whose message names the key and its line, and an :class:`OptionError`
+    with ``option``, ``value`` and ``allowed``."""
+
+    def __init__(self, message: str, option: str, value, allowed=()):
+        self.option = option
+        self.value = value
+        self.allowed = tuple(allowed)
+        AllianceStatsError.__init__(self, message)
 
 
 class OutputPathError(AllianceStatsError):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ...exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning, _fmt_labels, user_stacklevel
+from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
 from .design import build_design
 from .inference import _satterthwaite, df_method_option
 from .kenward_roger import check_size, kenward_roger
@@ -89,7 +89,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     """
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
-        raise ModelSpecError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
+        raise OptionError("engine", engine, ENGINES)
     d = build_design(formula, data)
     if len(d.y) < 2:  # pragma: no cover - guarded in build_design
         raise ModelSpecError("not enough rows")
