@@ -342,6 +342,7 @@ def alliance_trajectories(
 
     An inverted U (low-high-low) is not a pattern of its own; it falls under rules 3-4.
     """
+    check_option("rupture_method", rupture_method, tuple(sorted(RUPTURE_PRESETS)) + (None,))
     codes, uniq, sv, a = _prepare(data, alliance, patient, session)
     ok = ~np.isnan(a)
     c, x, y = codes[ok], sv[ok].astype(float), a[ok]
