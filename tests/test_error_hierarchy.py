@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -220,3 +221,10 @@ def test_every_public_option_string_is_covered():
                 "detect_ruptures", "alliance_trajectories", "rupture_outcome", "q_factor_analysis", "power_analysis",
                 "forest_plot", "set_theme", "save_figure", "export_table"}
     assert covered == expected
+
+
+def test_readme_shows_the_whole_hierarchy():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    tree = text.split("└── AllianceStatsError", 1)[1].split("```", 1)[0]
+    shown = set(re.findall(r"[├└]── (\w+)", tree))
+    assert shown == set(exceptions.__all__) - {"AllianceStatsError"}
