@@ -28,6 +28,11 @@ from .exceptions import (
     ProvisionalKeyWarning,
     QSortError,
     SessionDataError,
+    ArgumentError,
+    InsufficientDataError,
+    MetaAnalysisError,
+    DependentEffectsWarning,
+    ConfigOptionError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
@@ -177,5 +182,10 @@ __all__ = [
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
+    "ArgumentError",
+    "InsufficientDataError",
+    "MetaAnalysisError",
+    "DependentEffectsWarning",
+    "ConfigOptionError",
     "__version__",
 ]

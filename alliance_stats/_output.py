@@ -186,9 +186,9 @@ class ResultsFolder:
             return f"has no {MANIFEST} (alliance-stats did not write it)"
         try:
             files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-            if not isinstance(files, dict):
-                raise TypeError
         except (ValueError, KeyError, TypeError):
+            files = None
+        if not isinstance(files, dict):
             return f"has a {MANIFEST} that cannot be read"
         extra, changed = [], []
         for root, dirs, names in os.walk(self.out):

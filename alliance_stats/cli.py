@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._output import interrupt_handlers
-from .exceptions import AllianceStatsError, AllianceStatsWarning, OptionError, OutputPathError
+from .exceptions import AllianceStatsError, AllianceStatsWarning, ArgumentError, OptionError, OutputPathError
 
 
 def _parse_instruments(values: list[str], items: str | None) -> dict:
@@ -22,7 +22,7 @@ def _parse_instruments(values: list[str], items: str | None) -> dict:
         spec[name.strip()] = pat.strip() or None
     if items is not None:
         if len(spec) != 1:
-            raise AllianceStatsError("--items applies to a single --instrument; write --instrument NAME=PATTERN for several")
+            raise ArgumentError("--items applies to a single --instrument; write --instrument NAME=PATTERN for several")
         (name,) = spec
         spec[name] = items
     return spec
@@ -95,7 +95,7 @@ def _cmd_score(args) -> int:
     spec = _parse_instruments(args.instrument, args.items)
     if args.patient or args.session:
         if not (args.patient and args.session):
-            raise AllianceStatsError("give both --patient and --session (or neither to score rows as they are)")
+            raise ArgumentError("give both --patient and --session (or neither to score rows as they are)")
         df = read_sessions(
             args.file, patient=args.patient, session=args.session, therapist=args.therapist,
             rater=args.rater, instruments=spec, sheet=args.sheet, on_invalid=args.on_invalid, apply_labels=not labelled,
@@ -146,8 +146,8 @@ def _cmd_analyze(args) -> int:
         print(EXAMPLE_CONFIG, end="")
         return 0
     if args.config is None:
-        raise AllianceStatsError("give a study configuration file (alliance-stats analyze STUDY.toml); "
-                                 "alliance-stats analyze --example prints one to start from")
+        raise ArgumentError("give a study configuration file (alliance-stats analyze STUDY.toml); "
+                            "alliance-stats analyze --example prints one to start from")
     path = run_analyze(args.config, args.out, force=args.force, progress=not args.quiet)
     print(f"results written to {path}/ (open {path / 'report.html'} in a browser)", file=sys.stderr)
     return 0

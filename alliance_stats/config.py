@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exceptions import ConfigError
+from .exceptions import ConfigError, ConfigOptionError
 
 __all__ = ["ANALYSES", "StudyConfig", "load_config", "EXAMPLE_CONFIG"]
 
@@ -104,6 +104,11 @@ class StudyConfig:
     def error(self, table: str, key: str | None, message: str) -> ConfigError:
         return ConfigError(f"{self.where(table, key)}: {message}")
 
+    def option_error(self, table: str, key: str, value, allowed, message: str) -> ConfigOptionError:
+        """A value outside its allowed set: a ConfigError naming key and line that is also an
+        OptionError (option ``[table] key``, the value, the allowed values)."""
+        return ConfigOptionError(f"{self.where(table, key)}: {message}", f"[{table}] {key}", value, allowed)
+
     def path(self, table: str, key: str = "file") -> Path:
         p = Path(self.get(table, key))
         p = p if p.is_absolute() else self.base / p
@@ -134,7 +139,8 @@ class StudyConfig:
             return [a for a in ANALYSES if possible[a]]
         for a in run:
             if a not in ANALYSES:
-                raise self.error("analyses", "run", f"unknown analysis {a!r}{_suggest(a, ANALYSES)}; choose from {', '.join(ANALYSES)}")
+                raise self.option_error("analyses", "run", a, ANALYSES,
+                                        f"unknown analysis {a!r}{_suggest(a, ANALYSES)}; choose from {', '.join(ANALYSES)}")
             if not possible[a]:
                 need = {"therapist_effects": "a therapist column in [data]", "transitions": "'state' in [variables]",
                         "pqs": "a [pqs] table", "meta": "a [meta] table"}[a]
@@ -180,7 +186,7 @@ def _check_type(cfg: StudyConfig, table: str, key: str, value, kind: str) -> Non
         raise cfg.error(table, key, f"must be a whole number of 0 or more, got {value!r}")
     choices = _CHOICES.get((table, key))
     if choices and value not in choices:
-        raise cfg.error(table, key, f"must be one of {', '.join(choices)}, got {value!r}")
+        raise cfg.option_error(table, key, value, choices, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
 def pattern_problem(pattern: str) -> str | None:
@@ -247,7 +253,7 @@ def check_config(cfg: StudyConfig) -> StudyConfig:
             raise ConfigError(f"{cfg.source.name if cfg.source else 'the configuration'}: the table [{table}] is required")
     for f in cfg.get("output", "formats", []) or []:
         if f not in _FORMATS:
-            raise cfg.error("output", "formats", f"unknown figure format {f!r}; use some of {', '.join(_FORMATS)}")
+            raise cfg.option_error("output", "formats", f, _FORMATS, f"unknown figure format {f!r}; use some of {', '.join(_FORMATS)}")
     cfg.analyses()  # checks [analyses] run
     return cfg
 

@@ -28,6 +28,11 @@ __all__ = [
     "OptionError",
     "OutputPathError",
     "MultipleTherapistsWarning",
+    "ArgumentError",
+    "InsufficientDataError",
+    "MetaAnalysisError",
+    "DependentEffectsWarning",
+    "ConfigOptionError",
 ]
 
 
@@ -90,7 +95,8 @@ class InstrumentKeyError(AllianceStatsError):
 
 
 class ColumnError(AllianceStatsError, KeyError):
-    """A column named in a call is not in the data, or is ambiguous."""
+    """A column named in a call is not in the data or is ambiguous, or holds values the analysis
+    cannot use (text or infinite values in a numeric column, codes outside the declared states)."""
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0]) if self.args else ""
@@ -202,7 +208,9 @@ class ModelSpecError(AllianceStatsError):
 
 
 class ConvergenceWarning(AllianceStatsWarning):
-    """A mixed model's optimizer stopped without clear evidence of having reached the optimum."""
+    """An iterative fit stopped without clear evidence of having reached the optimum: a mixed
+    model's optimizer, a meta-analysis's tau^2 or variance-component estimation, trim-and-fill.
+    The result then has ``converged = False``."""
 
 
 class SingularFitWarning(AllianceStatsWarning):
@@ -238,6 +246,18 @@ class OptionError(AllianceStatsError):
         super().__init__(msg)
 
 
+class ConfigOptionError(ConfigError, OptionError):
+    """A configuration value outside its allowed set (``method = "SJ"`` in ``[meta]``): a
+    :class:`ConfigError` whose message names the key and its line, and an :class:`OptionError`
+    with ``option``, ``value`` and ``allowed``."""
+
+    def __init__(self, message: str, option: str, value, allowed=()):
+        self.option = option
+        self.value = value
+        self.allowed = tuple(allowed)
+        AllianceStatsError.__init__(self, message)
+
+
 class OutputPathError(AllianceStatsError):
     """An output file or folder cannot be written where asked: it would land outside the results
     folder, overwrite an input, replace a folder this package did not write, or its parent is
@@ -247,3 +267,29 @@ class OutputPathError(AllianceStatsError):
 class MultipleTherapistsWarning(AllianceStatsWarning):
     """A patient appears with more than one therapist. Models that nest patients in therapists
     need one therapist per patient; the warning names the patients and their therapists."""
+
+
+class ArgumentError(AllianceStatsError):
+    """An argument is not of the kind the function takes (a list where a table is needed, the
+    result of another analysis), or arguments that go together were not given together. The
+    message says what to pass."""
+
+
+class InsufficientDataError(AllianceStatsError):
+    """Too few usable rows, patients, sorts or pairs are left for what was asked (after missing
+    values and exclusions), or the values do not vary. The message says how many there are and
+    how many are needed."""
+
+
+class MetaAnalysisError(AllianceStatsError):
+    """Effect sizes cannot be pooled as given (|r| >= 1, n <= 3, a variance that is not
+    positive, a missing value, fewer than two effect sizes), or a meta-analytic method was asked
+    of a model it does not apply to (trim-and-fill on a meta-regression). The message names the
+    study at fault."""
+
+
+class DependentEffectsWarning(AllianceStatsWarning):
+    """Several effect sizes of the same study are pooled as if they were independent (study
+    labels repeat and no ``cluster=`` was given), which understates the standard error of the
+    pooled effect. Pass ``cluster=`` for a three-level model or combine each study's effects
+    first with :func:`~alliance_stats.aggregate_effects`."""

@@ -10,7 +10,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,6 @@ from .validation import (
     need_columns,
     require_frame,
     session_reasons,
-    sessions_message,
 )
 
 __all__ = [

@@ -114,7 +114,7 @@ class _Study:
         except ConfigError:
             raise
         except AllianceStatsError as exc:
-            raise AllianceStatsError(f"reading {src.name} as configured in {self.cfg.where('data')}: {exc}") from None
+            raise exc.with_context(f"reading {src.name} as configured in {self.cfg.where('data')}") from None
         self.alliance = self.column("variables", "alliance")
         self.outcome = self.column("variables", "outcome")
         self.covariates = [self.column("variables", "covariates", value=c) for c in self.var.get("covariates", [])]
@@ -387,7 +387,7 @@ class _Study:
         try:
             sorts = read_qsorts(src, session=c["session"], patient=c.get("patient"), rater=c.get("rater"), items=c.get("items", "pqs{}"))
         except AllianceStatsError as exc:
-            raise AllianceStatsError(f"reading {src.name} as configured in {self.cfg.where('pqs')}: {exc}") from None
+            raise exc.with_context(f"reading {src.name} as configured in {self.cfg.where('pqs')}") from None
         group = c.get("group")
         if group:
             self.column("pqs", "group", df=sorts)

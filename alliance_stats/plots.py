@@ -11,7 +11,8 @@ from matplotlib.text import OffsetFrom
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from .exceptions import AllianceStatsError, ColumnError
+from .exceptions import ArgumentError, ColumnError, InsufficientDataError, MetaAnalysisError, OptionError
+from .validation import check_number, check_option, need_columns
 
 __all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile", "rupture_profile",
            "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change", "set_theme", "save_figure",
@@ -92,6 +93,11 @@ def _diamond(ax, y, lo, est, hi, color, h=0.35):
     ax.add_patch(Polygon([[lo, y], [est, y + h], [hi, y], [est, y - h]], closed=True, facecolor=color, edgecolor=color, zorder=3))
 
 
+def _meta_result(result, what: str, cls) -> None:
+    if not isinstance(result, cls):
+        raise ArgumentError(f"{what} takes the result of als.meta_analysis(), got {type(result).__name__}")
+
+
 def forest_plot(
     result,
     ax=None,
@@ -127,10 +133,12 @@ def forest_plot(
     -------
     Axes
     """
-    from .models.meta import meta_analysis
+    from .models.meta import MetaResult, meta_analysis
 
+    _meta_result(result, "forest_plot()", MetaResult)
     if result.three_level or result.qm is not None:
-        raise AllianceStatsError("the forest plot shows intercept-only models without clusters; fit one with meta_analysis(...)")
+        raise MetaAnalysisError("the forest plot shows intercept-only models without clusters; fit one with meta_analysis(...)")
+    check_option("sort", sort, ("estimate", "weight", None))
     t = result.table.copy()
     is_r = result.measure == "r"
     back = np.tanh if is_r else (lambda x: x)
@@ -144,8 +152,6 @@ def forest_plot(
         t["group"] = ""
     if sort in ("estimate", "weight"):
         t = t.sort_values(["group", "est" if sort == "estimate" else "weight"], ascending=[True, False], kind="stable")
-    elif sort is not None:
-        raise AllianceStatsError("sort must be 'estimate', 'weight' or None")
     elif group is not None:
         t = t.sort_values("group", kind="stable")
 
@@ -238,8 +244,12 @@ def funnel_plot(
     """
     from scipy import stats
 
+    from .models.meta import MetaResult
+
+    _meta_result(result, "funnel_plot()", MetaResult)
     if result.three_level or result.qm is not None:
-        raise AllianceStatsError("the funnel plot is drawn for intercept-only models without clusters")
+        raise MetaAnalysisError("the funnel plot is drawn for intercept-only models without clusters; fit one with "
+                                "meta_analysis(...) without moderators= and cluster=")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.5))
     y = result.table["yi"].to_numpy()
@@ -298,7 +308,7 @@ def plot_pqs_profile(items: pd.DataFrame, ax=None, *, n_label: int = 5, color: s
     if not need <= set(items.columns):
         raise ColumnError(f"items must come from als.pqs_items() (columns {sorted(need)})")
     if items["item_number"].duplicated().any():
-        raise AllianceStatsError("items hold several groups; select one group (e.g. items[items.therapy == 'CBT'])")
+        raise ArgumentError("items hold several groups; select one group (e.g. items[items.therapy == 'CBT'])")
     d = items.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.8))
@@ -378,12 +388,12 @@ def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episod
     -------
     Axes
     """
-    for c in (alliance, patient, session):
-        if c not in data.columns:
-            raise ColumnError(f"column {c!r} is not in the data")
+    need_columns(data, {"alliance": alliance, "patient": patient, "session": session})
     d = data[data[patient] == patient_id].sort_values(session)
     if d.empty:
-        raise AllianceStatsError(f"patient {patient_id!r} is not in the data")
+        known = data[patient].dropna().unique().tolist()
+        raise OptionError("patient_id", patient_id, hint=f"no row of {patient!r} holds it; patients include "
+                          f"{', '.join(map(repr, known[:8]))}{' ...' if len(known) > 8 else ''}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
     ax.plot(d[session], d[alliance], "-o", color=color, ms=4, lw=1.2, zorder=2)
@@ -464,7 +474,8 @@ def plot_within_between(result, ax=None, *, standardized: bool = False, color: s
     """
     eff = getattr(result, "effects", None)
     if eff is None or "level" not in eff:
-        raise AllianceStatsError("plot_within_between() takes the result of als.alliance_outcome() or als.therapist_effects()")
+        raise ArgumentError("plot_within_between() takes the result of als.alliance_outcome() or als.therapist_effects(), "
+                            f"got {type(result).__name__}")
     eff = eff[eff["term"] != "difference"]
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 0.8 + 0.5 * len(eff)))
@@ -493,11 +504,18 @@ def plot_therapist_effects(model, ax=None, *, group: str | None = None, term: st
     from scipy import stats
 
     m = getattr(model, "model", model)
+    if not callable(getattr(m, "random_effects", None)):
+        raise ArgumentError("plot_therapist_effects() takes a fitted mixed model (als.lmm(), or a result with .model such as "
+                            f"als.therapist_effects()), got {type(model).__name__}")
     re = m.random_effects()
     group = group or list(m.n_groups)[0]
     sel = re[(re["group"] == group) & (re["term"] == term)]
     if sel.empty:
-        raise AllianceStatsError(f"no random effects for group={group!r}, term={term!r}; groups: {sorted(set(re['group']))}")
+        groups = sorted(set(re["group"]))
+        if group not in groups:
+            raise OptionError("group", group, groups)
+        raise OptionError("term", term, sorted(set(re.loc[re["group"] == group, "term"])),
+                          hint=f"the random-effect terms of {group!r}")
     sel = sel.sort_values("estimate").reset_index(drop=True)
     z = stats.norm.ppf(0.5 + level / 2)
     if ax is None:
@@ -559,24 +577,23 @@ def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", s
     -------
     Axes, or FacetGrid when ``col`` is given.
     """
+    roles = {"y": y, "patient": patient, "session": session, "hue": hue, "col": col}
+    need_columns(data, {k: c for k, c in roles.items() if c})
     needed = [y, patient, session] + [c for c in (hue, col) if c]
-    for c in needed:
-        if c not in data.columns:
-            raise ColumnError(f"column {c!r} is not in the data; columns: {list(data.columns)[:30]}")
     d = data[needed].dropna(subset=[y, session]).copy()
     if d.empty:
-        raise AllianceStatsError(f"no rows with both {y!r} and {session!r}")
+        raise InsufficientDataError(f"no rows with both {y!r} and {session!r}; nothing to plot")
     for c in (hue, col):
         if c:
             if d[c].isna().any():
                 miss = d.loc[d[c].isna(), patient].unique().tolist()
-                raise AllianceStatsError(
+                raise ColumnError(
                     f"{c!r} is missing for patient(s) {miss[:5]}{' ...' if len(miss) > 5 else ''}; their lines would not be "
                     f"drawn. Give them a value (e.g. 'unknown') or leave them out of the data first."
                 )
             n = d.groupby(patient)[c].nunique()
             if (n > 1).any():
-                raise AllianceStatsError(
+                raise ColumnError(
                     f"{c!r} must be constant within a patient to group trajectories; it changes for patient(s) "
                     f"{n[n > 1].index.tolist()[:5]}. Use a patient-level column (e.g. improved vs not improved)."
                 )
@@ -646,7 +663,7 @@ def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability
     yv = pd.to_numeric(data[post], errors="coerce")
     ok = rc["category"].notna()
     if not ok.any():
-        raise AllianceStatsError(f"no patient has both {pre!r} and {post!r}; nothing to plot")
+        raise InsufficientDataError(f"no patient has both {pre!r} and {post!r}; nothing to plot")
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     lo = float(np.nanmin([x[ok].min(), yv[ok].min()]))
@@ -704,8 +721,7 @@ def set_theme(context: str = "paper") -> None:
     """
     import seaborn as sns
 
-    if context not in ("paper", "notebook"):
-        raise AllianceStatsError(f"set_theme() takes 'paper' or 'notebook', got {context!r}")
+    check_option("context", context, ("paper", "notebook"))
     base = 8 if context == "paper" else 11
     rc = {
         "font.size": base, "axes.labelsize": base, "axes.titlesize": base + 1, "xtick.labelsize": base - 1,
@@ -785,23 +801,20 @@ def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi
     f = getattr(fig, "figure", fig)
     f = getattr(f, "figure", f)  # FacetGrid.figure, Axes.figure
     if not hasattr(f, "savefig"):
-        raise AllianceStatsError(f"save_figure() takes a matplotlib Figure, Axes or seaborn grid, got {type(fig).__name__}")
+        raise ArgumentError(f"save_figure() takes a matplotlib Figure, Axes or seaborn grid, got {type(fig).__name__}")
     if isinstance(width, str):
-        if width not in JOURNAL_WIDTH_IN:
-            raise AllianceStatsError(f"width must be 'single', 'double' or a number of inches, got {width!r}")
-        w = JOURNAL_WIDTH_IN[width]
+        w = JOURNAL_WIDTH_IN[check_option("width", width, tuple(JOURNAL_WIDTH_IN), hint="or give a number of inches")]
     else:
-        w = float(width)
-        if not w > 0:
-            raise AllianceStatsError(f"width must be positive, got {width}")
+        w = check_number("width", width, 0, lo_open=True, hint="give 'single', 'double' or a positive number of inches")
     if dpi is None:
         dpi = LINE_ART_DPI if line_art else DPI
-    elif not (isinstance(dpi, (int, float)) and dpi > 0):
-        raise AllianceStatsError(f"dpi must be a positive number, got {dpi!r}")
-    allowed = {"pdf", "png", "svg", "eps", "tif", "tiff", "jpg"}
-    bad = [x for x in formats if x.lower().lstrip(".") not in allowed]
-    if bad:
-        raise AllianceStatsError(f"unknown figure format(s) {bad}; use some of {sorted(allowed)}")
+    else:
+        dpi = check_number("dpi", dpi, 0, lo_open=True, hint="dots per inch, e.g. 300")
+    allowed = ("pdf", "png", "svg", "eps", "tif", "tiff", "jpg")
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    for x in formats:
+        if not isinstance(x, str) or x.lower().lstrip(".") not in allowed:
+            raise OptionError("formats", x, allowed, hint="a figure format, or a list of them")
     _fit_width(f, w)
     if hasattr(fig, "tight_layout") and fig is not f:  # a seaborn grid lays itself out again at the new size
         fig.tight_layout()

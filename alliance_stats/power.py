@@ -20,7 +20,8 @@ import pandas as pd
 from scipy import stats
 
 from ._format import fmt_est_ci, fmt_num
-from .exceptions import AllianceStatsError, AllianceStatsWarning, user_stacklevel
+from .exceptions import AllianceStatsError, AllianceStatsWarning, ModelSpecError, OptionError, user_stacklevel
+from .validation import check_number, check_option, check_whole_number
 
 __all__ = ["power_analysis", "PowerResult"]
 
@@ -210,25 +211,23 @@ def power_analysis(
     """
     from joblib import Parallel, delayed
 
-    if model not in MODELS:
-        raise AllianceStatsError(f"model must be one of {MODELS}, got {model!r}")
-    if not (isinstance(n_sims, (int, np.integer)) and n_sims >= 1):
-        raise AllianceStatsError(f"n_sims must be a positive whole number, got {n_sims!r}")
-    if not 0 < alpha < 1:
-        raise AllianceStatsError(f"alpha must be between 0 and 1, got {alpha!r}")
+    check_option("model", model, MODELS)
+    n_sims = check_whole_number("n_sims", n_sims, 1)
+    alpha = check_number("alpha", alpha, 0, 1, lo_open=True, hi_open=True)
     values = {}
     for name, v in zip(DESIGN_ARGS, (n_therapists, patients_per_therapist, sessions, effect)):
         vals = list(v) if isinstance(v, (list, tuple, np.ndarray, range)) else [v]
         if not vals:
-            raise AllianceStatsError(f"{name} is an empty list")
+            raise OptionError(name, v, hint="give a value or a list of at least one value")
         for x in vals:
             if name != "effect" and not (isinstance(x, (int, np.integer)) and x >= 1):
-                raise AllianceStatsError(f"{name} must be positive whole numbers, got {x!r}")
-            if name == "effect" and not np.isfinite(x):
-                raise AllianceStatsError(f"effect must be a finite number, got {x!r}")
+                raise OptionError(name, x, hint="give positive whole numbers")
+            if name == "effect":
+                check_number(name, x)
         values[name] = vals
     if min(values["sessions"]) < 3:
-        raise AllianceStatsError("sessions must be at least 3: the lagged model needs two sessions per patient after the first")
+        raise OptionError("sessions", min(values["sessions"]),
+                          hint="give at least 3: the lagged model needs two sessions per patient after the first")
     simulate_kw.setdefault("pqs_fraction", 0.0)
     cells = [dict(zip(DESIGN_ARGS, combo)) for combo in itertools.product(*(values[a] for a in DESIGN_ARGS))]
     seeds = np.random.SeedSequence(seed).spawn(len(cells) * n_sims)
@@ -260,7 +259,7 @@ def power_analysis(
     table = pd.DataFrame(rows)
     failed = int(table["n_failed"].sum())
     if failed == len(sims):
-        raise AllianceStatsError(
+        raise ModelSpecError(
             f"none of the {len(sims)} simulated studies could be analysed; the first error was: "
             f"{sims['error'].iloc[0]}. Check the design and simulate_study arguments"
         )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import AllianceStatsError, ColumnError, KeyReversalWarning, OptionError, user_stacklevel
+from .exceptions import InsufficientDataError, KeyReversalWarning, OptionError, user_stacklevel
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
 from .validation import check_number, check_option, need_columns, numeric_column, require_frame
@@ -140,7 +140,8 @@ def reliability(
         scales = list(all_scales)
     unknown = [s for s in scales if s not in all_scales]
     if unknown:
-        raise ColumnError(f"{inst.name!r} has no scale(s) {unknown}; its scales are {list(all_scales)}")
+        raise OptionError("scales", unknown[0] if len(unknown) == 1 else unknown, tuple(all_scales),
+                          hint=f"the scales of {inst.name!r}")
     rows = []
     item_total = {}
     for s in scales:
@@ -156,7 +157,7 @@ def reliability(
             sd = Xc.std(axis=0, ddof=1)
             if np.any(sd == 0):
                 const = [cols[i] for i, z in zip(idx, sd) if z == 0]
-                raise AllianceStatsError(
+                raise InsufficientDataError(
                     f"scale {s!r} of {inst.name!r}: item column(s) {const} do not vary in the "
                     f"{n} complete rows, so correlations are undefined; check the data or drop "
                     "the scale with scales=[...]"
@@ -250,12 +251,12 @@ def reliable_change(
     if cutoff is not None:
         cutoff = check_number("cutoff", cutoff)
     check_option("higher_is_better", higher_is_better, (True, False))
-    x0 = numeric_column(data, pre, error=AllianceStatsError)
-    x1 = numeric_column(data, post, error=AllianceStatsError)
+    x0 = numeric_column(data, pre)
+    x1 = numeric_column(data, post)
     if sd is None:
         sd = float(x0.std(ddof=1))
         if not np.isfinite(sd):
-            raise AllianceStatsError(f"cannot estimate the SD of {pre!r} from fewer than 2 scores; pass sd=")
+            raise InsufficientDataError(f"cannot estimate the SD of {pre!r} from fewer than 2 scores; pass sd=")
     sd = check_number("sd", sd, 0, lo_open=True, hint="sd must be positive")
     se = sd * np.sqrt(1 - reliability)
     sdiff = np.sqrt(2) * se

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .exceptions import AllianceStatsError
+from .exceptions import OptionError
 from .validation import check_number, check_whole_number
 
 __all__ = ["simulate_study", "SimulatedStudy", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
@@ -187,12 +187,8 @@ def simulate_study(
                   ("item_sd", item_sd), ("rupture_depth", rupture_depth)):
         check_number(nm, v, 0)
     check_number("alliance_ar", alliance_ar, -1, 1, lo_open=True, hi_open=True)
-    if n_therapists < 1 or patients_per_therapist < 1:
-        raise AllianceStatsError("n_therapists and patients_per_therapist must be at least 1")
-    if not 2 <= min_sessions <= max_sessions:
-        raise AllianceStatsError(
-            f"need 2 <= min_sessions <= max_sessions, got min_sessions={min_sessions}, max_sessions={max_sessions}"
-        )
+    if min_sessions > max_sessions:
+        raise OptionError("min_sessions", min_sessions, hint=f"it must not exceed max_sessions={max_sessions}")
     for nm, v in (
         ("between_r", between_r),
         ("therapist_share", therapist_share),
@@ -204,15 +200,17 @@ def simulate_study(
         ("pqs_fraction", pqs_fraction),
         ("multi_session_prob", multi_session_prob),
     ):
-        lo = -1 if nm == "between_r" else 0
-        if not lo <= v <= 1 or (nm == "between_r" and abs(v) >= 1):
-            raise AllianceStatsError(f"{nm} must lie in [{lo}, 1), got {v}")
+        if nm == "between_r":
+            check_number(nm, v, -1, 1, lo_open=True, hi_open=True)
+        else:
+            check_number(nm, v, 0, 1)
+    fix = "give a 4 x 4 matrix of probabilities whose rows sum to 1"
     try:
         P_T = np.asarray(DEFAULT_TYPE_TRANSITIONS if type_transitions is None else type_transitions, dtype=float)
     except (TypeError, ValueError):
-        raise AllianceStatsError("type_transitions must be a 4 x 4 matrix of probabilities whose rows sum to 1") from None
-    if P_T.shape != (4, 4) or np.any(P_T < 0) or not np.allclose(P_T.sum(axis=1), 1):
-        raise AllianceStatsError("type_transitions must be a 4 x 4 matrix of probabilities whose rows sum to 1")
+        raise OptionError("type_transitions", type_transitions, hint=fix) from None
+    if P_T.shape != (4, 4) or not np.all(np.isfinite(P_T)) or np.any(P_T < 0) or not np.allclose(P_T.sum(axis=1), 1):
+        raise OptionError("type_transitions", type_transitions, hint=fix)
 
     rng = np.random.default_rng(seed)
     T, P, S = n_therapists, n_therapists * patients_per_therapist, max_sessions

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._format import format_frame
-from .exceptions import AllianceStatsError
+from .exceptions import ArgumentError, OptionError, OutputPathError
 
 __all__ = ["export_table"]
 
@@ -42,7 +42,7 @@ def _frame(df, index: bool) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         to_apa = getattr(df, "to_apa", None)
         if to_apa is None:
-            raise AllianceStatsError(f"export_table() takes a DataFrame or a result with .to_apa(), got {type(df).__name__}")
+            raise ArgumentError(f"export_table() takes a DataFrame or a result with .to_apa(), got {type(df).__name__}")
         df = to_apa()
     return df.reset_index() if index else df
 
@@ -258,7 +258,8 @@ def _to_docx(df: pd.DataFrame, path: Path, number, title: str, note: str | None)
         from docx.oxml.ns import qn
         from docx.shared import Inches, Pt
     except ImportError as exc:  # pragma: no cover - python-docx is a dependency
-        raise AllianceStatsError("writing .docx needs python-docx: pip install python-docx") from exc
+        raise OutputPathError(f"{path.name!r} cannot be written: writing .docx needs python-docx (pip install "
+                              "python-docx); write .html or .md instead") from exc
     doc = docx.Document()
     normal = doc.styles["Normal"]
     normal.font.name = FONT
@@ -407,7 +408,7 @@ def export_table(df, path, *, index: bool = False, caption: str | None = None, n
     ext = path.suffix.lower()
     writers = (".csv", ".md", ".tex", ".html", ".htm", ".docx")
     if ext not in writers:
-        raise AllianceStatsError(f"export_table() cannot write {path.name!r}: use one of {', '.join(writers)}")
+        raise OptionError("path", str(path.name), writers, hint="the file extension chooses the format")
     df = format_frame(_frame(df, index), bounded=bounded, floatfmt=floatfmt)
     df.columns = [str(c) for c in df.columns]
     num, title = _split_caption(caption, number)

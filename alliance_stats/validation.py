@@ -161,9 +161,10 @@ def _delimiter_hint(df: pd.DataFrame) -> str:
     return ""
 
 
-def need_columns(df: pd.DataFrame, mapping: Mapping[str, object]) -> None:
+def need_columns(df: pd.DataFrame, mapping: Mapping[str, object], *, where: str = "the data") -> None:
     """Raise ColumnError for the first ``role=column`` whose column is not in ``df``, with
-    close matches ("did you mean") and a word about the delimiter when the table has one column."""
+    close matches ("did you mean") and a word about the delimiter when the table has one column.
+    ``where`` names the table in the message (e.g. "the sorts")."""
     for role, col in mapping.items():
         try:
             present = col in df.columns
@@ -173,7 +174,7 @@ def need_columns(df: pd.DataFrame, mapping: Mapping[str, object]) -> None:
             close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=3, cutoff=0.5)
             hint = f"; did you mean {close}?" if close else ""
             raise ColumnError(
-                f"{role}={col!r} is not a column of the data{hint} (columns: "
+                f"{role}={col!r} is not a column of {where}{hint} (columns: "
                 f"{list(df.columns)[:12]}{' ...' if df.shape[1] > 12 else ''}){_delimiter_hint(df)}"
             )
 

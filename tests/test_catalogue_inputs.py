@@ -1184,5 +1184,5 @@ def test_models_refuse_infinite_scores(call, words):
 def test_pqs_alliance_refuses_infinite_alliance():
     sorts = als.read_qsorts(_sorts(4), session="sid")
     data = pd.DataFrame({"sid": [1, 2, 3, 4], "wai": [4.0, np.inf, 3.0, 2.5]})
-    with pytest.raises(als.AllianceStatsError, match=r"'wai' holds values that are not finite numbers at rows 1"):
+    with pytest.raises(als.ColumnError, match=r"'wai' holds infinite values at rows 1"):
         als.pqs_alliance(sorts, data.rename(columns={"sid": "session"}), alliance="wai")

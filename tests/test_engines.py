@@ -73,7 +73,7 @@ def test_statsmodels_stopping_short_is_reported(study):
 
 
 def test_engine_errors(study):
-    with pytest.raises(als.ModelSpecError, match="engine must be one of 'auto', 'fast', 'statsmodels'"):
+    with pytest.raises(als.OptionError, match="engine='lme4' is not a valid value; allowed: 'auto', 'fast', 'statsmodels'"):
         als.lmm(DESIGNS[0], study, engine="lme4")
     with pytest.raises(als.ModelSpecError, match=r"engine='statsmodels' cannot fit this design: correlated random slopes at the inner level.*engine='fast'"):
         als.lmm("wai_sr_total ~ session + (1 | therapist) + (1 + session | therapist:patient)", study, engine="statsmodels")

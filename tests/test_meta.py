@@ -1,5 +1,6 @@
 """Meta-analysis against R's metafor 3.8.1 (fixtures: tests/reference/make_metafor_reference.R)."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,12 @@ def data(ds):
 
 
 def fit(ds, **kw):
+    """The metafor references pool every effect size as independent (rma(yi, vi)), also where a
+    study label repeats; the DependentEffectsWarning that this raises is tested below."""
     _, r, n, st = SETS[ds]
-    return als.meta_analysis(data(ds), r=r, n=n, study=st, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.DependentEffectsWarning)
+        return als.meta_analysis(data(ds), r=r, n=n, study=st, **kw)
 
 
 def close(got, expected, rtol=RTOL, atol=1e-12):
@@ -177,7 +182,7 @@ def test_fixed_effect_hand_worked():
 
 
 def test_sample_table_is_calibrated_to_published_r():
-    res = als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study")
+    res = fit("alliance_sample")
     assert res.estimate == pytest.approx(0.278, abs=5e-4)  # Fluckiger et al. (2018): r = .278
 
 
@@ -198,18 +203,29 @@ def test_invalid_input_named(r, n, message):
 
 
 def test_other_errors():
-    with pytest.raises(als.AllianceStatsError, match="variance -0.1 is not positive"):
+    with pytest.raises(als.MetaAnalysisError, match="variance -0.1 is not positive"):
         als.meta_analysis(yi=[0.1, 0.2], vi=[0.01, -0.1])
-    with pytest.raises(als.AllianceStatsError, match="at least 2 effect sizes"):
+    with pytest.raises(als.InsufficientDataError, match="at least 2 effect sizes; 1 left after leaving out 2 invalid"):
         als.meta_analysis(r=[0.2, 1.0, 1.2], n=[10, 10, 10], on_invalid="drop")
-    with pytest.raises(als.ColumnError, match="moderator 'nope'"):
+    with pytest.raises(als.ColumnError, match="moderator='nope'"):
         als.meta_analysis(als.load_sample("meta"), r="r", n="n", moderators="nope")
-    with pytest.raises(als.AllianceStatsError, match="either r and n"):
+    with pytest.raises(als.ArgumentError, match="either r and n"):
         als.meta_analysis(r=[0.1], n=[10], yi=[0.1], vi=[0.1])
-    with pytest.raises(als.AllianceStatsError, match="method must be one of"):
+    with pytest.raises(als.ArgumentError, match=r"different lengths \(r: 2, n: 3\)"):
+        als.meta_analysis(r=[0.1, 0.2], n=[10, 20, 30])
+    with pytest.raises(als.OptionError, match="method='SJ' is not a valid value; allowed: 'REML', 'ML', 'DL', 'PM', 'HE', 'FE'"):
         als.meta_analysis(r=[0.1, 0.2], n=[10, 20], method="SJ")
-    with pytest.raises(als.AllianceStatsError, match="trim-and-fill is defined"):
+    with pytest.raises(als.OptionError, match="method='DL'.*allowed: 'REML', 'ML'. the three-level model"):
+        als.meta_analysis(r=[0.1, 0.2, 0.3], n=[10, 20, 30], study=["a", "a", "b"], cluster=["a", "a", "b"], method="DL")
+    with pytest.raises(als.ModelSpecError, match="every cluster holds one effect size"):
+        als.meta_analysis(r=[0.1, 0.2, 0.3], n=[10, 20, 30], cluster=["a", "b", "c"])
+    with pytest.raises(als.MetaAnalysisError, match="trim-and-fill is defined"):
         als.meta_analysis(als.load_sample("meta"), r="r", n="n", moderators="year").trim_and_fill()
+    with pytest.raises(als.MetaAnalysisError, match="'s' is missing at rows 1"):
+        als.aggregate_effects(pd.DataFrame({"s": ["A", None], "r": [0.1, 0.2], "n": [20, 30]}), by="s", r="r", n="n")
+    with pytest.raises(als.MetaAnalysisError, match="r_between=-0.6 is not a possible correlation .* 3 effect sizes of study 'A': .* above -0.5"):
+        als.aggregate_effects(pd.DataFrame({"s": ["A"] * 3, "r": [0.1, 0.2, 0.3], "n": [20, 30, 40]}), by="s", r="r", n="n",
+                              r_between=-0.6)
 
 
 def test_result_presentation():
@@ -231,5 +247,74 @@ def test_moderator_spellings_agree_and_empty_is_an_error():
     c = als.meta_analysis(m, r="r", n="n", moderators="~ rater + year + ")
     np.testing.assert_allclose(a.coefficients.estimate, b.coefficients.estimate)
     np.testing.assert_allclose(a.coefficients.estimate, c.coefficients.estimate)
-    with pytest.raises(als.AllianceStatsError, match="names no column"):
+    with pytest.raises(als.OptionError, match="moderators=' \\+ ' is not a valid value. name at least one column"):
         als.meta_analysis(m, r="r", n="n", moderators=" + ")
+
+
+# -- dependent effect sizes and convergence (project issue 15, item 4) ----------------------------
+
+
+def test_repeated_study_labels_warn_and_point_to_cluster_and_aggregate():
+    m = als.load_sample("meta")  # 104 effects from 60 studies; 31 studies give 2 or more
+    with pytest.warns(als.DependentEffectsWarning) as rec:
+        als.meta_analysis(m, r="r", n="n", study="study")
+    msg = str(rec[0].message)
+    assert "31 of 60 studies contribute more than one effect size (75 of the 104 effect sizes" in msg
+    assert "cluster='study'" in msg and "aggregate_effects(data, by='study'" in msg
+    assert m["study"].value_counts().gt(1).sum() == 31  # the count in the message, from the data
+    with pytest.warns(als.DependentEffectsWarning, match=r"1 of 2 studies .* cluster= \(the study labels\)"):
+        als.meta_analysis(r=[0.1, 0.2, 0.3], n=[50, 60, 70], study=["a", "a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: a three-level model, one effect per study, no labels
+        als.meta_analysis(m, r="r", n="n", study="study", cluster="study")
+        als.meta_analysis(als.aggregate_effects(m, by="study", r="r", n="n"), r="r", n="n", study="study")
+        als.meta_analysis(m, r="r", n="n")
+
+
+@pytest.mark.parametrize("method", ["REML", "ML", "PM"])
+def test_tau2_fit_reports_convergence(method):
+    ok = fit("molloy2014", method=method)
+    assert ok.converged is True and 1 < ok.iterations < 50
+    with pytest.warns(als.ConvergenceWarning, match=f"the {method} estimate of tau\\^2 did not converge in 1 iteration"):
+        bad = fit("molloy2014", method=method, max_iter=1)
+    assert bad.converged is False and bad.iterations == 1
+    assert abs(bad.tau2 - ok.tau2) > 1e-8  # it really stopped early
+
+
+@pytest.mark.parametrize("method", ["DL", "HE", "FE"])
+def test_closed_forms_need_no_iterations(method):
+    res = fit("molloy2014", method=method, max_iter=1)
+    assert res.converged is True and res.iterations is None
+
+
+def test_three_level_reports_convergence():
+    m = als.load_sample("meta")
+    ok = als.meta_analysis(m, r="r", n="n", study="study", cluster="study")
+    assert ok.converged is True and ok.iterations > 1
+    with pytest.warns(als.ConvergenceWarning, match="the REML estimate of the variance components did not converge in 2"):
+        bad = als.meta_analysis(m, r="r", n="n", study="study", cluster="study", max_iter=2)
+    assert bad.converged is False and bad.iterations == 2
+
+
+def test_refits_report_convergence():
+    res = fit("molloy2014")
+    assert res.egger()["converged"].tolist() == [True]
+    assert res.leave_one_out()["converged"].all()
+    with pytest.warns(als.ConvergenceWarning):
+        short = fit("molloy2014", max_iter=1)
+    with pytest.warns(als.ConvergenceWarning):
+        assert not short.leave_one_out()["converged"].any()
+    with pytest.warns(als.ConvergenceWarning):  # the refit without moderators behind R^2
+        reg = als.meta_analysis(data("molloy2014"), r="ri", n="ni", moderators="meanage", max_iter=1)
+    assert reg.converged is False
+
+
+def test_trim_and_fill_reports_convergence():
+    res = fit("molloy2014")
+    tf = res.trim_and_fill()
+    assert tf.converged is True and tf.k0 == 2 and tf.fill_iterations == 3  # k0: 0 -> 1 -> 2 -> 2
+    with pytest.warns(als.ConvergenceWarning, match=r"did not settle in 1 iteration\(s\) \(the last two estimates: 0, 1\); k0 = 0"):
+        short = res.trim_and_fill(max_iter=1)
+    assert short.converged is False and short.k0 == 0 and short.fill_iterations == 1
+    with pytest.raises(als.OptionError, match="max_iter=0"):
+        res.trim_and_fill(max_iter=0)

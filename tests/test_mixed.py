@@ -302,7 +302,7 @@ def test_decompose_rejects_duplicates_and_bad_lags():
     d = pd.DataFrame({"patient": [1, 1], "session": [1, 1], "x": [1.0, 2.0]})
     with pytest.raises(als.SessionDataError):
         als.decompose(d, "x")
-    with pytest.raises(als.ModelSpecError, match="lags"):
+    with pytest.raises(als.OptionError, match="lags=0 is not a valid value. give a whole number of at least 1"):
         als.decompose(d.assign(session=[1, 2]), "x", lags=[0])
     with pytest.raises(als.ColumnError):
         als.decompose(d, "nope")
@@ -348,7 +348,7 @@ def test_alliance_outcome_reverse_direction_and_plot(small):
     ax = rev.plot()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["within-patient", "between-patient"]
     assert "outcome->alliance" in rev.summary()
-    with pytest.raises(als.ModelSpecError, match="direction"):
+    with pytest.raises(als.OptionError, match="direction=.*allowed: .alliance->outcome., .outcome->alliance."):
         als.alliance_outcome(raw, outcome="phq", alliance="wai", direction="both")
 
 

@@ -56,7 +56,8 @@ def test_forest_plot_into_given_axes(small_meta):
 
 
 def test_funnel_plot(small_meta):
-    full = als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study")
+    with pytest.warns(als.DependentEffectsWarning):  # every effect as its own point, as metafor's funnel()
+        full = als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study")
     ax = als.funnel_plot(full)
     pts = ax.collections[0].get_offsets()
     assert len(pts) == full.k
@@ -200,7 +201,7 @@ def test_set_theme_and_save_figure(tmp_path):
         assert mpl.rcParams["font.size"] == 8 and mpl.colors.to_hex(mpl.rcParams["axes.prop_cycle"].by_key()["color"][0]) == "#0072b2"
         als.set_theme("notebook")
         assert mpl.rcParams["font.size"] == 11
-        with pytest.raises(als.AllianceStatsError, match="'paper' or 'notebook'"):
+        with pytest.raises(als.OptionError, match="context='poster' is not a valid value; allowed: 'paper', 'notebook'"):
             als.set_theme("poster")
     finally:
         mpl.rcdefaults()
@@ -215,7 +216,11 @@ def test_set_theme_and_save_figure(tmp_path):
     assert w == pytest.approx(89 / 25.4 * 100, abs=1)  # the saved file is 89 mm wide (labels included)
     assert als.save_figure(fig, tmp_path / "d", formats=("png",), width="double")[0].name == "d.png"
     assert Image.open(tmp_path / "d.png").size[0] == pytest.approx(183 / 25.4 * 300, abs=2)
-    with pytest.raises(als.AllianceStatsError, match="'single', 'double'"):
+    with pytest.raises(als.OptionError, match="width='triple' is not a valid value; allowed: 'single', 'double'"):
         als.save_figure(fig, tmp_path / "x", width="triple")
-    with pytest.raises(als.AllianceStatsError, match="unknown figure format"):
+    with pytest.raises(als.OptionError, match="width=-2 is not a valid value"):
+        als.save_figure(fig, tmp_path / "x", width=-2)
+    with pytest.raises(als.OptionError, match="formats='gif' is not a valid value; allowed: 'pdf', 'png'"):
         als.save_figure(fig, tmp_path / "x", formats=("gif",))
+    with pytest.raises(als.ArgumentError, match="takes a matplotlib Figure"):
+        als.save_figure([1, 2], tmp_path / "x")

@@ -78,7 +78,7 @@ def test_plot_draws_one_curve_per_hue(grid):
     [
         (dict(n_therapists=0), "positive whole"),
         (dict(sessions=2), "at least 3"),
-        (dict(effect=[]), "empty"),
+        (dict(effect=[]), "at least one value"),
         (dict(n_sims=0), "n_sims"),
         (dict(alpha=1.5), "alpha"),
         (dict(model="ols"), "model"),
@@ -87,7 +87,7 @@ def test_plot_draws_one_curve_per_hue(grid):
 def test_bad_arguments(kw, match):
     args = dict(n_therapists=4, patients_per_therapist=4, sessions=8, effect=-1.0, n_sims=2, progress=False)
     args.update(kw)
-    with pytest.raises(als.AllianceStatsError, match=match):
+    with pytest.raises(als.OptionError, match=match):
         als.power_analysis(**args)
 
 

@@ -47,7 +47,7 @@ def test_prototype_fit_hand_worked():
 )
 def test_prototype_validation(proto, message):
     sorts = _sort_frame([PILES], session=[1])
-    with pytest.raises(als.AllianceStatsError, match=message):
+    with pytest.raises(als.DataFileError, match=message):
         als.pqs_prototype_fit(sorts, proto)
 
 
@@ -59,7 +59,7 @@ def test_flagged_sorts_never_enter(sorts):
     items = als.pqs_items(bad)
     assert items["n"].iloc[0] == len(sorts) - 1
     raw = sorts.drop(columns=["qsort_valid", "qsort_problem"])
-    with pytest.raises(als.AllianceStatsError, match="read them with als.read_qsorts"):
+    with pytest.raises(als.ColumnError, match="read them with als.read_qsorts"):
         als.pqs_items(raw)
 
 

@@ -58,7 +58,7 @@ def test_transitions_on_simulated_types_recover_the_matrix():
 
 
 def test_transition_errors():
-    with pytest.raises(als.AllianceStatsError, match=r"value\(s\) \['X'\] that are not among"):
+    with pytest.raises(als.ColumnError, match=r"value\(s\) \['X'\] that are not among"):
         als.transitions(seq("WX", "a"), "state", states=als.ALLIANCE_TYPES)
     with pytest.raises(als.SessionDataError, match="appears twice"):
         als.transitions(seq("WW", "a", [1, 1]), "state")

@@ -8,12 +8,19 @@ metafor, against which every quantity is tested (tests/reference/).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import optimize, stats
 
-from ..exceptions import AllianceStatsError
+from ..exceptions import ConvergenceWarning, InsufficientDataError, MetaAnalysisError, ModelSpecError, user_stacklevel
+from ..validation import check_option
 
 METHODS = ("REML", "ML", "DL", "PM", "HE", "FE")
+TESTS = ("z", "knha")
+MAX_ITER = 1000
+"""Default limit on the iterations of every iterative estimator here (Fisher scoring for REML/ML
+and the three-level model, the root search of PM)."""
 
 
 def _wls(y, v, X, tau2):
@@ -24,7 +31,7 @@ def _wls(y, v, X, tau2):
     try:
         vb = np.linalg.inv(A)
     except np.linalg.LinAlgError:
-        raise AllianceStatsError(
+        raise ModelSpecError(
             "the moderator matrix is singular (a moderator is constant or a linear combination of "
             "others); drop or recode the moderator"
         ) from None
@@ -46,11 +53,14 @@ def _ll(y, v, X, tau2, reml):
     return ll
 
 
-def _tau2_reml_ml(y, v, X, reml):
-    """Maximize the (restricted) likelihood over tau2 >= 0 by Fisher scoring with halving."""
+def _tau2_reml_ml(y, v, X, reml, max_iter=MAX_ITER):
+    """Maximize the (restricted) likelihood over tau2 >= 0 by Fisher scoring with halving.
+
+    Returns ``(tau2, converged, iterations)``."""
     k, p = X.shape
     tau2 = max(0.0, _tau2_dl(y, v, X))
-    for _ in range(1000):
+    converged, it = False, 0
+    for it in range(1, max_iter + 1):
         b, vb, w, r = _wls(y, v, X, tau2)
         if reml:
             WX = X * w[:, None]
@@ -73,10 +83,10 @@ def _tau2_reml_ml(y, v, X, reml):
             h /= 2
             new = max(0.0, tau2 + h * step)
         if abs(new - tau2) <= 1e-12 * max(1.0, tau2):
-            tau2 = new
+            tau2, converged = new, True
             break
         tau2 = new
-    return tau2
+    return tau2, converged, it
 
 
 def _tau2_dl(y, v, X):
@@ -95,7 +105,8 @@ def _tau2_he(y, v, X):
     return max(0.0, (rss - trPV) / (k - p))
 
 
-def _tau2_pm(y, v, X):
+def _tau2_pm(y, v, X, max_iter=MAX_ITER):
+    """Paule-Mandel: the root of Q(tau2) = k - p. Returns ``(tau2, converged, iterations)``."""
     k, p = X.shape
 
     def f(t2):
@@ -103,41 +114,62 @@ def _tau2_pm(y, v, X):
         return np.sum(w * r**2) - (k - p)
 
     if f(0.0) <= 0:
-        return 0.0
+        return 0.0, True, 0
     hi = max(1.0, 10 * np.var(y))
     while f(hi) > 0:
         hi *= 10
         if hi > 1e12:
-            raise AllianceStatsError("Paule-Mandel estimator did not find a root; check the variances")
-    return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+            raise MetaAnalysisError(
+                "the Paule-Mandel estimator found no tau^2 up to 1e12 that brings Q down to its degrees of "
+                "freedom; check that vi holds sampling variances (not standard errors or sample sizes), or use "
+                "method='REML' or 'DL'"
+            )
+    root, info = optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=max_iter,
+                                 full_output=True, disp=False)
+    return root, bool(info.converged), int(info.iterations)
 
 
-def estimate_tau2(y, v, X, method):
+def estimate_tau2(y, v, X, method, max_iter=MAX_ITER):
+    """tau^2 by ``method``: ``(tau2, converged, iterations)``; iterations is None for the closed
+    forms (FE, DL, HE), which always converge."""
+    check_option("method", method, METHODS)
     if method == "FE":
-        return 0.0
+        return 0.0, True, None
     if method == "DL":
-        return _tau2_dl(y, v, X)
+        return _tau2_dl(y, v, X), True, None
     if method == "HE":
-        return _tau2_he(y, v, X)
+        return _tau2_he(y, v, X), True, None
     if method == "PM":
-        return _tau2_pm(y, v, X)
-    if method in ("REML", "ML"):
-        return _tau2_reml_ml(y, v, X, reml=method == "REML")
-    raise AllianceStatsError(f"method must be one of {METHODS}, got {method!r}")
+        return _tau2_pm(y, v, X, max_iter)
+    return _tau2_reml_ml(y, v, X, reml=method == "REML", max_iter=max_iter)
 
 
-def fit_uni(y, v, X, *, method="REML", test="z", level=0.95):
+def _warn_unconverged(what: str, method: str, iterations: int) -> None:
+    warnings.warn(
+        f"meta-analysis: the {method} estimate of {what} did not converge in {iterations} iteration(s); the "
+        "estimates may not be at the optimum (result.converged is False). Raise max_iter, or compare with "
+        "method='DL' (closed form)",
+        ConvergenceWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
+def fit_uni(y, v, X, *, method="REML", test="z", level=0.95, max_iter=MAX_ITER):
     """Random-/mixed-effects model ``y = X b + u + e``, ``u ~ N(0, tau2)``, ``e ~ N(0, v)``.
 
-    Returns a dict of plain numbers and arrays.
+    Returns a dict of plain numbers and arrays, with ``converged`` and ``iterations`` of the
+    tau^2 estimation (a :class:`ConvergenceWarning` is issued when it did not converge).
     """
+    check_option("test", test, TESTS)
     y = np.asarray(y, float)
     v = np.asarray(v, float)
     X = np.asarray(X, float)
     k, p = X.shape
     if k <= p:
-        raise AllianceStatsError(f"{k} effect sizes cannot estimate {p} coefficients; add studies or drop moderators")
-    tau2 = estimate_tau2(y, v, X, method)
+        raise InsufficientDataError(f"{k} effect sizes cannot estimate {p} coefficients; add studies or drop moderators")
+    tau2, converged, iterations = estimate_tau2(y, v, X, method, max_iter)
+    if not converged:
+        _warn_unconverged("tau^2", method, iterations)
     b, vb, w, r = _wls(y, v, X, tau2)
     # heterogeneity with fixed-effect weights
     b0, vb0, w0, r0 = _wls(y, v, X, 0.0)
@@ -157,11 +189,9 @@ def fit_uni(y, v, X, *, method="REML", test="z", level=0.95):
         vb = vb * s2
         dist = stats.t(df_q)
         df = float(df_q)
-    elif test == "z":
+    else:
         dist = stats.norm()
         df = np.inf
-    else:
-        raise AllianceStatsError(f"test must be 'z' or 'knha', got {test!r}")
     se = np.sqrt(np.diag(vb))
     stat = b / se
     pval = 2 * dist.sf(np.abs(stat))
@@ -169,7 +199,7 @@ def fit_uni(y, v, X, *, method="REML", test="z", level=0.95):
     out = dict(
         b=b, vb=vb, se=se, stat=stat, pval=pval, ci_lb=b - crit * se, ci_ub=b + crit * se, crit=crit,
         tau2=tau2, QE=QE, QEp=QEp, df_q=df_q, I2=I2, H2=H2, k=k, p=p, weights=w, s2=s2, df=df,
-        method=method, test=test, level=level,
+        method=method, test=test, level=level, converged=converged, iterations=iterations,
     )
     if p > 1:
         m = slice(1, p) if np.allclose(X[:, 0], 1) else slice(0, p)
@@ -220,10 +250,12 @@ class _ThreeLevel:
             return -0.5 * (n * np.log(2 * np.pi) + logdetV + np.linalg.slogdet(A)[1] + quad) + 0.5 * np.linalg.slogdet(self.X.T @ self.X)[1]
         return -0.5 * (self.k * np.log(2 * np.pi) + logdetV + quad)
 
-    def fit(self, start):
+    def fit(self, start, max_iter=MAX_ITER):
+        """Fisher scoring from ``start``: ``(theta, loglik, converged, iterations)``."""
         theta = np.maximum(np.asarray(start, float), 0.0)
         ll = self.loglik(theta)
-        for _ in range(500):
+        converged, it = False, 0
+        for it in range(1, max_iter + 1):
             V, Vi, vb, b, P, _, _ = self.parts(theta)
             M = P if self.reml else Vi
             r = self.y - self.X @ b
@@ -246,27 +278,30 @@ class _ThreeLevel:
                 new = np.maximum(theta + h * step, 0.0)
                 new_ll = self.loglik(new)
             if np.max(np.abs(new - theta)) <= 1e-12 * max(1.0, np.max(theta)):
-                theta, ll = new, new_ll
+                theta, ll, converged = new, new_ll, True
                 break
             theta, ll = new, new_ll
-        return theta, ll
+        return theta, ll, converged, it
 
 
-def fit_three_level(y, v, X, cluster_codes, *, reml=True, level=0.95, test="z"):
+def fit_three_level(y, v, X, cluster_codes, *, reml=True, level=0.95, test="z", max_iter=MAX_ITER):
+    """Three-level model by REML or ML from three starts (the best likelihood is kept); the
+    dict has ``converged`` and ``iterations`` of the kept start."""
     y = np.asarray(y, float)
     v = np.asarray(v, float)
     X = np.asarray(X, float)
     k, p = X.shape
-    if test != "z":
-        raise AllianceStatsError("the three-level model supports test='z' only")
+    check_option("test", test, ("z",), hint="the three-level model has Wald z tests only")
     tl = _ThreeLevel(y, v, X, cluster_codes, reml=reml)
     t2 = max(_tau2_dl(y, v, X), 1e-4)
     best = None
     for start in ((t2 / 2, t2 / 2), (t2, 1e-4), (1e-4, t2)):
-        theta, ll = tl.fit(start)
-        if best is None or ll > best[1] + 1e-10:
-            best = (theta, ll)
-    theta, ll = best
+        fit = tl.fit(start, max_iter)
+        if best is None or fit[1] > best[1] + 1e-10:
+            best = fit
+    theta, ll, converged, iterations = best
+    if not converged:
+        _warn_unconverged("the variance components", "REML" if reml else "ML", iterations)
     V, Vi, vb, b, P, _, _ = tl.parts(theta)
     se = np.sqrt(np.diag(vb))
     stat = b / se
@@ -280,5 +315,5 @@ def fit_three_level(y, v, X, cluster_codes, *, reml=True, level=0.95, test="z"):
         sigma2=theta, tau2=float(theta.sum()), QE=QE, QEp=float(stats.chi2.sf(QE, k - p)), df_q=k - p,
         I2_levels=100 * theta / denom, I2=float(100 * theta.sum() / denom), loglik=float(ll), k=k, p=p,
         weights=np.sum(Vi, axis=0) if p == 1 else None, df=np.inf, method="REML" if reml else "ML",
-        test="z", level=level, s2=1.0,
+        test="z", level=level, s2=1.0, converged=converged, iterations=iterations,
     )

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from .._format import apa_p, fmt_ci, fmt_df, fmt_num
-from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, _fmt_labels
+from ..exceptions import ModelSpecError, OptionError, _fmt_labels
 from ..io import check_session_keys
+from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
 from .lmm import LMMResult, lmm
 
 __all__ = ["decompose", "alliance_outcome", "AllianceOutcomeResult", "therapist_effects", "TherapistEffectsResult"]
@@ -36,11 +37,8 @@ def _q(name: str) -> str:
 
 
 def _check_columns(data, **roles):
-    for role, c in roles.items():
-        if c is None:
-            continue
-        if c not in data.columns:
-            raise ColumnError(f"{role}={c!r} is not a column of the data; columns: {_fmt_labels(list(data.columns), limit=25)}")
+    require_frame(data)
+    need_columns(data, {role: c for role, c in roles.items() if c is not None})
 
 
 def _check_roles(covariates, **roles):
@@ -68,16 +66,10 @@ def _check_roles(covariates, **roles):
             raise ModelSpecError(f"covariates[{i}]={c!r} is also the {seen[c]} column: remove it from covariates{hint}")
 
 
-def _numeric(data, col):
-    x = pd.to_numeric(data[col], errors="coerce")
-    bad = data[col].notna() & x.isna()
-    if bad.any():
-        raise AllianceStatsError(f"column {col!r} holds values that are not numbers at rows {_fmt_labels(data.index[bad].tolist())}")
-    inf = np.isinf(x.to_numpy(dtype=float, na_value=np.nan))
-    if inf.any():
-        raise AllianceStatsError(f"column {col!r} holds infinite values at rows {_fmt_labels(data.index[inf].tolist())}; "
-                                 "correct them or set them to missing")
-    return x.astype(float)
+def _numeric(data, col, name=None):
+    """The column as float (ColumnError naming the rows that are not numbers or are infinite);
+    ``name`` is the user's column name when ``col`` was renamed."""
+    return numeric_column(data, col, what=f"column {name if name is not None else col!r}")
 
 
 def decompose(
@@ -115,14 +107,11 @@ def decompose(
     """
     cols = [columns] if isinstance(columns, str) else list(columns)
     if not cols:
-        raise ModelSpecError("decompose() needs at least one column")
+        raise OptionError("columns", columns, hint="name at least one column")
     _check_columns(data, by=by, session=session, **{f"columns[{i}]": c for i, c in enumerate(cols)})
-    if detrend not in (None, "linear"):
-        raise ModelSpecError(f"detrend must be None or 'linear', got {detrend!r}")
+    check_option("detrend", detrend, (None, "linear"))
     lags = [lags] if isinstance(lags, (int, np.integer)) else list(lags)
-    for k in lags:
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ModelSpecError(f"lags must be positive whole numbers, got {k!r}")
+    lags = [check_whole_number("lags", k, 1) for k in lags]
     sess = check_session_keys(data, [by], session, what="value")
     out = data.copy()
     g = data[by]
@@ -321,10 +310,8 @@ def alliance_outcome(
     >>> res.effects["level"].tolist()
     ['within-patient', 'between-patient']
     """
-    if direction not in ("alliance->outcome", "outcome->alliance"):
-        raise ModelSpecError(f"direction must be 'alliance->outcome' or 'outcome->alliance', got {direction!r}")
-    if not isinstance(lag, (int, np.integer)) or lag < 1:
-        raise ModelSpecError(f"lag must be a positive whole number, got {lag!r}")
+    check_option("direction", direction, ("alliance->outcome", "outcome->alliance"))
+    lag = check_whole_number("lag", lag, 1)
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     _check_columns(data, outcome=outcome, alliance=alliance, patient=patient, session=session, therapist=therapist)
     _check_columns(data, **{f"covariates[{i}]": c for i, c in enumerate(covariates)})
@@ -463,8 +450,8 @@ def therapist_effects(
             per[c] = d.groupby(patient, sort=True)[c].first()
     else:
         per = data.set_index(patient)[[therapist, alliance, outcome] + covariates].rename(columns={alliance: "alliance", outcome: "outcome"})
-        per["alliance"] = _numeric(per, "alliance")
-        per["outcome"] = _numeric(per, "outcome")
+        per["alliance"] = _numeric(per, "alliance", repr(alliance))
+        per["outcome"] = _numeric(per, "outcome", repr(outcome))
     per.index.name = patient
     per = per.reset_index()
     tm = per.groupby(therapist)["alliance"].mean()

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import html
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import AllianceStatsError, ColumnError
-from ..exceptions import _show
-from ._meta_fit import METHODS, fit_three_level, fit_uni
+from ..exceptions import (
+    ArgumentError,
+    ConvergenceWarning,
+    DependentEffectsWarning,
+    InsufficientDataError,
+    MetaAnalysisError,
+    ModelSpecError,
+    OptionError,
+    user_stacklevel,
+)
+from ..exceptions import _fmt_labels, _show
+from ..validation import check_number, check_option, check_whole_number, need_columns, numeric_column, require_frame
+from ._meta_fit import MAX_ITER, METHODS, TESTS, fit_three_level, fit_uni
 from .._format import apa_p, fmt_ci, fmt_num
 
 __all__ = ["meta_analysis", "MetaResult", "aggregate_effects"]
@@ -24,10 +35,9 @@ def _terms(moderators, data: pd.DataFrame) -> list[str]:
     else:
         terms = list(moderators)
     if not terms:
-        raise AllianceStatsError("moderators= names no column")
+        raise OptionError("moderators", moderators, hint="name at least one column, e.g. ['year'] or 'year + rater'")
     for t in terms:
-        if t not in data.columns:
-            raise ColumnError(f"moderator {t!r} is not a column of the data (moderators are column names joined by '+')")
+        need_columns(data, {"moderator": t})
     return terms
 
 
@@ -47,7 +57,7 @@ def _design(data: pd.DataFrame, terms: list[str]) -> tuple[np.ndarray, list[str]
         else:
             levels = sorted(s.astype(str).unique()) if not isinstance(s.dtype, pd.CategoricalDtype) else [str(c) for c in s.cat.categories if (s == c).any()]
             if len(levels) < 2:
-                raise AllianceStatsError(f"moderator {t!r} has a single level ({levels}); it cannot explain anything")
+                raise ModelSpecError(f"moderator {t!r} has a single level ({levels}); it cannot explain anything")
             for lev in levels[1:]:
                 cols.append((s.astype(str) == lev).to_numpy(dtype=float))
                 names.append(f"{t}[{lev}]")
@@ -86,6 +96,16 @@ class MetaResult:
         Omnibus test of the moderators (None without moderators).
     excluded : DataFrame
         Effect sizes left out with ``on_invalid='drop'``, with the reason.
+    converged : bool
+        Whether every iterative step behind the numbers reached its criterion: the tau^2 (or
+        variance-component) estimation, the refit without moderators behind ``r2``, and for a
+        trim-and-fill result the filling loop. False comes with a :class:`ConvergenceWarning`.
+    iterations : int or None
+        Iterations of the tau^2 estimation (Fisher scoring for REML/ML and the three-level
+        model, whose best start is reported; the root search for PM); None for the closed
+        forms (DL, HE, FE).
+    k0, side, fill_iterations : int, str, int or None
+        Trim-and-fill results only: studies filled, the side filled, iterations of the filling.
     """
 
     estimate: float
@@ -119,19 +139,23 @@ class MetaResult:
     excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["label", "reason"]))
     k0: int | None = None
     side: str | None = None
+    converged: bool = True
+    iterations: int | None = None
+    fill_iterations: int | None = None
     _fit: dict = field(default=None, repr=False)
     _inputs: dict = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ derived analyses
     def _refit(self, y, v, X=None, **kw):
         X = np.ones((len(y), 1)) if X is None else X
-        args = dict(method=self.method, test=self.test, level=self.level)
+        args = dict(method=self.method, test=self.test, level=self.level, max_iter=self._inputs["max_iter"])
         args.update(kw)
         return fit_uni(y, v, X, **args)
 
     def _check_simple(self, what):
         if self.three_level or self._inputs["X"].shape[1] > 1:
-            raise AllianceStatsError(f"{what} is defined for random-effects models without moderators or clusters")
+            raise MetaAnalysisError(f"{what} is defined for random-effects models without moderators or clusters; "
+                                    "fit meta_analysis() without moderators= and cluster= for it")
 
     def egger(self, model: str = "rma") -> pd.DataFrame:
         """Egger's regression test for funnel-plot asymmetry.
@@ -139,20 +163,21 @@ class MetaResult:
         ``model="rma"`` (metafor's ``regtest`` default): the standard error is added as a
         moderator to the same random-effects model; ``model="lm"``: the classic weighted
         regression of the effects on their standard errors with a multiplicative dispersion
-        (Egger et al. 1997). Returns ``statistic, df, pval, limit_estimate, model``; the limit
-        estimate is the intercept (the effect as the standard error goes to 0).
+        (Egger et al. 1997). Returns ``statistic, df, pval, limit_estimate, model, converged``;
+        the limit estimate is the intercept (the effect as the standard error goes to 0);
+        ``converged`` is that of the model's tau^2 estimation.
         """
         self._check_simple("Egger's test")
+        check_option("model", model, ("rma", "lm"))
         y, v = self._inputs["y"], self._inputs["v"]
         X = np.column_stack([np.ones_like(y), np.sqrt(v)])
         if model == "rma":
             f = self._refit(y, v, X)
-        elif model == "lm":
-            f = fit_uni(y, v, X, method="FE", test="knha", level=self.level)
         else:
-            raise AllianceStatsError(f"model must be 'rma' or 'lm', got {model!r}")
+            f = fit_uni(y, v, X, method="FE", test="knha", level=self.level)
         return pd.DataFrame(
-            [{"statistic": f["stat"][1], "df": f["df"], "pval": f["pval"][1], "limit_estimate": f["b"][0], "model": model}]
+            [{"statistic": f["stat"][1], "df": f["df"], "pval": f["pval"][1], "limit_estimate": f["b"][0], "model": model,
+              "converged": f["converged"]}]
         )
 
     def trim_and_fill(self, side: str | None = None, estimator: str = "L0", max_iter: int = 100) -> "MetaResult":
@@ -160,29 +185,44 @@ class MetaResult:
 
         The side with missing studies is chosen from the sign of the slope of the effects on
         their standard errors (as metafor does) unless given. Returns a new result whose
-        ``k0`` is the number of filled studies, ``side`` the side they were filled on, and
-        whose ``table`` marks them with ``filled = True``.
+        ``k0`` is the number of filled studies, ``side`` the side they were filled on,
+        ``fill_iterations`` the iterations of the filling, and whose ``table`` marks the
+        filled studies with ``filled = True``. When k0 has not settled after ``max_iter``
+        iterations, the last k0 is used, ``converged`` is False and a
+        :class:`ConvergenceWarning` is issued.
         """
         self._check_simple("trim-and-fill")
+        check_option("estimator", estimator, ("L0", "R0"))
+        if side is not None:
+            check_option("side", side, ("left", "right", None))
+        max_iter = check_whole_number("max_iter", max_iter, lo=1)
         y0, v0 = self._inputs["y"], self._inputs["v"]
-        if estimator not in ("L0", "R0"):
-            raise AllianceStatsError("estimator must be 'L0' or 'R0'")
+        fits_converged = True
         if side is None:
             f = self._refit(y0, v0, np.column_stack([np.ones_like(y0), np.sqrt(v0)]), test="z")
+            fits_converged &= f["converged"]
             side = "right" if f["b"][1] < 0 else "left"
-        if side not in ("left", "right"):
-            raise AllianceStatsError("side must be 'left' or 'right'")
         sgn = -1.0 if side == "right" else 1.0
         order = np.argsort(sgn * y0, kind="stable")
         y, v = sgn * y0[order], v0[order]
         k = len(y)
-        k0, prev, it = 0, -1, 0
+        k0, prev, it, settled = 0, -1, 0, True
         while k0 != prev:
+            if it == max_iter:
+                warnings.warn(
+                    f"trim-and-fill: the number of missing studies did not settle in {max_iter} iteration(s) "
+                    f"(the last two estimates: {prev}, {k0}); k0 = {prev}, the one the last pooled estimate "
+                    "was trimmed to, is used (result.converged is False). Raise max_iter, or try estimator='R0'",
+                    ConvergenceWarning,
+                    stacklevel=user_stacklevel(),
+                )
+                k0, settled = prev, False
+                break
             prev = k0
             it += 1
-            if it > max_iter:
-                raise AllianceStatsError("trim-and-fill did not converge")
-            beta = self._refit(y[: k - k0], v[: k - k0], test="z")["b"][0]
+            f = self._refit(y[: k - k0], v[: k - k0], test="z")
+            fits_converged &= f["converged"]
+            beta = f["b"][0]
             c = y - beta
             ranks = stats.rankdata(np.abs(c), method="ordinal")
             signed = np.sign(c) * ranks
@@ -202,16 +242,17 @@ class MetaResult:
         else:
             yy, vv, labels, filled = y0, v0, list(self.table["label"]), np.zeros(len(y0), bool)
         res = _build(yy, vv, np.ones((len(yy), 1)), ["intercept"], labels, None, self.method, "z", self.level,
-                     self.measure, n=None)
+                     self.measure, n=None, max_iter=self._inputs["max_iter"])
         res.table["filled"] = filled
-        res.k0, res.side = k0, side
+        res.k0, res.side, res.fill_iterations = k0, side, it
+        res.converged = bool(res.converged and fits_converged and settled)
         return res
 
     def leave_one_out(self) -> pd.DataFrame:
         """The model refitted with each effect size left out in turn.
 
-        Returns ``left_out, estimate, ci_low, ci_high, z, se_z, pval, tau2, i2, q`` (estimate
-        and CI back-transformed for correlations).
+        Returns ``left_out, estimate, ci_low, ci_high, z, se_z, pval, tau2, i2, q, converged``
+        (estimate and CI back-transformed for correlations; ``converged`` of each refit's tau^2).
         """
         self._check_simple("leave-one-out")
         y, v = self._inputs["y"], self._inputs["v"]
@@ -222,7 +263,8 @@ class MetaResult:
             tr = self._back
             rows.append(
                 {"left_out": lab, "estimate": tr(f["b"][0]), "ci_low": tr(f["ci_lb"][0]), "ci_high": tr(f["ci_ub"][0]),
-                 "z": f["b"][0], "se_z": f["se"][0], "pval": f["pval"][0], "tau2": f["tau2"], "i2": f["I2"], "q": f["QE"]}
+                 "z": f["b"][0], "se_z": f["se"][0], "pval": f["pval"][0], "tau2": f["tau2"], "i2": f["I2"], "q": f["QE"],
+                 "converged": f["converged"]}
             )
         return pd.DataFrame(rows)
 
@@ -300,18 +342,19 @@ class MetaResult:
         return self.forest_plot(ax=ax, **kw)
 
 
-def _build(y, v, X, names, labels, clusters, method, test, level, measure, n, excluded=None, data=None):
+def _build(y, v, X, names, labels, clusters, method, test, level, measure, n, excluded=None, data=None,
+           max_iter=MAX_ITER):
     """Fit and wrap a MetaResult."""
     back = np.tanh if measure == "r" else (lambda x: x)
     if clusters is not None:
         codes, uniq = pd.factorize(pd.Series(clusters), sort=True)
         if len(uniq) == len(y):
-            raise AllianceStatsError("every cluster holds one effect size: a three-level model cannot separate the levels; drop cluster=")
-        f = fit_three_level(y, v, X, codes, reml=method == "REML", level=level, test=test)
+            raise ModelSpecError("every cluster holds one effect size: a three-level model cannot separate the levels; drop cluster=")
+        f = fit_three_level(y, v, X, codes, reml=method == "REML", level=level, test=test, max_iter=max_iter)
         vc = pd.DataFrame({"level": ["between clusters", "within clusters"], "variance": f["sigma2"], "sd": np.sqrt(f["sigma2"]), "i2": f["I2_levels"]})
         h2 = np.nan
     else:
-        f = fit_uni(y, v, X, method=method, test=test, level=level)
+        f = fit_uni(y, v, X, method=method, test=test, level=level, max_iter=max_iter)
         vc = pd.DataFrame({"level": ["between studies"], "variance": [f["tau2"]], "sd": [np.sqrt(f["tau2"])], "i2": [f["I2"]]})
         h2 = f["H2"]
     b0, se0 = f["b"][0], f["se"][0]
@@ -331,9 +374,10 @@ def _build(y, v, X, names, labels, clusters, method, test, level, measure, n, ex
     table["ci_low"] = back(y - crit * np.sqrt(v))
     table["ci_high"] = back(y + crit * np.sqrt(v))
     coefs = pd.DataFrame({"term": names, "estimate": f["b"], "se": f["se"], "statistic": f["stat"], "pval": f["pval"], "ci_low": f["ci_lb"], "ci_high": f["ci_ub"]})
-    r2 = None
+    r2, converged = None, f["converged"]
     if X.shape[1] > 1 and clusters is None and method != "FE":
-        t_re = fit_uni(y, v, np.ones((len(y), 1)), method=method, test=test)["tau2"]
+        f_re = fit_uni(y, v, np.ones((len(y), 1)), method=method, test=test, max_iter=max_iter)
+        t_re, converged = f_re["tau2"], converged and f_re["converged"]
         r2 = max(0.0, 100 * (t_re - f["tau2"]) / t_re) if t_re > 0 else 0.0
     res = MetaResult(
         estimate=float(back(b0)), ci=(float(back(f["ci_lb"][0])), float(back(f["ci_ub"][0]))),
@@ -344,7 +388,8 @@ def _build(y, v, X, names, labels, clusters, method, test, level, measure, n, ex
         method=method, test=test, level=level, measure=measure, qm=f.get("QM"), qm_df=f.get("QMdf"),
         qm_p=f.get("QMp"), r2=r2, three_level=clusters is not None,
         excluded=excluded if excluded is not None else pd.DataFrame(columns=["label", "reason"]),
-        _fit=f, _inputs={"y": y, "v": v, "X": X, "data": data},
+        converged=bool(converged), iterations=f["iterations"],
+        _fit=f, _inputs={"y": y, "v": v, "X": X, "data": data, "max_iter": max_iter},
     )
     return res
 
@@ -363,6 +408,7 @@ def meta_analysis(
     moderators=None,
     level: float = 0.95,
     on_invalid: str = "raise",
+    max_iter: int = MAX_ITER,
 ) -> MetaResult:
     """Random-effects meta-analysis, meta-regression and three-level models.
 
@@ -377,11 +423,15 @@ def meta_analysis(
     yi, vi : column names or arrays
         Generic effect sizes and their sampling variances, analysed as given.
     study : column name or array, optional
-        Labels of the effect sizes (for tables, plots and error messages).
+        Labels of the effect sizes (for tables, plots and error messages). When a label
+        repeats and ``cluster`` is not given, the effects of that study are pooled as if
+        independent and a :class:`~alliance_stats.DependentEffectsWarning` says how many
+        studies contribute several effects.
     cluster : column name or array, optional
         Effect sizes nested in clusters (usually studies): fits the three-level model
         (like metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/effect)``) with two
-        variance components, REML or ML.
+        variance components, REML or ML. The alternative is one effect per study from
+        :func:`aggregate_effects`.
     method : {"REML", "ML", "DL", "PM", "HE", "FE"}
         Estimator of the between-study variance (FE: fixed-effect / equal-effects model).
     test : {"z", "knha"}
@@ -394,8 +444,13 @@ def meta_analysis(
         Confidence level of the CIs and the prediction interval.
     on_invalid : {"raise", "drop"}
         What to do with |r| >= 1, n <= 3, a non-positive variance or a missing value: raise
-        :class:`AllianceStatsError` naming the study, or leave it out and list it in
-        ``result.excluded``.
+        :class:`~alliance_stats.MetaAnalysisError` naming the study, or leave it out and list
+        it in ``result.excluded``.
+    max_iter : int
+        Most iterations of the tau^2 estimation (REML/ML Fisher scoring, PM root search, each
+        start of the three-level model; metafor's ``control = list(maxiter = )``). A fit that
+        has not converged by then warns :class:`~alliance_stats.ConvergenceWarning` and has
+        ``converged = False``.
 
     Returns
     -------
@@ -412,39 +467,44 @@ def meta_analysis(
 
     Examples
     --------
+    The sample table has several effect sizes per study: a three-level model, or one
+    effect per study first.
+
     >>> import alliance_stats as als
-    >>> res = als.meta_analysis(als.load_sample("meta"), r="r", n="n", study="study")
-    >>> round(res.estimate, 3)
-    0.278
+    >>> effects = als.load_sample("meta")
+    >>> res = als.meta_analysis(effects, r="r", n="n", study="study", cluster="study")
+    >>> round(res.estimate, 3), res.converged
+    (0.281, True)
+    >>> per_study = als.aggregate_effects(effects, by="study", r="r", n="n")
+    >>> round(als.meta_analysis(per_study, r="r", n="n", study="study").estimate, 3)
+    0.283
     """
-    if method not in METHODS:
-        raise AllianceStatsError(f"method must be one of {METHODS}, got {method!r}")
-    if test not in ("z", "knha"):
-        raise AllianceStatsError(f"test must be 'z' or 'knha', got {test!r}")
-    if on_invalid not in ("raise", "drop"):
-        raise AllianceStatsError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
-    if not 0 < level < 1:
-        raise AllianceStatsError(f"level must lie between 0 and 1, got {level}")
+    check_option("method", method, METHODS)
+    check_option("test", test, TESTS)
+    check_option("on_invalid", on_invalid, ("raise", "drop"))
+    level = check_number("level", level, 0, 1, lo_open=True, hi_open=True)
+    max_iter = check_whole_number("max_iter", max_iter, lo=1)
     corr = r is not None or n is not None
     if corr and (yi is not None or vi is not None):
-        raise AllianceStatsError("give either r and n (correlations) or yi and vi (generic effects), not both")
+        raise ArgumentError("give either r and n (correlations) or yi and vi (generic effects), not both")
     if corr and (r is None or n is None):
-        raise AllianceStatsError("correlations need both r= and n=")
+        raise ArgumentError("correlations need both r= and n=")
     if not corr and (yi is None or vi is None):
-        raise AllianceStatsError("give r= and n= (correlations) or yi= and vi= (effect sizes and their variances)")
+        raise ArgumentError("give r= and n= (correlations) or yi= and vi= (effect sizes and their variances)")
 
     if data is not None:
-        if not isinstance(data, pd.DataFrame):
-            raise AllianceStatsError(f"data must be a DataFrame, got {type(data).__name__}")
-        for role, col in dict(r=r, n=n, yi=yi, vi=vi, study=study, cluster=cluster).items():
-            if col is not None and col not in data.columns:
-                raise ColumnError(f"{role}={col!r} is not a column of the data")
+        require_frame(data)
+        need_columns(data, {role: col for role, col in dict(r=r, n=n, yi=yi, vi=vi, study=study, cluster=cluster).items()
+                            if col is not None})
         df = data.reset_index(drop=True)
         get = lambda c: None if c is None else df[c]  # noqa: E731
     else:
-        lens = {len(np.atleast_1d(x)) for x in (r, n, yi, vi, study, cluster) if x is not None}
-        if len(lens) != 1:
-            raise AllianceStatsError("the arrays given have different lengths")
+        given = {role: len(np.atleast_1d(x)) for role, x in dict(r=r, n=n, yi=yi, vi=vi, study=study, cluster=cluster).items()
+                 if x is not None}
+        if len(set(given.values())) != 1:
+            raise ArgumentError("the arrays given have different lengths ("
+                                + ", ".join(f"{role}: {k}" for role, k in given.items())
+                                + "); give one value per effect size in each, or pass data= and column names")
         df = None
         get = lambda c: None if c is None else pd.Series(np.atleast_1d(c))  # noqa: E731
     labels = get(study)
@@ -485,7 +545,7 @@ def meta_analysis(
     mod_df = df if df is not None else None
     if moderators is not None:
         if mod_df is None:
-            raise AllianceStatsError("moderators= needs data= (moderators are column names)")
+            raise ArgumentError("moderators= needs data= (moderators are column names)")
         terms = _terms(moderators, mod_df)
         for t in terms:
             for i in np.flatnonzero(mod_df[t].isna().to_numpy()):
@@ -495,7 +555,7 @@ def meta_analysis(
         if on_invalid == "raise":
             detail = "; ".join(f"{labels[i]!r}: {why}" for i, why in problems[:8])
             more = f"; ... ({len(problems) - 8} more)" if len(problems) > 8 else ""
-            raise AllianceStatsError(
+            raise MetaAnalysisError(
                 f"{len(problems)} invalid effect size(s): {detail}{more}. Correct them, or pass "
                 "on_invalid='drop' to leave them out (they are then listed in result.excluded)."
             )
@@ -518,11 +578,35 @@ def meta_analysis(
     else:
         X, names = np.ones((len(y), 1)), ["intercept"]
     if len(y) < 2:
-        raise AllianceStatsError(f"a meta-analysis needs at least 2 effect sizes; {len(y)} left")
-    if clusters is not None and method not in ("REML", "ML"):
-        raise AllianceStatsError("the three-level model is fitted by REML or ML only")
+        raise InsufficientDataError(f"a meta-analysis needs at least 2 effect sizes; {len(y)} left"
+                                    + (f" after leaving out {len(excluded)} invalid one(s)" if len(excluded) else ""))
+    if clusters is not None:
+        check_option("method", method, ("REML", "ML"), hint="the three-level model (cluster=) is fitted by REML or ML only")
+    elif study is not None:
+        _warn_dependent(labels, study if data is not None else None)
     return _build(y, v, X, names, labels, clusters, method, test, level, "r" if corr else "generic", nn,
-                  excluded=excluded, data=None if mod_df is None else mod_df.iloc[keep].reset_index(drop=True))
+                  excluded=excluded, data=None if mod_df is None else mod_df.iloc[keep].reset_index(drop=True),
+                  max_iter=max_iter)
+
+
+def _warn_dependent(labels: list, study_column) -> None:
+    """DependentEffectsWarning when study labels repeat (several effects of a study pooled as if
+    independent)."""
+    counts = pd.Series(labels).value_counts(sort=False)
+    multi = counts[counts > 1]
+    if multi.empty:
+        return
+    cl = f"cluster={study_column!r}" if study_column is not None else "cluster= (the study labels)"
+    agg = f"by={study_column!r}" if study_column is not None else "by=<the study column>"
+    warnings.warn(
+        f"{len(multi)} of {len(counts)} studies contribute more than one effect size ({int(multi.sum())} of the "
+        f"{len(labels)} effect sizes; e.g. {_fmt_labels(multi.index.tolist(), 3)}). They are pooled as if "
+        f"independent, which makes the standard error and CI of the pooled effect too narrow. Pass {cl} for a "
+        f"three-level model, or combine each study's effects first with als.aggregate_effects(data, {agg}, "
+        "r=..., n=...). If the labels name different studies, make them distinct.",
+        DependentEffectsWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def aggregate_effects(data: pd.DataFrame, *, by: str, r: str, n: str, r_between: float = 0.5, method: str = "borenstein") -> pd.DataFrame:
@@ -552,29 +636,36 @@ def aggregate_effects(data: pd.DataFrame, *, by: str, r: str, n: str, r_between:
         ``meta_analysis(r="r", n="n")`` uses exactly vi), plus every other column that is
         constant within the study.
     """
-    for c in (by, r, n):
-        if c not in data.columns:
-            raise ColumnError(f"column {c!r} is not in the data")
-    if not -1 < r_between < 1:
-        raise AllianceStatsError(f"r_between must lie in (-1, 1), got {r_between}")
-    if method not in ("borenstein", "gls"):
-        raise AllianceStatsError("method must be 'borenstein' or 'gls'")
-    rr = data[r].to_numpy(dtype=float)
-    nn = data[n].to_numpy(dtype=float)
+    require_frame(data)
+    need_columns(data, {"by": by, "r": r, "n": n})
+    r_between = check_number("r_between", r_between, -1, 1, lo_open=True, hi_open=True)
+    check_option("method", method, ("borenstein", "gls"))
+    no_study = data[by].isna().to_numpy()
+    if no_study.any():
+        raise MetaAnalysisError(f"{by!r} is missing at rows {_fmt_labels(data.index[no_study].tolist())}; give every "
+                                "effect size its study (those rows would otherwise be left out)")
+    rr = numeric_column(data, r).to_numpy()
+    nn = numeric_column(data, n).to_numpy()
     bad = np.flatnonzero(~(np.abs(rr) < 1) | ~(nn > 3))
     if len(bad):
-        raise AllianceStatsError(
+        raise MetaAnalysisError(
             f"invalid effect size(s) in {by!r} " + ", ".join(repr(_show(data[by].iloc[i])) for i in bad[:8])
             + ": need |r| < 1 and n > 3"
         )
     rows = []
     others = [c for c in data.columns if c not in (by, r, n)]
-    for key, g in data.groupby(by, sort=False):
-        z = np.arctanh(g[r].to_numpy(dtype=float))
-        vv = 1 / (g[n].to_numpy(dtype=float) - 3)
+    for key, g in data.reset_index(drop=True).groupby(by, sort=False):
+        pos = g.index.to_numpy()
+        z = np.arctanh(rr[pos])
+        vv = 1 / (nn[pos] - 3)
         m = len(z)
         S = r_between * np.sqrt(np.outer(vv, vv))
         np.fill_diagonal(S, vv)
+        if m > 1 and r_between <= -1 / (m - 1):
+            raise MetaAnalysisError(
+                f"r_between={r_between:g} is not a possible correlation among the {m} effect sizes of study "
+                f"{_show(key)}: with {m} effects it must be above {-1 / (m - 1):.3g}"
+            )
         if method == "borenstein":
             yi, vi = z.mean(), S.sum() / m**2
         else:

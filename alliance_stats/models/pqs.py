@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import AllianceStatsError, ColumnError, QSortError
+from ..exceptions import ColumnError, DataFileError, InsufficientDataError, QSortError, SessionDataError
 from ..exceptions import _fmt_labels, _show
 from .._format import fmt_num, fmt_pct
+from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
 import html
 
 __all__ = [
@@ -31,7 +32,7 @@ ITEMS = [f"pqs{i}" for i in range(1, N_ITEMS + 1)]
 def _valid_sorts(sorts: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The valid sorts (``qsort_valid`` true, as made by read_qsorts) and how many were left out."""
     if not isinstance(sorts, pd.DataFrame):
-        raise AllianceStatsError(f"sorts must be a DataFrame (from als.read_qsorts), got {type(sorts).__name__}")
+        raise DataFileError(f"sorts must be a DataFrame (from als.read_qsorts), got {type(sorts).__name__}")
     missing = [c for c in ITEMS if c not in sorts.columns]
     if missing:
         raise ColumnError(
@@ -39,7 +40,7 @@ def _valid_sorts(sorts: pd.DataFrame) -> tuple[pd.DataFrame, int]:
             "als.read_qsorts(), which names the items pqs1 ... pqs100 and checks each sort"
         )
     if "qsort_valid" not in sorts.columns:
-        raise AllianceStatsError(
+        raise ColumnError(
             "the sorts carry no 'qsort_valid' column: read them with als.read_qsorts() so that each sort "
             "is checked against the forced distribution before it enters an analysis"
         )
@@ -60,29 +61,29 @@ def _read_prototypes(prototypes) -> pd.DataFrame:
     if isinstance(prototypes, (str, Path)):
         path = Path(prototypes)
         if not path.is_file():
-            raise AllianceStatsError(f"prototype file {str(path)!r} does not exist")
+            raise DataFileError(f"prototype file {str(path)!r} does not exist")
         prototypes = pd.read_csv(path)
     if not isinstance(prototypes, pd.DataFrame):
-        raise AllianceStatsError("prototypes must be a DataFrame or a CSV file: 100 rows (items), one column per prototype")
+        raise DataFileError("prototypes must be a DataFrame or a CSV file: 100 rows (items), one column per prototype")
     p = prototypes.copy()
     if "item" in p.columns:
         p = p.set_index("item")
     if len(p) != N_ITEMS:
-        raise AllianceStatsError(
+        raise DataFileError(
             f"prototypes must rate all {N_ITEMS} PQS items (one row each, optionally an 'item' column 1..100); got {len(p)} rows"
         )
     if "item" in prototypes.columns:
         items = pd.to_numeric(pd.Series(p.index), errors="coerce")
         if sorted(items.tolist()) != list(range(1, N_ITEMS + 1)):
-            raise AllianceStatsError("the prototypes' 'item' column must hold the item numbers 1 ... 100, each once")
+            raise DataFileError("the prototypes' 'item' column must hold the item numbers 1 ... 100, each once")
         p = p.sort_index()
     for c in p.columns:
         v = pd.to_numeric(p[c], errors="coerce")
         if v.isna().any():
             bad = p.index[v.isna()].tolist()
-            raise AllianceStatsError(f"prototype {c!r} has missing or non-numeric ratings at item(s) {bad[:10]}")
+            raise DataFileError(f"prototype {c!r} has missing or non-numeric ratings at item(s) {bad[:10]}")
         if v.std() == 0:
-            raise AllianceStatsError(f"prototype {c!r} gives every item the same rating; it cannot be correlated")
+            raise DataFileError(f"prototype {c!r} gives every item the same rating; it cannot be correlated")
         p[c] = v.astype(float)
     p.index = ITEMS
     return p
@@ -139,8 +140,8 @@ def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10
         least_characteristic``; rank 1 is the highest mean pile (ties get their mean rank).
     """
     valid, n_bad = _valid_sorts(sorts)
-    if by is not None and by not in valid.columns:
-        raise ColumnError(f"by={by!r} is not a column of the sorts")
+    if by is not None:
+        need_columns(valid, {"by": by}, where="the sorts")
     groups = [(None, valid)] if by is None else list(valid.groupby(by, sort=True, observed=True))
     parts = []
     for g, sub in groups:
@@ -204,9 +205,7 @@ def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str
     """
     valid, n_bad = _valid_sorts(sorts)
     keys = [session] if isinstance(session, str) else list(session)
-    for c in keys + [rater]:
-        if c not in valid.columns:
-            raise ColumnError(f"column {c!r} is not in the sorts")
+    need_columns(valid, {**{"session": c for c in keys}, "rater": rater}, where="the sorts")
     dup = valid.duplicated(keys + [rater], keep=False)
     if dup.any():
         rows = valid.index[dup].tolist()
@@ -341,11 +340,13 @@ def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rota
     A loading is significant at p < .01 when |loading| > 2.58 / sqrt(100) = .258 (Brown 1980).
     Loadings are checked against R (eigen + stats::varimax; tests/reference/make_pqs_reference.R).
     """
+    check_option("rotation", rotation, ("varimax", "none"))
     valid, n_bad = _valid_sorts(sorts)
     X = valid[ITEMS].to_numpy(dtype=float).T  # items x sorts
     n_sorts = X.shape[1]
     if n_sorts < 3:
-        raise AllianceStatsError(f"a Q-factor analysis needs at least 3 valid sorts; {n_sorts} given")
+        raise InsufficientDataError(f"a Q-factor analysis needs at least 3 valid sorts; {n_sorts} given"
+                                    + (f" ({n_bad} invalid left out)" if n_bad else ""))
     R = np.corrcoef(X, rowvar=False)
     vals, vecs = np.linalg.eigh(R)
     order = np.argsort(vals)[::-1]
@@ -363,15 +364,11 @@ def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rota
             nf -= 1
             rule = "eigenvalue > 1 and at least two defining sorts per factor"
     else:
-        nf = int(n_factors)
+        nf = check_whole_number("n_factors", n_factors, 1, n_sorts)
         rule = "given"
-        if not 1 <= nf <= n_sorts:
-            raise AllianceStatsError(f"n_factors must lie between 1 and {n_sorts}, got {n_factors}")
     L = vecs[:, :nf] * np.sqrt(np.maximum(vals[:nf], 0))
     if rotation == "varimax" and nf > 1:
         L = _varimax(L)
-    elif rotation not in ("varimax", "none"):
-        raise AllianceStatsError("rotation must be 'varimax' or 'none'")
     L = L * np.where(L.sum(axis=0) < 0, -1.0, 1.0)  # orient each factor so most sorts load positively
     names = [f"F{j + 1}" for j in range(nf)]
     defining = _defining(L, crit)
@@ -435,20 +432,17 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
 
     valid, n_bad = _valid_sorts(sorts)
     keys = [session] if isinstance(session, str) else list(session)
+    require_frame(data)
     for c in keys:
-        if c not in valid.columns:
-            raise ColumnError(f"session key {c!r} is not a column of the sorts")
-        if c not in data.columns:
-            raise ColumnError(f"session key {c!r} is not a column of the session table")
-    if alliance not in data.columns:
-        raise ColumnError(f"alliance={alliance!r} is not a column of the session table")
-    if data.duplicated(keys).any():
-        raise AllianceStatsError(f"the session table has repeated {' x '.join(keys)} keys; give one row per session")
-    av = pd.to_numeric(data[alliance], errors="coerce")
-    bad = (data[alliance].notna() & av.isna()) | np.isinf(av.to_numpy(dtype=float, na_value=np.nan))
-    if bad.any():
-        raise AllianceStatsError(f"column {alliance!r} holds values that are not finite numbers at rows "
-                                 f"{_fmt_labels(data.index[bad.to_numpy()].tolist())}")
+        need_columns(valid, {"session": c}, where="the sorts")
+        need_columns(data, {"session": c}, where="the session table")
+    need_columns(data, {"alliance": alliance}, where="the session table")
+    dup = data.duplicated(keys, keep=False).to_numpy()
+    if dup.any():
+        rows = data.index[dup].tolist()
+        raise SessionDataError(f"the session table has repeated {' x '.join(keys)} keys at rows {_fmt_labels(rows)}; give one "
+                               "row per session", rows=rows)
+    numeric_column(data, alliance)
     mean_sorts = valid.groupby(keys, sort=True)[ITEMS].mean().reset_index()
     key_cast = {c: mean_sorts[c].astype(str) for c in keys}
     left = mean_sorts.assign(**{f"_k{i}": key_cast[c] for i, c in enumerate(keys)})
@@ -458,7 +452,7 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
     ok = a.notna()
     n_missing = int((~ok).sum())
     if ok.sum() < 3:
-        raise AllianceStatsError(
+        raise InsufficientDataError(
             f"only {int(ok.sum())} sorted session(s) have an alliance score; check that the keys {keys} match "
             f"(e.g. sorts {_show(mean_sorts[keys[0]].iloc[0])} vs data {_show(data[keys[0]].iloc[0])})"
         )

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import AllianceStatsError, ColumnError, SessionDataError
+from ..exceptions import ArgumentError, InsufficientDataError, SessionDataError
 from .._format import apa_p, fmt_ci, fmt_df, fmt_num
 from ..io import check_session_keys
-from ..exceptions import _fmt_labels
+from ..validation import check_number, check_option, check_whole_number, need_columns, numeric_column, require_frame
 
 __all__ = ["detect_ruptures", "rupture_summary", "alliance_trajectories", "rupture_outcome", "RuptureOutcomeResult", "RUPTURE_PRESETS"]
 
@@ -30,9 +30,8 @@ EPISODE_COLUMNS = [
 
 
 def _prepare(data, alliance, patient, session):
-    for role, c in (("alliance", alliance), ("patient", patient), ("session", session)):
-        if c not in data.columns:
-            raise ColumnError(f"{role}={c!r} is not a column of the data")
+    require_frame(data)
+    need_columns(data, {"alliance": alliance, "patient": patient, "session": session})
     d = data[[patient, session, alliance]]
     s = check_session_keys(d, [patient], session)
     codes, uniq = pd.factorize(d[patient], sort=False)
@@ -43,18 +42,16 @@ def _prepare(data, alliance, patient, session):
             "the data are not sorted by patient and session; sort them first "
             f"(data.sort_values([{patient!r}, {session!r}])) or read them with als.read_sessions()"
         )
-    a = pd.to_numeric(d[alliance], errors="coerce").to_numpy(dtype=float)
-    nonnum = d[alliance].notna().to_numpy() & np.isnan(a)
-    if nonnum.any():
-        rows = d.index[nonnum].tolist()
-        raise AllianceStatsError(f"column {alliance!r} holds values that are not numbers at rows {_fmt_labels(rows)}")
-    inf = np.isinf(a)
-    if inf.any():
-        rows = d.index[inf].tolist()
-        raise AllianceStatsError(
-            f"column {alliance!r} holds infinite values at rows {_fmt_labels(rows)}; correct them or set them to missing"
-        )
+    a = numeric_column(d, alliance).to_numpy()
     return codes, uniq, sv, a
+
+
+def _episodes_meta(episodes) -> dict:
+    meta = getattr(episodes, "attrs", {}).get("alliance_stats") if isinstance(episodes, pd.DataFrame) else None
+    if meta is None:
+        raise ArgumentError(f"episodes must come from als.detect_ruptures() (got {type(episodes).__name__} without "
+                            "its record of the columns used)")
+    return meta
 
 
 def detect_ruptures(
@@ -143,21 +140,16 @@ def detect_ruptures(
     Methodology, 12, 10.
     """
     if method is not None:
-        if method not in RUPTURE_PRESETS:
-            raise AllianceStatsError(f"method must be one of {sorted(RUPTURE_PRESETS)}, got {method!r}")
+        check_option("method", method, tuple(sorted(RUPTURE_PRESETS)) + (None,))
         threshold = RUPTURE_PRESETS[method]["threshold"]
         sd_source = RUPTURE_PRESETS[method]["sd_source"]
-    if sd_source not in ("within", "pooled", "both"):
-        raise AllianceStatsError(f"sd_source must be 'within', 'pooled' or 'both', got {sd_source!r}")
-    if not threshold > 0:
-        raise AllianceStatsError(f"threshold must be positive, got {threshold}")
-    if int(max_decline_sessions) < 1:
-        raise AllianceStatsError("max_decline_sessions must be at least 1")
-    if repair_to != "pre" and not (isinstance(repair_to, (int, float)) and 0 < repair_to <= 1):
-        raise AllianceStatsError(f"repair_to must be 'pre' or a fraction in (0, 1], got {repair_to!r}")
-    if repair_window is not None and int(repair_window) < 1:
-        raise AllianceStatsError("repair_window must be at least 1 session")
-    kmax = int(max_decline_sessions)
+    check_option("sd_source", sd_source, ("within", "pooled", "both"))
+    threshold = check_number("threshold", threshold, 0, lo_open=True)
+    kmax = check_whole_number("max_decline_sessions", max_decline_sessions, 1)
+    if repair_to != "pre":
+        check_number("repair_to", repair_to, 0, 1, lo_open=True, hint="give 'pre' or a fraction in (0, 1]")
+    if repair_window is not None:
+        repair_window = check_whole_number("repair_window", repair_window, 1)
 
     codes, uniq, sv, a = _prepare(data, alliance, patient, session)
     n = len(a)
@@ -281,13 +273,9 @@ def rupture_summary(episodes: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
         unrepaired, any_rupture, any_unrepaired, ruptures_per_10_sessions, assessable``.
         Patients who were not assessable have missing counts.
     """
-    meta = episodes.attrs.get("alliance_stats")
-    if meta is None:
-        raise AllianceStatsError("episodes must come from als.detect_ruptures()")
+    meta = _episodes_meta(episodes)
     p, alliance = meta["patient"], meta["alliance"]
-    for c in (p, alliance):
-        if c not in data.columns:
-            raise ColumnError(f"column {c!r} (used by detect_ruptures) is not in the data")
+    need_columns(data, {"patient (used by detect_ruptures)": p, "alliance (used by detect_ruptures)": alliance})
     sessions = data.groupby(p, sort=False)[alliance].count()
     out = pd.DataFrame({"patient": sessions.index, "sessions": sessions.to_numpy()})
     g = episodes.groupby("patient")["repaired"]
@@ -354,6 +342,7 @@ def alliance_trajectories(
 
     An inverted U (low-high-low) is not a pattern of its own; it falls under rules 3-4.
     """
+    check_option("rupture_method", rupture_method, tuple(sorted(RUPTURE_PRESETS)) + (None,))
     codes, uniq, sv, a = _prepare(data, alliance, patient, session)
     ok = ~np.isnan(a)
     c, x, y = codes[ok], sv[ok].astype(float), a[ok]
@@ -551,21 +540,13 @@ def rupture_outcome(
     """
     import statsmodels.formula.api as smf
 
-    meta = episodes.attrs.get("alliance_stats")
-    if meta is None:
-        raise AllianceStatsError("episodes must come from als.detect_ruptures()")
-    if analysis not in ("ancova", "change"):
-        raise AllianceStatsError("analysis must be 'ancova' or 'change'")
-    for role, c in (("outcome", outcome), ("patient", patient), ("session", session), ("therapist", therapist)):
-        if c is not None and c not in data.columns:
-            raise ColumnError(f"{role}={c!r} is not a column of the data")
+    meta = _episodes_meta(episodes)
+    check_option("analysis", analysis, ("ancova", "change"))
+    require_frame(data)
+    need_columns(data, {role: c for role, c in (("outcome", outcome), ("patient", patient), ("session", session),
+                                                ("therapist", therapist)) if c is not None})
     d = data[[c for c in (patient, session, outcome, therapist) if c is not None]].copy()
-    d[outcome] = pd.to_numeric(d[outcome], errors="coerce")
-    if np.isinf(d[outcome].to_numpy(dtype=float)).any():
-        rows = d.index[np.isinf(d[outcome].to_numpy(dtype=float))].tolist()
-        raise AllianceStatsError(
-            f"column {outcome!r} holds infinite values at rows {_fmt_labels(rows)}; correct them or set them to missing"
-        )
+    d[outcome] = numeric_column(d, outcome)
     d = d.dropna(subset=[outcome]).sort_values([patient, session], kind="stable")
     g = d.groupby(patient, sort=False)
     per = pd.DataFrame({"first": g[outcome].first(), "last": g[outcome].last(), "n_scores": g[outcome].size()})
@@ -590,7 +571,7 @@ def rupture_outcome(
     per["change"] = per["last"] - per["first"]
     present = [s for s in ["none", "repaired", "unrepaired"] if (per["status"] == s).sum() >= 2]
     if "none" not in present or len(present) < 2:
-        raise AllianceStatsError(
+        raise InsufficientDataError(
             f"need at least two patients without ruptures and two in another status; found "
             f"{per['status'].value_counts().to_dict()}"
         )

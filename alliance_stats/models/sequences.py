@@ -10,8 +10,9 @@ import pandas as pd
 from scipy import stats
 
 from .._format import apa_p, fmt_est_ci
-from ..exceptions import AllianceStatsError, ColumnError
+from ..exceptions import ColumnError, InsufficientDataError, OptionError
 from ..io import check_session_keys
+from ..validation import check_whole_number, need_columns, require_frame
 from ..simulate import ALLIANCE_TYPES, TREATMENT_PHASES
 
 __all__ = ["transitions", "TransitionResult", "lag_sequential", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
@@ -19,9 +20,8 @@ __all__ = ["transitions", "TransitionResult", "lag_sequential", "ALLIANCE_TYPES"
 
 def _pairs(data, code, patient, session, lag=1):
     """Codes at t and t + lag for every pair of sessions of a patient exactly `lag` apart."""
-    for role, c in (("state/code", code), ("patient", patient), ("session", session)):
-        if c not in data.columns:
-            raise ColumnError(f"{role} column {c!r} is not in the data")
+    require_frame(data)
+    need_columns(data, {"state/code": code, "patient": patient, "session": session})
     d = data[[patient, session, code]]
     s = check_session_keys(d, [patient], session, what="code")
     key = pd.DataFrame({"p": d[patient].to_numpy(), "s": s.to_numpy(dtype=np.int64), "c": d[code].to_numpy()})
@@ -159,7 +159,7 @@ def transitions(
     unknown = ~present.isin(states)
     if unknown.any():
         vals = sorted(set(present[unknown].astype(str)))
-        raise AllianceStatsError(f"column {state!r} holds value(s) {vals[:10]} that are not among the states {states}")
+        raise ColumnError(f"column {state!r} holds value(s) {vals[:10]} that are not among the states {states}")
     ok = m["c_from"].notna() & m["c_to"].notna()
     mm = m[ok]
     n_breaks = int(n_possible - len(mm))
@@ -241,20 +241,21 @@ def lag_sequential(
     (Allison & Liker 1982). Yule's Q = (ad - bc) / (ad + bc) from the 2 x 2 table of given
     vs not given at t and target vs not target at t + lag (Bakeman & Quera 2011).
     """
-    if int(lag) < 1:
-        raise AllianceStatsError("lag must be at least 1")
-    m, _, n_possible = _pairs(data, code, patient, session, lag=int(lag))
+    lag = check_whole_number("lag", lag, 1)
+    m, _, n_possible = _pairs(data, code, patient, session, lag=lag)
     m = m[m["c_from"].notna() & m["c_to"].notna()]
     n_not_counted = int(n_possible - len(m))
     N = len(m)
     if N == 0:
-        raise AllianceStatsError(f"no pairs of codes {lag} session(s) apart; check the {session!r} order")
+        raise InsufficientDataError(f"no pairs of codes {lag} session(s) apart; check the {session!r} order")
     givens = given if isinstance(given, (list, tuple)) else [given]
     targets = target if isinstance(target, (list, tuple)) else [target]
     for lab, vals, col in (("given", givens, "c_from"), ("target", targets, "c_to")):
         absent = [v for v in vals if not (m[col] == v).any()]
         if absent and len(absent) == len(vals):
-            raise AllianceStatsError(f"{lab} code(s) {absent} never occur at the lag positions")
+            occur = tuple(sorted(m[col].unique().tolist(), key=str))
+            raise OptionError(lab, absent[0] if len(absent) == 1 else absent, occur,
+                              hint=f"the {lab} code(s) never occur at the lag positions")
     rows = []
     for g in givens:
         for t in targets:

@@ -105,7 +105,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     """
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
-        raise ModelSpecError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
+        raise OptionError("engine", engine, ENGINES)
     if isinstance(formula, str) and formula.split("~", 1)[0].strip().startswith("cbind("):
         raise ModelSpecError(f"{formula.split('~', 1)[0].strip()!r} is a binomial outcome (successes, failures): fit it "
                              "with als.glmm(formula, data, family='binomial')")

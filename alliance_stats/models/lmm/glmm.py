@@ -27,7 +27,6 @@ number of nested levels works, including observation-level random effects in a P
 from __future__ import annotations
 
 import html
-import math
 import re
 import warnings
 from dataclasses import dataclass, field

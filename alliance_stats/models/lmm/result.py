@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from ..._format import apa_p, fmt_ci, fmt_df, fmt_num
-from ...exceptions import ColumnError, ModelSpecError, OptionError, _fmt_labels
+from ...exceptions import ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels
 from ...validation import require_frame
 from .design import Design, group_labels, join_keys
 from .kenward_roger import ddf_L
@@ -301,10 +301,10 @@ def compare(*models: LMMResult) -> pd.DataFrame:
     ``criterion`` column and ``attrs['note']`` say so.
     """
     if len(models) < 2:
-        raise ModelSpecError("compare() needs at least two fitted models")
+        raise ArgumentError("compare() needs at least two fitted models")
     for m in models:
         if not isinstance(m, LMMResult):
-            raise ModelSpecError(f"compare() takes LMMResult objects, got {type(m).__name__}")
+            raise ArgumentError(f"compare() takes LMMResult objects, got {type(m).__name__}")
     n = {m.n_obs for m in models}
     ys = [m._design.y for m in models]
     if len(n) > 1 or any(not np.array_equal(ys[0], y) for y in ys[1:]) or any(
