@@ -20,6 +20,7 @@ from .exceptions import (
     InvalidValuesWarning,
     ItemRangeError,
     KeyReversalWarning,
+    NestedDataWarning,
     ModelSpecError,
     MultipleTherapistsWarning,
     OptionError,
@@ -62,7 +63,7 @@ from .plots import (
 )
 from .tables import export_table
 from .power import PowerResult, power_analysis
-from .reliability import clinical_cutoffs, reliability, reliable_change
+from .reliability import clinical_cutoffs, multilevel_reliability, reliability, reliable_change
 from .scoring import resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
 
@@ -91,6 +92,7 @@ __all__ = [
     "PQS_DISTRIBUTION_VERIFICATION",
     # reliability and change
     "reliability",
+    "multilevel_reliability",
     "reliable_change",
     "clinical_cutoffs",
     # mixed models and alliance-outcome
@@ -179,6 +181,7 @@ __all__ = [
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
     "KeyReversalWarning",
+    "NestedDataWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",

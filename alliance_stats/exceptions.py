@@ -21,6 +21,7 @@ __all__ = [
     "ProvisionalKeyWarning",
     "InvalidValuesWarning",
     "KeyReversalWarning",
+    "NestedDataWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
@@ -293,3 +294,10 @@ class DependentEffectsWarning(AllianceStatsWarning):
     labels repeat and no ``cluster=`` was given), which understates the standard error of the
     pooled effect. Pass ``cluster=`` for a three-level model or combine each study's effects
     first with :func:`~alliance_stats.aggregate_effects`."""
+
+
+class NestedDataWarning(AllianceStatsWarning):
+    """Rows that are nested (several sessions of one patient) are pooled as if they were
+    independent: :func:`alliance_stats.reliability` on a session table gives a pooled alpha whose
+    CI is too narrow and which says nothing about change within patients;
+    :func:`alliance_stats.multilevel_reliability` gives the session-level coefficients."""

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import InsufficientDataError, KeyReversalWarning, OptionError, user_stacklevel
+from .exceptions import InsufficientDataError, KeyReversalWarning, NestedDataWarning, OptionError, user_stacklevel
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
 from .validation import check_number, check_option, need_columns, numeric_column, require_frame
 
-__all__ = ["reliability", "cronbach_alpha", "omega_total", "reliable_change", "clinical_cutoffs"]
+__all__ = ["reliability", "multilevel_reliability", "cronbach_alpha", "omega_total", "reliable_change", "clinical_cutoffs"]
 
 
 def cronbach_alpha(X: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -132,6 +132,15 @@ def reliability(
     warn_provisional(inst)
     cols = resolve_items(data, inst, items)
     X, _ = item_matrix(data, inst, cols, on_invalid=on_invalid)
+    if "patient" in data.columns and data["patient"].duplicated().any():
+        n_pat = data["patient"].nunique()
+        warnings.warn(
+            f"{len(data)} rows of {n_pat} patients (column 'patient'): alpha pools the session rows as if they "
+            "were independent, so its CI is too narrow and it says nothing about change within patients. "
+            "als.multilevel_reliability(data, items=..., patient='patient', session='session') gives the "
+            "session-level coefficients (Shrout & Lane 2012)",
+            NestedDataWarning, stacklevel=user_stacklevel(),
+        )
     if inst.reversed:
         r = np.asarray(inst.reversed) - 1
         X[:, r] = (inst.scale[0] + inst.scale[1]) - X[:, r]
@@ -339,3 +348,91 @@ def clinical_cutoffs(
         },
         index=pd.Index(["a", "b", "c"], name="cutoff"),
     )
+
+
+def multilevel_reliability(data: pd.DataFrame, *, items, patient: str = "patient", session: str = "session") -> pd.Series:
+    """Reliability of a scale measured at every session: Shrout & Lane's (2012) generalizability
+    coefficients, as ``psych::multilevel.reliability(..., lmer = TRUE, lme = FALSE)``.
+
+    Pooled alpha over session rows treats them as independent and says nothing about how well
+    the scale tells a patient's sessions apart, which is what within-patient analyses need. The
+    coefficients come from variance components of item responses (REML, :func:`lmm`): patient,
+    session, item and their two-way interactions, crossed; and patient / session within patient
+    / residual, nested.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient and session, one column per item (already keyed: reverse-scored items
+        reversed). Not modified.
+    items : list of str
+        The item columns.
+    patient, session : str
+        ID and session-number columns.
+
+    Returns
+    -------
+    Series
+        ``RkF`` (between-patient differences, all sessions and items fixed), ``R1R`` (one
+        random session), ``RkR`` (the average of the sessions, random sessions), ``Rc``
+        (change within patients: sessions told apart), ``RkRn`` and ``Rcn`` (the same from the
+        nested model, items random), with ``n_patients``, ``n_sessions`` (distinct session
+        numbers), ``n_items``, ``n_responses`` and ``n_missing`` (item responses left out
+        because they are missing), and the variance components (``var_*``).
+
+    Examples
+    --------
+    >>> import alliance_stats as als
+    >>> d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
+    ...                       therapist="therapist_id")  # doctest: +SKIP
+    >>> als.multilevel_reliability(d, items=[f"WAISR_{i}" for i in range(1, 13)])[["RkF", "R1R", "Rc"]]  # doctest: +SKIP
+    """
+    from .models.lmm import lmm
+
+    require_frame(data)
+    if isinstance(items, str) or not hasattr(items, "__iter__"):
+        raise OptionError("items", items, (), hint="give a list of the item columns")
+    items = list(items)
+    if len(items) < 2 or len(set(items)) != len(items):
+        raise OptionError("items", items, (), hint="give at least two different item columns")
+    need_columns(data, [patient, session] + items)
+    values = np.column_stack([numeric_column(data, c) for c in items])
+    n_rows = len(data)
+    long = pd.DataFrame({
+        "id": np.repeat(data[patient].astype(str).to_numpy(), len(items)),
+        "time": np.repeat(data[session].astype(str).to_numpy(), len(items)),
+        "items": np.tile(np.asarray(items, dtype=object), n_rows),
+        "values": values.ravel(),
+    })
+    missing = int(long["values"].isna().sum())
+    long = long.dropna(subset=["values"])
+    n_id, n_time, n_items = long["id"].nunique(), long["time"].nunique(), len(items)
+    if n_id < 2 or n_time < 2:
+        raise InsufficientDataError(
+            f"multilevel reliability needs at least two patients and two sessions; found {n_id} patient(s) "
+            f"({patient!r}) and {n_time} session(s) ({session!r})")
+    crossed = lmm("values ~ 1 + (1 | id) + (1 | time) + (1 | items) + (1 | id:time) + (1 | id:items) + (1 | items:time)",
+                  long, df_method="z")
+    nested = lmm("values ~ 1 + (1 | id/time)", long, df_method="z")
+
+    def comp(fit, group):
+        r = fit.random
+        return float(r.loc[(r["group"] == group) & r["term2"].isna(), "variance"].iloc[0])
+
+    v_id, v_time, v_items = comp(crossed, "id"), comp(crossed, "time"), comp(crossed, "items")
+    v_pt, v_pi, v_ti, err = comp(crossed, "id:time"), comp(crossed, "id:items"), comp(crossed, "items:time"), crossed.sigma**2
+    n_vid, n_vt, n_res = comp(nested, "id"), comp(nested, "id:time"), nested.sigma**2
+    person = v_id + v_pi / n_items
+    out = {
+        "RkF": person / (person + err / (n_time * n_items)),
+        "R1R": person / (person + v_time + v_pt + err / n_items),
+        "RkR": person / (person + v_time / n_time + v_pt / n_time + err / (n_time * n_items)),
+        "Rc": v_pt / (v_pt + err / n_items),
+        "RkRn": n_vid / (n_vid + n_vt / n_time + n_res / (n_time * n_items)),
+        "Rcn": n_vt / (n_vt + n_res / n_items),
+        "n_patients": n_id, "n_sessions": n_time, "n_items": n_items, "n_responses": len(long), "n_missing": missing,
+        "var_id": v_id, "var_time": v_time, "var_items": v_items, "var_id_time": v_pt, "var_id_items": v_pi,
+        "var_time_items": v_ti, "var_residual": err,
+        "var_nested_id": n_vid, "var_nested_id_time": n_vt, "var_nested_residual": n_res,
+    }
+    return pd.Series(out, name="multilevel_reliability")
