@@ -224,7 +224,7 @@ def test_save_figure_widths_and_line_art(tmp_path):
     assert img.size[0] == pytest.approx(183 / 25.4 * 600, abs=3)
     (png,) = als.save_figure(fig, tmp_path / "w", formats=("png",), width=5, dpi=100)
     assert Image.open(png).size[0] == pytest.approx(500, abs=2)
-    with pytest.raises(als.AllianceStatsError, match="dpi must be a positive number"):
+    with pytest.raises(als.OptionError, match="dpi=0 is not a valid value"):
         als.save_figure(fig, tmp_path / "x", dpi=0)
 
 
