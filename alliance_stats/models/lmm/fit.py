@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import special
 
 from ...exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning, _fmt_labels, user_stacklevel
+from .crossed import CrossedEngine
 from .design import build_design
 from .inference import _satterthwaite
 from .nested import NestedEngine
@@ -83,7 +84,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
                 f"grouping factor {lv.name!r} has as many groups ({lv.n_groups}) as rows ({len(d.y)}): "
                 "its variance cannot be told apart from the residual"
             )
-    eng = NestedEngine(d.X, d.y, d.levels)
+    eng = (CrossedEngine if d.crossed else NestedEngine)(d.X, d.y, d.levels)
     engine = "fast" if engine == "auto" else engine
     if engine == "fast":
         opt = _optimize(eng, reml)
@@ -101,7 +102,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     beta = sol["beta"]
     vcov = sol["vcov"]
     se = np.sqrt(np.diag(vcov))
-    messages = []
+    messages = list(d.crossed)
     sat = None
     if df_method == "satterthwaite":
         df, sat = _satterthwaite(eng, theta, sigma, reml, vcov)
