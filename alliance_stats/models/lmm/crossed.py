@@ -157,16 +157,25 @@ class CrossedEngine:
             self._Ud = U.toarray()
             return
         row_of = np.repeat(np.arange(U.shape[0]), nnz_row)
-        g_of = row_of // q1
-        lens = s[g_of]
-        first_k = np.repeat(np.arange(U.nnz, dtype=np.int64), lens)
-        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
-        second_k = np.repeat(gstart[g_of].astype(np.int64), lens) + within
-        ci, cj = U.indices[first_k], U.indices[second_k]
-        keep = ci <= cj
-        first_k, second_k, ci, cj = first_k[keep], second_k[keep], ci[keep], cj[keep]
+        if q1 == 1:
+            # a row's non-zeros are in column order: pair each with itself and those after it
+            t = np.arange(U.nnz, dtype=np.int64) - U.indptr[row_of]
+            lens = nnz_row[row_of] - t
+            first_k = np.repeat(np.arange(U.nnz, dtype=np.int64), lens)
+            second_k = first_k + (np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens))
+            ci, cj = U.indices[first_k], U.indices[second_k]
+            col = row_of[first_k]
+        else:
+            g_of = row_of // q1
+            lens = s[g_of]
+            first_k = np.repeat(np.arange(U.nnz, dtype=np.int64), lens)
+            within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+            second_k = np.repeat(gstart[g_of].astype(np.int64), lens) + within
+            ci, cj = U.indices[first_k], U.indices[second_k]
+            keep = ci <= cj
+            first_k, second_k, ci, cj = first_k[keep], second_k[keep], ci[keep], cj[keep]
+            col = g_of[first_k] * (q1 * q1) + (row_of[first_k] % q1) * q1 + (row_of[second_k] % q1)
         vals = U.data[first_k] * U.data[second_k]
-        col = g_of[first_k] * (q1 * q1) + (row_of[first_k] % q1) * q1 + (row_of[second_k] % q1)
         key = ci.astype(np.int64) * m + cj
         if m * m <= (FLAT_MAX if flat_max is None else flat_max):
             self._keys = None  # rows are the flat positions of the (m, m) matrix

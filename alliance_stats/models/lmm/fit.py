@@ -2,8 +2,9 @@
 
 The stages follow lme4 (``lFormula -> mkLmerDevfun -> optimizeLmer -> mkMerMod``):
 :mod:`.formula` reads the formula, :mod:`.design` builds the model frame and matrices,
-:mod:`.nested` evaluates the profiled deviance, :mod:`.optimize` minimises it,
-:mod:`.inference` gives Satterthwaite degrees of freedom and :mod:`.result` holds the fit.
+:mod:`.nested` (nested factors) or :mod:`.crossed` (crossed ones) evaluates the profiled
+deviance, :mod:`.optimize` minimises it, :mod:`.inference` gives Satterthwaite degrees of
+freedom and :mod:`.result` holds the fit.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
         ``outcome ~ fixed + (terms | group)``. Random terms: ``(1 | patient)``,
         ``(1 + session | patient)``, ``(0 + x | g)``, ``(1 + x || g)`` (uncorrelated), nested
         ``(1 | therapist/patient)`` or ``(1 | therapist) + (1 | therapist:patient)``, slopes at any
-        level. Grouping factors must be nested; crossed factors raise :class:`ModelSpecError`.
+        level. Grouping factors may be nested, crossed (``(1 | patient) + (1 | rater)``: every
+        rater rates many patients) or partially crossed (patients who change therapist); a note
+        in ``.messages`` names each crossed pair. Nested designs are fitted from per-group
+        sufficient statistics (``nested.py``), the others by a blocked sparse Cholesky
+        factorisation (``crossed.py``); both give lme4's answers.
         Fixed terms follow formulaic (``C(x)``, ``np.log(x)``, ``x:z``, ``x*z``).
     data : DataFrame
         One row per observation. Rows missing any used column are left out and counted
@@ -47,12 +52,13 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str =
     engine : {"auto", "fast", "statsmodels"}
         Who estimates the variance parameters. ``"fast"``: lme4's profiled deviance, evaluated
         from per-group sufficient statistics (every nested design; see
-        ``alliance_stats/models/lmm/nested.py``). ``"statsmodels"``: statsmodels' MixedLM
+        ``alliance_stats/models/lmm/nested.py``) or by the blocked Cholesky factorisation of
+        ``crossed.py`` (crossed designs). ``"statsmodels"``: statsmodels' MixedLM
         (one grouping factor, or random intercepts and uncorrelated slopes of patients within
         therapists); everything else is computed at its estimate by the same code, so the
         result is the same kind of object and a convergence warning tells when statsmodels
-        stopped short of the optimum. ``"auto"`` (default) is ``"fast"``, which covers every
-        design ``lmm`` accepts (crossed factors are refused by both).
+        stopped short of the optimum; it refuses crossed factors. ``"auto"`` (default) is
+        ``"fast"``, which covers every design ``lmm`` accepts.
 
     Returns
     -------
