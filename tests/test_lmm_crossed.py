@@ -71,8 +71,8 @@ def test_loglik_theta_and_fixed_effects_equal_lme4(model_id):
     ours = res.fixed.set_index("term").loc[f.index]
     np.testing.assert_allclose(ours["estimate"], f["estimate"], rtol=1e-5)
     np.testing.assert_allclose(ours["se"], f["se"], rtol=1e-5)
-    np.testing.assert_allclose(ours["df"], f["df"], rtol=1e-3)
-    np.testing.assert_allclose(ours["p"], f["p"], rtol=1e-3, atol=1e-12)
+    np.testing.assert_allclose(ours["df"], f["df"], rtol=1e-4)
+    np.testing.assert_allclose(ours["p"], f["p"], rtol=2e-3)
 
 
 @pytest.mark.parametrize("model_id", IDS)
@@ -86,7 +86,8 @@ def test_variance_components_equal_lme4(model_id):
     ours = ours.loc[key]
     var = r["var2"].isna().to_numpy()
     resid = float(r.loc[r["grp"] == "Residual", "vcov"].iloc[0])
-    np.testing.assert_allclose(ours["variance"].to_numpy()[var], r["vcov"].to_numpy()[var], rtol=1e-5, atol=1e-8 * resid)
+    # the optimum's flat directions: lme4's and our optimizer stop within 1e-9 of the deviance
+    np.testing.assert_allclose(ours["variance"].to_numpy()[var], r["vcov"].to_numpy()[var], rtol=5e-5, atol=1e-8 * resid)
     np.testing.assert_allclose(ours["corr"].to_numpy()[~var], r["sdcor"].to_numpy()[~var], atol=1e-5)
 
 
@@ -97,8 +98,8 @@ def test_blups_and_conditional_sds_equal_lme4(model_id):
     ours = ours.set_index([ours["group"], ours["level"].astype(str), ours["term"]])
     got = ours.loc[list(zip(ref["grp"], ref["level"], ref["term"]))]
     scale = np.abs(ref["estimate"]).max()
-    np.testing.assert_allclose(got["estimate"], ref["estimate"], rtol=1e-4, atol=1e-5 * scale)
-    np.testing.assert_allclose(got["cond_sd"], ref["cond_sd"], rtol=1e-4)
+    np.testing.assert_allclose(got["estimate"], ref["estimate"], rtol=0, atol=5e-6 * scale)
+    np.testing.assert_allclose(got["cond_sd"], ref["cond_sd"], rtol=5e-5)
 
 
 def test_fitted_values_icc_and_r2_use_every_crossed_factor():

@@ -50,6 +50,21 @@ FLAT_MAX = 4_000_000
 MAX_PAIRS = 40_000_000
 
 
+# dense blocks from this size are factored with one BLAS thread: on a busy machine OpenBLAS's
+# threads wait for each other (InstEval's 1,145-column factor: 66-82 ms with one thread, 100-740 ms
+# with two, on the project's 2-core machine under load), and an idle one gains less than twofold
+ONE_THREAD_FROM = 256
+_CONTROLLER = []
+
+
+def _one_blas_thread():
+    from threadpoolctl import ThreadpoolController
+
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
 class CrossedEngine:
     """Deviance, solution and conditional covariances for any design (see the module docstring).
 
@@ -279,7 +294,11 @@ class CrossedEngine:
         S.ravel()[: mre * (m + 1) : m + 1] += 1.0  # + I on the random effects' diagonal
         # LAPACK reads the Fortran-ordered transpose: its lower triangle is S's upper triangle,
         # and the factor overwrites it with no copy
-        _, info = _potrf(S.T, lower=1, clean=0, overwrite_a=1)
+        if m >= ONE_THREAD_FROM:
+            with _one_blas_thread():
+                _, info = _potrf(S.T, lower=1, clean=0, overwrite_a=1)
+        else:
+            _, info = _potrf(S.T, lower=1, clean=0, overwrite_a=1)
         if 0 < info <= mre + p:
             raise np.linalg.LinAlgError("the reduced system is not positive definite")
         d = np.diagonal(S)
