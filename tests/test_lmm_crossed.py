@@ -186,18 +186,22 @@ def _random_theta(eng, rng, scale):
     return eng.start() * scale + np.where(np.isfinite(eng.lower), 0.0, rng.normal(scale=0.3, size=eng.n_theta))
 
 
-@settings(max_examples=40, deadline=None)
+# how the reduction of the other columns is made: all dense; pairs of non-zeros for the other
+# factors (rows: flat (m, m) positions or a compact list) and dense X, y; pairs for every column
+REDUCTIONS = [("dense", None, None), ("sparse", None, None), ("sparse", 0, None), ("sparse", None, 0), ("sparse", 0, 0)]
+
+
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), formula=st.sampled_from(NESTED_FORMULAS), theta_scale=st.floats(0.0, 3.0),
-       reml=st.booleans(), reduction=st.sampled_from(["sparse", "dense"]), flat=st.booleans())
-def test_deviance_equals_the_nested_engines_on_nested_designs(seed, formula, theta_scale, reml, reduction, flat):
-    """The blocked factorisation (first factor's blocks, sparse or dense reduction of the rest,
-    dense Cholesky) and the level-by-level elimination of the nested engine are two routes to
-    the same deviance."""
+       reml=st.booleans(), how=st.sampled_from(REDUCTIONS))
+def test_deviance_equals_the_nested_engines_on_nested_designs(seed, formula, theta_scale, reml, how):
+    """The blocked factorisation (first factor's blocks, reduction of the rest by pairs of
+    non-zeros or dense products, dense Cholesky) and the level-by-level elimination of the
+    nested engine are two routes to the same deviance."""
     D = build_design(formula, _nested_data(seed))
     nested = NestedEngine(D.X, D.y, D.levels)
-    eng = CrossedEngine(D.X, D.y, D.levels, reduction=reduction)
-    if not flat and reduction == "sparse":  # the compact row list used when (m, m) is large
-        eng._setup("sparse", flat_max=0)
+    eng = CrossedEngine(D.X, D.y, D.levels)
+    eng._setup(how[0], flat_max=how[1], dense_factor=how[2])
     theta = _random_theta(nested, np.random.default_rng(seed), theta_scale)
     assert eng.deviance(theta, reml) == pytest.approx(nested.deviance(theta, reml), rel=1e-9)
     th = eng.to_orig(theta)
@@ -206,10 +210,12 @@ def test_deviance_equals_the_nested_engines_on_nested_designs(seed, formula, the
 
 
 @pytest.mark.parametrize("formula", NESTED_FORMULAS)
-def test_solution_and_conditional_variances_equal_the_nested_engines(formula):
+@pytest.mark.parametrize("how", [REDUCTIONS[0], REDUCTIONS[3]])
+def test_solution_and_conditional_variances_equal_the_nested_engines(formula, how):
     D = build_design(formula, _nested_data(3))
     nested = NestedEngine(D.X, D.y, D.levels)
     eng = CrossedEngine(D.X, D.y, D.levels)
+    eng._setup(how[0], flat_max=how[1], dense_factor=how[2])
     theta = _random_theta(nested, np.random.default_rng(3), 0.8)
     a, b = nested.solve(theta, True, condvar=True), eng.solve(theta, True, condvar=True)
     np.testing.assert_allclose(b["beta"], a["beta"], rtol=1e-9)
@@ -242,10 +248,12 @@ CROSSED_FORMULAS = [
 def test_sparse_and_dense_reductions_agree_on_crossed_designs(seed, formula, theta_scale, reml):
     D = build_design(formula, _crossed_data(seed))
     assert D.crossed
-    sparse = CrossedEngine(D.X, D.y, D.levels, reduction="sparse")
     dense = CrossedEngine(D.X, D.y, D.levels, reduction="dense")
-    theta = _random_theta(sparse, np.random.default_rng(seed), theta_scale)
-    assert sparse.deviance(theta, reml) == pytest.approx(dense.deviance(theta, reml), rel=1e-10)
+    theta = _random_theta(dense, np.random.default_rng(seed), theta_scale)
+    for how in REDUCTIONS[1:]:
+        sparse = CrossedEngine(D.X, D.y, D.levels)
+        sparse._setup(*how)
+        assert sparse.deviance(theta, reml) == pytest.approx(dense.deviance(theta, reml), rel=1e-10)
 
 
 def test_crossed_deviance_equals_the_dense_formula():

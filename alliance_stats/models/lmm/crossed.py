@@ -46,6 +46,8 @@ from .nested import Level, _tri_index
 MAX_DENSE = 12_000
 # the reduction is a flat (m, m) vector up to this many entries, else a vector of the pairs present
 FLAT_MAX = 4_000_000
+# factors with at most this many random effects are reduced as dense columns (as X and y)
+DENSE_FACTOR = 64
 # at most this many pairs of non-zeros in the sparse reduction (about 40 bytes each while built)
 MAX_PAIRS = 40_000_000
 
@@ -128,7 +130,9 @@ class CrossedEngine:
         cols = (lv.codes[:, None] * q + np.arange(q)).ravel()
         return sp.csr_matrix((Z.ravel(), (rows, cols)), shape=(self.n, lv.n_groups * q))
 
-    def _setup(self, reduction, flat_max=None):
+    def _setup(self, reduction, flat_max=None, dense_factor=None):
+        """Cross products and the reduction's structure (``flat_max`` and ``dense_factor``
+        override FLAT_MAX and DENSE_FACTOR, for tests of every path)."""
         n, m, mre = self.n, self.m, self.mre
         first = self.levels[self.first]
         q1, G1 = first.q, first.n_groups
@@ -153,15 +157,22 @@ class CrossedEngine:
                 zz[:, b, a] = v
         self.zz = zz
         self._zz00 = np.ascontiguousarray(zz[:, 0, 0])
-        # the reduction sum_g U_g' B_g U_g as a sparse matrix times the vector of the B_g: for
-        # every pair of non-zeros (k, l) of the same group with column(k) <= column(l), the product
-        # U_k U_l goes to row (column(k), column(l)) and column (group, row(k) % q1, row(l) % q1)
-        nnz_row = np.diff(U.indptr)
-        gstart = U.indptr[::q1]  # (G1 + 1,) start of each group's non-zeros
+        # the reduction sum_g U_g' B_g U_g. Columns that most groups touch (X, y and factors with
+        # few groups) form a dense part, reduced by matrix products; for the others, a sparse
+        # matrix times the vector of the B_g: every pair of non-zeros (k, l) of the same group with
+        # column(k) <= column(l) puts U_k U_l in row (column(k), column(l)), column
+        # (group, row(k) % q1, row(l) % q1)
+        dense_factor = DENSE_FACTOR if dense_factor is None else dense_factor
+        small = [k for k in self.rest if self.levels[k].n_groups * self.levels[k].q <= dense_factor]
+        ms = min([self.offsets[k] for k in small] + [mre])  # rest factors come in decreasing size
+        self.ms = ms
+        Us = U[:, :ms].tocsr()
+        Us.sort_indices()
+        nnz_row = np.diff(Us.indptr)
+        gstart = Us.indptr[::q1]  # (G1 + 1,) start of each group's non-zeros
         s = np.diff(gstart)
         total = int((s.astype(np.int64) ** 2).sum())
-        self.n_pairs = total
-        # dense reduction when U is dense enough that BLAS beats the pair list, or the list is too long
+        # all dense when U is dense enough that BLAS beats the pair list, or the list is too long
         self._dense = total > MAX_PAIRS or total * 8 > G1 * q1 * m * m if reduction == "auto" else reduction == "dense"
         if self._dense:
             if G1 * q1 * m > 2e8:
@@ -170,27 +181,31 @@ class CrossedEngine:
                     f"effects touch most of {m} other columns"
                 )
             self._Ud = U.toarray()
+            self.n_pairs = 0
             return
-        row_of = np.repeat(np.arange(U.shape[0]), nnz_row)
+        self._Udn = U[:, ms:].toarray()  # (G1 q1, m - ms)
+        self._UsT = Us.T.tocsr()  # (ms, G1 q1)
+        row_of = np.repeat(np.arange(Us.shape[0]), nnz_row)
         if q1 == 1:
             # a row's non-zeros are in column order: pair each with itself and those after it
-            t = np.arange(U.nnz, dtype=np.int64) - U.indptr[row_of]
+            t = np.arange(Us.nnz, dtype=np.int64) - Us.indptr[row_of]
             lens = nnz_row[row_of] - t
-            first_k = np.repeat(np.arange(U.nnz, dtype=np.int64), lens)
+            first_k = np.repeat(np.arange(Us.nnz, dtype=np.int64), lens)
             second_k = first_k + (np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens))
-            ci, cj = U.indices[first_k], U.indices[second_k]
+            ci, cj = Us.indices[first_k], Us.indices[second_k]
             col = row_of[first_k]
         else:
             g_of = row_of // q1
             lens = s[g_of]
-            first_k = np.repeat(np.arange(U.nnz, dtype=np.int64), lens)
+            first_k = np.repeat(np.arange(Us.nnz, dtype=np.int64), lens)
             within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
             second_k = np.repeat(gstart[g_of].astype(np.int64), lens) + within
-            ci, cj = U.indices[first_k], U.indices[second_k]
+            ci, cj = Us.indices[first_k], Us.indices[second_k]
             keep = ci <= cj
             first_k, second_k, ci, cj = first_k[keep], second_k[keep], ci[keep], cj[keep]
             col = g_of[first_k] * (q1 * q1) + (row_of[first_k] % q1) * q1 + (row_of[second_k] % q1)
-        vals = U.data[first_k] * U.data[second_k]
+        self.n_pairs = len(first_k)
+        vals = Us.data[first_k] * Us.data[second_k]
         key = ci.astype(np.int64) * m + cj
         if m * m <= (FLAT_MAX if flat_max is None else flat_max):
             self._keys = None  # rows are the flat positions of the (m, m) matrix
@@ -252,12 +267,22 @@ class CrossedEngine:
                 BU = np.matmul(B.reshape(G1, q1, q1), Ud.reshape(G1, q1, m)).reshape(G1 * q1, m)
                 S = Ud.T @ BU
             np.subtract(self.RR, S, out=S)
-        elif self._keys is None:
-            S = (self.P @ B.ravel()).reshape(m, m)
-            np.subtract(self.RR, S, out=S)
         else:
-            S = self.RR.copy()
-            S.ravel()[self._keys] -= self.P @ B.ravel()
+            ms, G1, q1 = self.ms, self.G1, self.q1
+            if q1 == 1:
+                BU = self._Udn * B
+            else:
+                BU = np.matmul(B.reshape(G1, q1, q1), self._Udn.reshape(G1, q1, m - ms)).reshape(G1 * q1, m - ms)
+            if self._keys is None:
+                S = (self.P @ B.ravel()).reshape(m, m)
+                S[:ms, ms:] = self._UsT @ BU
+                S[ms:, ms:] = self._Udn.T @ BU
+                np.subtract(self.RR, S, out=S)
+            else:
+                S = self.RR.copy()
+                S.ravel()[self._keys] -= self.P @ B.ravel()
+                S[:ms, ms:] -= self._UsT @ BU
+                S[ms:, ms:] -= self._Udn.T @ BU
         if all(self.q[k] == 1 for k in self.rest):
             # scalar relative factors: block (a, b) of the other factors is scaled by l_a l_b
             for i, k in enumerate(self.rest):
