@@ -54,7 +54,7 @@ def fitted(model_id):
         return als.lmm(m["formula"], dataset(m["data"]), reml=bool(m["reml"]))
 
 
-IDS = MODELS.index.tolist()
+IDS = [pytest.param(i, marks=pytest.mark.slow) if i == "insteval" else i for i in MODELS.index]  # InstEval: 30-75 s
 
 
 @pytest.mark.parametrize("model_id", IDS)
@@ -155,7 +155,7 @@ def test_two_factors_with_the_same_groups_are_refused():
 
 def test_too_many_crossed_random_effects_are_refused_by_name(monkeypatch):
     monkeypatch.setattr(crossed_mod, "MAX_DENSE", 10)
-    with pytest.raises(als.ModelSpecError, match=r"'rater' \(12 groups x 1\).*at most 10"):
+    with pytest.raises(als.ModelSpecError, match=r"'rater' \(12 groups x 1\).*at most 10 columns"):
         als.lmm(MODELS.loc["raters", "formula"], dataset("raters"))
 
 

@@ -77,9 +77,11 @@ class CrossedEngine:
     levels : list of :class:`.nested.Level` (``parent`` is not used), in lme4's order: theta
         holds each level's relative covariance factor in this order.
     reduction : {"auto", "sparse", "dense"}
-        How ``sum_g U_g'B_g U_g`` is formed: from the list of pairs of non-zeros ("sparse"), or
-        as a dense matrix product ("dense"), which is faster when most groups of the first
-        factor touch most other columns. "auto" chooses by the number of pairs.
+        How ``sum_g U_g'B_g U_g`` is formed: "sparse" from the pairs of non-zeros for the
+        other factors' columns and by dense products for the columns that most groups touch
+        (X, y, factors with few groups); "dense" by dense products for all, which is faster when
+        most groups of the first factor touch most other columns. "auto" chooses by the number
+        of pairs.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, levels: list[Level], reduction: str = "auto"):
@@ -112,9 +114,9 @@ class CrossedEngine:
             names = ", ".join(f"{levels[k].name!r} ({levels[k].n_groups} groups x {levels[k].q})" for k in self.rest)
             raise ModelSpecError(
                 f"the grouping factors {names} are crossed with {levels[self.first].name!r} and have "
-                f"{self.mre} random effects together; this engine factors them as one dense block and "
-                f"handles at most {MAX_DENSE}. Fit a random intercept for the factor with fewer groups as "
-                "a fixed effect, or fit a subset of the data"
+                f"{self.mre} random effects together; this engine factors them as one dense block of "
+                f"at most {MAX_DENSE} columns (lme4's sparse factorisation can fit it). If these IDs restart "
+                "within a higher level, write the nesting, e.g. (1 | therapist/patient)"
             )
         self.m = self.mre + self.p + 1
         self._setup(reduction)
@@ -164,7 +166,7 @@ class CrossedEngine:
         # (group, row(k) % q1, row(l) % q1)
         dense_factor = DENSE_FACTOR if dense_factor is None else dense_factor
         small = [k for k in self.rest if self.levels[k].n_groups * self.levels[k].q <= dense_factor]
-        ms = min([self.offsets[k] for k in small] + [mre])  # rest factors come in decreasing size
+        ms = min([self.offsets[k] for k in small] + [mre])  # columns from ms on are dense
         self.ms = ms
         Us = U[:, :ms].tocsr()
         Us.sort_indices()
