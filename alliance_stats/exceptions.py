@@ -205,7 +205,7 @@ class KeyReversalWarning(AllianceStatsWarning):
 
 class ModelSpecError(AllianceStatsError):
     """A model formula or model specification cannot be fitted as written (unknown column,
-    crossed random effects, no random term, too few groups ...)."""
+    two grouping factors with the same groups, no random term, too few groups ...)."""
 
 
 class ConvergenceWarning(AllianceStatsWarning):

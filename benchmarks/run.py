@@ -156,6 +156,105 @@ def bench_lmm(with_r=True):
     return rows
 
 
+CROSSED_MODELS = [  # (name, data file in tests/reference, formula, grouping columns)
+    ("Penicillin: plate x sample", "lmm_crossed_penicillin.csv", "diameter ~ 1 + (1 | plate) + (1 | sample)", ["plate", "sample"]),
+    ("raters: patient x rater", "lmm_crossed_raters.csv.gz", "alliance ~ session + (1 | patient) + (1 | rater)", ["patient", "rater"]),
+    ("therapist changers (partially crossed)", "lmm_crossed_changers.csv.gz", "phq ~ session + (1 | therapist) + (1 | patient)",
+     ["therapist", "patient"]),
+    ("InstEval: student x instructor x dept", "lmm_crossed_insteval.csv.gz", "y ~ service + (1 | s) + (1 | d) + (1 | dept)",
+     ["s", "d", "dept"]),
+]
+
+R_CROSSED_TIMER = r"""
+suppressMessages({library(lme4); library(lmerTest)})
+args <- commandArgs(TRUE)
+d <- read.csv(args[1])
+for (v in strsplit(args[3], ",")[[1]]) d[[v]] <- factor(d[[v]])
+k <- as.integer(args[4]); budget <- as.numeric(args[5])
+best <- function(expr_fun) {  # best wall-clock and best CPU time (user + system) of the runs
+  w <- numeric(0); cpu <- numeric(0); t0 <- proc.time()[["elapsed"]]
+  while (length(w) < k || proc.time()[["elapsed"]] - t0 < budget) {
+    st <- system.time(expr_fun())
+    w <- c(w, st[["elapsed"]]); cpu <- c(cpu, st[["user.self"]] + st[["sys.self"]])
+  }
+  c(min(w), min(cpu))
+}
+f <- as.formula(args[2])
+t1 <- best(function() lme4::lmer(f, d))
+t2 <- best(function() lmerTest::lmer(f, d))
+m <- lme4::lmer(f, d)
+cat(sprintf("%.6f %.6f %.6f %.6f %.6f %d\n", t1[1], t1[2], t2[1], t2[2], as.numeric(logLik(m)), m@optinfo$feval))
+"""
+
+
+def best_of_cpu(fn, repeat=5, budget=0.0):
+    """As best_of, with the best CPU time (all threads of this process) beside the best wall
+    clock: on a machine shared with other jobs, CPU time is the steadier of the two."""
+    wall, cpu = [], []
+    start = time.perf_counter()
+    while len(wall) < repeat or time.perf_counter() - start < budget:
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return min(wall), min(cpu)
+
+
+def bench_crossed(with_r=True):
+    """Crossed random effects (the blocked Cholesky engine) side by side with lme4 and lmerTest,
+    on the data of tests/reference (Penicillin and InstEval are lme4's). Wall-clock and CPU
+    seconds; deviance evaluations of the z fit (the optimizer and its convergence check)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from alliance_stats.models.lmm.crossed import CrossedEngine
+
+    ref = Path(__file__).resolve().parent.parent / "tests" / "reference"
+    have_r = with_r and shutil.which("Rscript") is not None
+    count = {"n": 0}
+    deviance = CrossedEngine.deviance
+
+    def counted(self, theta, reml=True):
+        count["n"] += 1
+        return deviance(self, theta, reml)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "time_crossed.R"
+        script.write_text(R_CROSSED_TIMER)
+        for name, file, formula, groups in CROSSED_MODELS:
+            d = pd.read_csv(ref / file)
+            repeat, budget = (5, 2.0) if len(d) < 10_000 else (1, 0.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", als.AllianceStatsWarning)
+                fit = {}
+                t, tc = best_of_cpu(lambda: fit.setdefault("m", als.lmm(formula, d)), repeat=repeat, budget=budget)
+                CrossedEngine.deviance = counted
+                try:
+                    count["n"] = 0
+                    tz, tzc = best_of_cpu(lambda: fit.setdefault("z", als.lmm(formula, d, df_method="z")), repeat=1)
+                    evals = count["n"]
+                finally:
+                    CrossedEngine.deviance = deviance
+                if repeat > 1:
+                    more = best_of_cpu(lambda: als.lmm(formula, d, df_method="z"), repeat=repeat, budget=budget)
+                    tz, tzc = min(tz, more[0]), min(tzc, more[1])
+            row = {"model": name, "rows": fit["m"].n_obs, "als Satt. s": t, "als Satt. CPU s": tc, "als z s": tz,
+                   "als z CPU s": tzc, "als evals": evals}
+            if have_r:
+                out = subprocess.run(["Rscript", str(script), str(ref / file), formula, ",".join(groups), str(repeat), str(budget)],
+                                     capture_output=True, text=True, check=True)
+                t1, t1c, t2, t2c, ll, fev = out.stdout.split()
+                t1, t1c, t2, t2c, ll = map(float, (t1, t1c, t2, t2c, ll))
+                row.update({"lme4 s": t1, "lme4 CPU s": t1c, "lmerTest s": t2, "lmerTest CPU s": t2c, "lme4 evals": int(fev),
+                            "als z / lme4 (CPU)": tzc / t1c, "als Satt. / lmerTest (CPU)": tc / t2c,
+                            "logLik als - lme4": fit["m"].llf - ll})
+            rows.append(row)
+    return rows
+
+
 MEMORY_CHILD = r"""
 import resource, sys, time, warnings
 import pandas as pd
@@ -207,6 +306,9 @@ def main():
         return
     if "--memory" in sys.argv:
         print(pd.DataFrame([bench_memory()]).to_markdown(index=False, floatfmt=".1f"))
+        return
+    if "--crossed" in sys.argv:
+        print(pd.DataFrame(bench_crossed()).to_markdown(index=False, floatfmt=".3f"))
         return
     if "--lmm" in sys.argv:
         out = pd.DataFrame(bench_lmm())

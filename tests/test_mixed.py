@@ -40,21 +40,26 @@ def test_nested_slash_equals_explicit_interaction(small):
     assert a.n_groups == {"therapist": 20, "therapist:patient": 160}
 
 
-def test_crossed_factors_raise_with_a_fix():
+def test_crossed_factors_are_fitted_and_reported_with_the_nesting_hint():
     d = pd.DataFrame({"a": np.tile([1, 2, 3], 8), "b": np.repeat([1, 2, 3, 4], 6), "y": np.arange(24.0) % 5})
-    with pytest.raises(als.ModelSpecError, match="crossed, not nested.*a/b|crossed, not nested.*b/a"):
-        als.lmm("y ~ 1 + (1 | a) + (1 | b)", d)
+    with pytest.warns(als.SingularFitWarning):
+        m = als.lmm("y ~ 1 + (1 | a) + (1 | b)", d)
+    assert m.n_groups == {"a": 3, "b": 4}
+    assert any("'b' and 'a' are crossed: 4 of 4 b groups" in msg and "(1 | a/b)" in msg for msg in m.messages)
 
 
 def test_reused_patient_ids_are_crossed_until_nested_explicitly():
     rng = np.random.default_rng(1)
     d = pd.DataFrame({"therapist": np.repeat([1, 2, 3, 4], 12), "patient": np.tile(np.repeat([1, 2, 3], 4), 4)})
     d["y"] = rng.normal(size=len(d)) + d["therapist"] * 0.3 + (d["patient"] + 10 * d["therapist"]) % 3
-    with pytest.raises(als.ModelSpecError, match=r"\(1 \| therapist/patient\)"):
-        als.lmm("y ~ 1 + (1 | therapist) + (1 | patient)", d)
+    with pytest.warns(als.SingularFitWarning):
+        crossed = als.lmm("y ~ 1 + (1 | therapist) + (1 | patient)", d)
+    assert crossed.n_groups == {"therapist": 4, "patient": 3}
+    assert any("(1 | therapist/patient)" in msg for msg in crossed.messages)
     with pytest.warns(als.SingularFitWarning):
         m = als.lmm("y ~ 1 + (1 | therapist/patient)", d)
     assert m.n_groups == {"therapist": 4, "therapist:patient": 12}
+    assert not any("crossed" in msg for msg in m.messages)
 
 
 @pytest.mark.parametrize(

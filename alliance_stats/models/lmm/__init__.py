@@ -2,7 +2,8 @@
 
 One module per stage, as lme4 (``lFormula -> mkLmerDevfun -> optimizeLmer -> mkMerMod``):
 ``formula`` (lme4 syntax), ``design`` (model frame and matrices), ``nested`` (the profiled
-deviance of nested designs from per-group sufficient statistics), ``optimize`` (theta),
+deviance of nested designs from per-group sufficient statistics), ``crossed`` (the profiled
+deviance of crossed and partially crossed designs by a blocked Cholesky factor), ``optimize`` (theta),
 ``inference`` (degrees of freedom), ``result`` (:class:`LMMResult`, :func:`compare`) and ``fit``
 (:func:`lmm`, which runs them in order). ``statsmodels`` is the optional second engine.
 ``glmm`` fits generalized linear mixed models (binomial, Poisson) as lme4's ``glmer``, reusing

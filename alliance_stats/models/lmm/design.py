@@ -2,14 +2,15 @@
 
 From a parsed formula and a DataFrame: the complete rows (each row left out counted under the
 first missing column), the response, the fixed-effects matrix (rank-deficient columns dropped as
-R's pivoting QR), and the grouping levels with their random-effects matrices, innermost first,
-numbered so that each level's groups are contiguous within their parents.
+R's pivoting QR), and the grouping levels with their random-effects matrices, most groups first
+(innermost first when nested). In a nested design each level's groups are numbered so that they are
+contiguous within their parents; crossed factors keep the sorted order of their IDs.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ class Design:
     dropped: pd.Series
     offset: np.ndarray | None = None  # the offset() terms' sum on the rows used
     x_keep: list = None  # the columns of x_spec kept (full rank)
+    crossed: list = field(default_factory=list)  # notes on crossed pairs of factors; empty when nested
 
     @property
     def data(self) -> pd.DataFrame:
@@ -285,29 +287,9 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
     for key, f in factors.items():
         codes = _group_codes(cc, f["cols"])
         info.append(dict(name=":".join(f["cols"]), cols=f["cols"], codes=codes, n=int(codes.max()) + 1, terms=f["terms"], pos=len(info)))
-    info.sort(key=lambda d: -d["n"])
-    for fine, coarse in zip(info[:-1], info[1:]):
-        # nested: every row of a fine group has the same coarse group (here: the last one written)
-        parent = np.empty(fine["n"], np.int64)
-        parent[fine["codes"]] = coarse["codes"]
-        off = parent[fine["codes"]] != coarse["codes"]
-        if off.any():
-            bad = len(np.unique(fine["codes"][off]))
-            example = fine["codes"][off][0]
-            ex_rows = cc.frame.loc[fine["codes"] == example, list(dict.fromkeys(list(fine["cols"]) + list(coarse["cols"])))].drop_duplicates()
-            outer, inner = sorted([fine, coarse], key=lambda d: d["pos"])
-            raise ModelSpecError(
-                f"grouping factors {fine['name']!r} and {coarse['name']!r} are crossed, not nested: {bad} "
-                f"{fine['name']} group(s) appear under more than one {coarse['name']} (e.g. "
-                f"{ex_rows.head(3).to_dict('records')}). Crossed random effects are not supported. If the "
-                f"{inner['name']} IDs restart within each {outer['name']} (the same number for different people), "
-                f"write the nesting explicitly: (1 | {outer['name']}/{inner['name']})"
-            )
-        if fine["n"] == coarse["n"]:
-            raise ModelSpecError(
-                f"grouping factors {fine['name']!r} and {coarse['name']!r} define the same groups; "
-                f"put all terms for that level in one grouping factor"
-            )
+    info.sort(key=lambda d: -d["n"])  # lme4's order: most groups first
+    crossed = _crossings(info, cc)
+    # nested designs: number groups so that each level's parents are non-decreasing
     # number groups so that each level's parents are non-decreasing
     keys = [d["codes"] for d in info]  # finest first
     order = np.lexsort(keys)
@@ -327,14 +309,18 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
         if len(set(names)) < len(names):
             raise ModelSpecError(f"the same random-effect column appears twice for {d['name']!r}: {names}")
         Z = np.hstack(Zs)
-        change = np.r_[True, np.any(np.vstack([k[order][1:] != k[order][:-1] for k in keys[li:]]), axis=0)]
-        newc = np.cumsum(change) - 1
-        codes = np.empty_like(newc)
-        codes[order] = newc
-        levels.append(Level(name=d["name"], Z=Z, blocks=blocks, codes=codes, n_groups=int(newc[-1]) + 1))
+        if crossed:  # groups in the sorted order of their IDs, each factor on its own
+            codes, label_rows = d["codes"], np.unique(d["codes"], return_index=True)[1]
+        else:
+            change = np.r_[True, np.any(np.vstack([k[order][1:] != k[order][:-1] for k in keys[li:]]), axis=0)]
+            newc = np.cumsum(change) - 1
+            codes = np.empty_like(newc)
+            codes[order] = newc
+            label_rows = order[change]
+        levels.append(Level(name=d["name"], Z=Z, blocks=blocks, codes=codes, n_groups=int(codes.max()) + 1))
         # the groups' ID labels are made on first use (group_labels): the fit does not need them
-        level_info.append(dict(name=d["name"], cols=d["cols"], exprs=exprs, specs=specs, term_names=names, label_rows=order[change]))
-    for li in range(len(levels) - 1):
+        level_info.append(dict(name=d["name"], cols=d["cols"], exprs=exprs, specs=specs, term_names=names, label_rows=label_rows))
+    for li in range(len(levels) - 1 if not crossed else 0):
         par = np.empty(levels[li].n_groups, int)
         par[levels[li].codes] = levels[li + 1].codes
         levels[li].parent = par
@@ -344,8 +330,41 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
     return Design(
         formula=formula, response=response, fixed=fixed, terms=terms, columns=cc, X=X, xnames=xnames,
         dropped_cols=dropped_cols, y=y, levels=levels, level_info=level_info, x_spec=x_spec,
-        n_dropped=int(len(data) - len(y)), dropped=dropped, offset=offset, x_keep=keep,
+        n_dropped=int(len(data) - len(y)), dropped=dropped, offset=offset, x_keep=keep, crossed=crossed,
     )
+
+
+def _crossings(info: list, cc: _Columns) -> list:
+    """Plain-language notes on the pairs of grouping factors that are not nested (empty for a
+    nested design, whose factors, most groups first, each lie within the next). Two factors that
+    define the same groups are refused."""
+    notes, nested = [], True
+    for i, fine in enumerate(info):
+        for j in range(i + 1, len(info)):
+            coarse = info[j]
+            # fine lies within coarse when every row of a fine group has the same coarse group
+            parent = np.empty(fine["n"], np.int64)
+            parent[fine["codes"]] = coarse["codes"]
+            off = parent[fine["codes"]] != coarse["codes"]
+            if not off.any():
+                if fine["n"] == coarse["n"]:
+                    raise ModelSpecError(
+                        f"grouping factors {fine['name']!r} and {coarse['name']!r} define the same groups; "
+                        f"put all terms for that level in one grouping factor"
+                    )
+                continue
+            if j == i + 1:
+                nested = False
+            bad = len(np.unique(fine["codes"][off]))
+            outer, inner = sorted([fine, coarse], key=lambda d: d["pos"])
+            notes.append(
+                f"grouping factors {fine['name']!r} and {coarse['name']!r} are crossed: {bad} of {fine['n']} "
+                f"{fine['name']} groups appear under more than one {coarse['name']}, and they are fitted as "
+                f"crossed random effects (as lme4). If the {inner['name']} IDs restart within each "
+                f"{outer['name']} (the same number for different people), write the nesting: "
+                f"(1 | {outer['name']}/{inner['name']})"
+            )
+    return [] if nested else notes
 
 
 def _full_rank(X, names):

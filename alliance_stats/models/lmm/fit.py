@@ -2,8 +2,9 @@
 
 The stages follow lme4 (``lFormula -> mkLmerDevfun -> optimizeLmer -> mkMerMod``):
 :mod:`.formula` reads the formula, :mod:`.design` builds the model frame and matrices,
-:mod:`.nested` evaluates the profiled deviance, :mod:`.optimize` minimises it,
-:mod:`.inference` gives Satterthwaite degrees of freedom and :mod:`.result` holds the fit.
+:mod:`.nested` (nested factors) or :mod:`.crossed` (crossed ones) evaluates the profiled
+deviance, :mod:`.optimize` minimises it, :mod:`.inference` gives Satterthwaite degrees of
+freedom and :mod:`.result` holds the fit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from scipy import special
 
 from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
+from .crossed import CrossedEngine
 from .design import build_design
 from .inference import _satterthwaite, df_method_option
 from .kenward_roger import check_size, kenward_roger
@@ -34,7 +36,11 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         ``outcome ~ fixed + (terms | group)``. Random terms: ``(1 | patient)``,
         ``(1 + session | patient)``, ``(0 + x | g)``, ``(1 + x || g)`` (uncorrelated), nested
         ``(1 | therapist/patient)`` or ``(1 | therapist) + (1 | therapist:patient)``, slopes at any
-        level. Grouping factors must be nested; crossed factors raise :class:`ModelSpecError`.
+        level. Grouping factors may be nested, crossed (``(1 | patient) + (1 | rater)``: every
+        rater rates many patients) or partially crossed (patients who change therapist); a note
+        in ``.messages`` names each crossed pair. Nested designs are fitted from per-group
+        sufficient statistics (``nested.py``), the others by a blocked sparse Cholesky
+        factorisation (``crossed.py``); both give lme4's answers.
         The fixed part and the random terms' left sides are read as R reads them (the model
         matrices equal lme4's): ``a + b``, ``a:b``, ``a*b``, ``a/b``, ``b %in% a``, ``(a + b)^2``
         (crossing), ``- a``, ``0 +`` or ``- 1`` (no intercept); ``I(x^2)`` (inside ``I()`` ``^`` is
@@ -69,12 +75,13 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     engine : {"auto", "fast", "statsmodels"}
         Who estimates the variance parameters. ``"fast"``: lme4's profiled deviance, evaluated
         from per-group sufficient statistics (every nested design; see
-        ``alliance_stats/models/lmm/nested.py``). ``"statsmodels"``: statsmodels' MixedLM
+        ``alliance_stats/models/lmm/nested.py``) or by the blocked Cholesky factorisation of
+        ``crossed.py`` (crossed designs). ``"statsmodels"``: statsmodels' MixedLM
         (one grouping factor, or random intercepts and uncorrelated slopes of patients within
         therapists); everything else is computed at its estimate by the same code, so the
         result is the same kind of object and a convergence warning tells when statsmodels
-        stopped short of the optimum. ``"auto"`` (default) is ``"fast"``, which covers every
-        design ``lmm`` accepts (crossed factors are refused by both).
+        stopped short of the optimum; it refuses crossed factors. ``"auto"`` (default) is
+        ``"fast"``, which covers every design ``lmm`` accepts.
     optimizer : {"bobyqa", "nelder-mead", "sbplx", "cobyla", "L-BFGS-B"}
         The optimizer of the first pass (fast engine). ``"bobyqa"`` (default) is nlopt's
         BOBYQA as lme4 and MixedModels.jl use (Brent's method for a single variance). What the
@@ -128,7 +135,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
             )
     if df_method == "kenward-roger":
         check_size(d.levels)
-    eng = NestedEngine(d.X, d.y, d.levels)
+    eng = (CrossedEngine if d.crossed else NestedEngine)(d.X, d.y, d.levels)
     engine = "fast" if engine == "auto" else engine
     if engine == "fast":
         theta_int, optsum = optimize_theta(eng, reml, optimizer=optimizer, start=start, restart=restart)
@@ -145,7 +152,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     beta = sol["beta"]
     vcov = sol["vcov"]
     se = np.sqrt(np.diag(vcov))
-    messages = []
+    messages = list(d.crossed)
     sat = kr = None
     if df_method == "satterthwaite":
         df, sat = _satterthwaite(eng, theta, sigma, reml, vcov)

@@ -24,7 +24,7 @@ from ...exceptions import ModelSpecError
 
 def _cover_error(why: str) -> ModelSpecError:
     return ModelSpecError(f"engine='statsmodels' cannot fit this design: {why}. Use engine='fast' (or 'auto'), "
-                          "which fits every nested design")
+                          "which fits nested and crossed designs")
 
 
 def statsmodels_theta(d, eng, reml: bool) -> tuple[np.ndarray, dict]:
@@ -33,6 +33,10 @@ def statsmodels_theta(d, eng, reml: bool) -> tuple[np.ndarray, dict]:
     from statsmodels.regression.mixed_linear_model import MixedLM
 
     levels = d.levels
+    if d.crossed:
+        names = " and ".join(repr(lv.name) for lv in levels)
+        raise _cover_error(f"the grouping factors {names} are crossed, not nested (MixedLM nests every "
+                           "variance component within one grouping factor)")
     if len(levels) > 2:
         raise _cover_error("more than two grouping levels")
     outer = levels[-1]
