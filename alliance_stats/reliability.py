@@ -395,7 +395,7 @@ def multilevel_reliability(data: pd.DataFrame, *, items, patient: str = "patient
     items = list(items)
     if len(items) < 2 or len(set(items)) != len(items):
         raise OptionError("items", items, (), hint="give at least two different item columns")
-    need_columns(data, [patient, session] + items)
+    need_columns(data, {"patient": patient, "session": session, **{f"items[{i}]": c for i, c in enumerate(items)}})
     values = np.column_stack([numeric_column(data, c) for c in items])
     n_rows = len(data)
     long = pd.DataFrame({
