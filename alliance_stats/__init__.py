@@ -15,6 +15,7 @@ from .exceptions import (
     ColumnError,
     ConfigError,
     DataFileError,
+    DynamicPanelBiasWarning,
     InstrumentKeyError,
     ConvergenceWarning,
     InvalidValuesWarning,
@@ -31,6 +32,7 @@ from .instruments import Instrument, get_instrument, instruments, register_instr
 from .io import PQS_DISTRIBUTION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.mixed import LMMResult, compare, lmm
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
+from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
@@ -90,6 +92,11 @@ __all__ = [
     "AllianceOutcomeResult",
     "therapist_effects",
     "TherapistEffectsResult",
+    # alliance and symptoms over sessions (dynamic panel models)
+    "dynamic_panel",
+    "DynamicPanelResult",
+    "ri_clpm",
+    "RICLPMResult",
     # meta-analysis
     "meta_analysis",
     "MetaResult",
@@ -155,5 +162,6 @@ __all__ = [
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
+    "DynamicPanelBiasWarning",
     "__version__",
 ]
