@@ -27,7 +27,8 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 
 from .._format import apa_p, fmt_ci
-from ..exceptions import AllianceStatsError, ColumnError, ConvergenceWarning, ModelSpecError, SingularFitWarning, _fmt_labels, user_stacklevel
+from ..exceptions import (AllianceStatsError, ColumnError, ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels,
+                          user_stacklevel)
 from ..io import check_session_keys
 
 __all__ = ["dynamic_panel", "DynamicPanelResult", "ri_clpm", "RICLPMResult"]
@@ -449,7 +450,30 @@ class _Fit:
     X: np.ndarray
 
 
-def _fit_ram(ram: _Ram, X: np.ndarray, start: np.ndarray, scale: np.ndarray) -> _Fit:
+def _casewise_scores(ram: _Ram, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Each row's gradient of its FIML log-likelihood in the parameters (rows x K)."""
+    B, Sf, mu = ram.implied(theta[None])
+    p = ram.p
+    Sig, m = Sf[0, :p, :p], mu[0, :p]
+    JS, Jm = ram.jacobian(theta)
+    JS = JS.reshape(p, p, ram.K)
+    seen = ~np.isnan(X)
+    keys, inv = np.unique(seen, axis=0, return_inverse=True)
+    out = np.zeros((len(X), ram.K))
+    for g, key in enumerate(keys):
+        rows = np.flatnonzero(inv.ravel() == g)
+        o = np.flatnonzero(key)
+        if not len(o):
+            continue
+        Q = np.linalg.inv(Sig[np.ix_(o, o)])
+        QR = (X[np.ix_(rows, o)] - m[o]) @ Q
+        Jo = JS[np.ix_(o, o)]
+        const = -0.5 * np.einsum("ab,abk->k", Q, Jo)
+        out[rows] = const + 0.5 * np.einsum("na,nb,abk->nk", QR, QR, Jo, optimize=True) + QR @ Jm[o]
+    return out
+
+
+def _fit_ram(ram: _Ram, X: np.ndarray, start: np.ndarray, scale: np.ndarray, robust: bool = False) -> _Fit:
     """Maximise the FIML log-likelihood of ``ram`` for the data ``X`` (rows = patients, columns =
     the observed variables of ``ram``, NaN = missing) from ``start``.
 
@@ -501,6 +525,10 @@ def _fit_ram(ram: _Ram, X: np.ndarray, start: np.ndarray, scale: np.ndarray) -> 
         dsc = 1.0 / np.sqrt(np.abs(np.diag(info)) + 1e-300)
         np.linalg.cholesky(info * np.outer(dsc, dsc))
         cov = np.linalg.inv(info)
+        if robust:  # Huber-White sandwich: A^-1 B A^-1, B from the rows' scores (lavaan's robust.huber.white)
+            Xs = X / s_obs
+            sc = _casewise_scores(ram, th, Xs[~np.all(np.isnan(Xs), axis=1)]) * D[None, :]
+            cov = cov @ (sc.T @ sc) @ cov
     except np.linalg.LinAlgError:
         cov = np.full((ram.K, ram.K), np.nan)
         messages.append("the information matrix is not positive definite: some parameters are not identified or the "
@@ -718,7 +746,11 @@ def _dpm_model(P: _Panel, x, y, lag, reverse, error_inv):
                 ram.cov(yv[t - 1], xv[s - 1])
     ram.compile()
     # scales and start values
-    sd = lambda a: float(np.sqrt(np.nanmean(np.nanvar(a, axis=0)))) if np.isfinite(a).any() else 1.0
+    def sd(a):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(np.sqrt(np.nanmean(np.nanvar(a, axis=0)))) if np.isfinite(a).any() else 1.0
+
     fam = {y: sd(P.y), x: sd(P.x), **{c: sd(P.tv[c]) for c in tvn}, **{c: sd(P.ti[c][:, None]) for c in tin}}
     fam = {k: (v if np.isfinite(v) and v > 0 else 1.0) for k, v in fam.items()}
     scale = np.array([fam[y]] * T + [fam[x]] * last_x + [fam[c] for c in tvn for _ in range(T - L)] + [fam[c] for c in tin]
@@ -831,7 +863,8 @@ def _row_accounting(P: _Panel, last_x: int, last_cov: int, reasons: dict, x, y):
     out = dict(P.dropped)
     n_unused = int((~used).sum())
     if n_unused:
-        out[f"only a {x} score at a session the model does not use (the last{' ' + str(len(P.waves) - last_x) if len(P.waves) - last_x > 1 else ''} session)"] = n_unused
+        k = len(P.waves) - last_x
+        out[f"{x} without {y} at the last {'session' if k == 1 else f'{k} sessions'} (not in the model)"] = n_unused
     out.update(reasons)
     return pd.Series(out, dtype="int64"), int(used.sum())
 
@@ -931,8 +964,13 @@ class _PanelResult:
     sessions: list
     converged: bool
     messages: list = field(default_factory=list)
+    se_type: str = "observed"
 
     _title = ""
+
+    def _se_words(self) -> str:
+        return ("standard errors are robust (Huber-White sandwich)" if self.se_type == "robust"
+                else "standard errors come from the observed information matrix")
 
     @property
     def n_dropped(self) -> int:
@@ -1049,8 +1087,8 @@ class DynamicPanelResult(_PanelResult):
             f"coefficients equal across sessions, intercepts and error variances "
             f"{'equal' if self.error_inv else 'free'} across sessions.{both}{cov} The model was fitted to {self.n_patients} "
             f"patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information maximum likelihood, which "
-            f"uses every observed session under the assumption that sessions are missing at random; standard errors come "
-            f"from the observed information matrix.{fit} A one-point higher {self.x} at session t-{self.lag} was followed by a "
+            f"uses every observed session under the assumption that sessions are missing at random; "
+            f"{self._se_words()}.{fit} A one-point higher {self.x} at session t-{self.lag} was followed by a "
             f"{xy['estimate']:.2f}-point change in {self.y} at session t (95% CI {fmt_ci(xy['ci_low'], xy['ci_high'])}, "
             f"p {apa_p(xy['p'], eq=True)}). Estimates were computed with alliance-stats, whose results equal lavaan's "
             f"(Rosseel, 2012; estimator = \"ML\", missing = \"fiml\")."
@@ -1127,8 +1165,7 @@ class RICLPMResult(_PanelResult):
             f"{', constrained to be equal across sessions' if self.constrain else ', free across sessions'}. "
             f"Means were free at every session, as were the (co)variances of the within-patient residuals. The model was "
             f"fitted to {self.n_patients} patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information "
-            f"maximum likelihood (sessions missing at random); standard errors come from the observed information "
-            f"matrix.{fit}{res} The random intercepts correlated r = {self.between_r:.2f}. Estimates were computed with "
+            f"maximum likelihood (sessions missing at random); {self._se_words()}.{fit}{res} The random intercepts correlated r = {self.between_r:.2f}. Estimates were computed with "
             f"alliance-stats, whose results equal lavaan's (Rosseel, 2012; estimator = \"ML\", missing = \"fiml\")."
         )
 
@@ -1207,6 +1244,7 @@ def dynamic_panel(
     covariates=(),
     error_inv: bool = False,
     max_session: int | None = None,
+    se: str = "observed",
 ) -> DynamicPanelResult:
     """The ML-SEM dynamic panel model of Allison, Williams & Moral-Benito (2017): the lagged effect
     of ``x`` on ``y`` with patient fixed effects, free of dynamic-panel (Nickell) bias.
@@ -1251,6 +1289,12 @@ def dynamic_panel(
     max_session : int, optional
         Use sessions 1..``max_session`` only (late sessions that few patients reach cannot
         support their own variances); the rows left out are counted in ``dropped``.
+    se : {"observed", "robust"}
+        Standard errors from the observed information matrix (normal theory, as lavaan's and
+        dpm's defaults), or ``"robust"``: the Huber-White sandwich (lavaan's
+        ``se = "robust.huber.white"``, the SEs of ``estimator = "MLR"``). Use ``"robust"`` when
+        scores are far from normal (item means with a ceiling, sum scores of few items): when
+        the outcome feeds back into ``x`` the normal-theory SEs are then too small.
 
     Returns
     -------
@@ -1278,6 +1322,8 @@ def dynamic_panel(
     ['x->y', 'y->y']
     """
     fn = "dynamic_panel"
+    if se not in ("observed", "robust"):
+        raise OptionError("se", se, ("observed", "robust"))
     if not isinstance(reverse, (bool, np.bool_)):
         raise ModelSpecError(f"{fn}(): reverse must be True or False, got {reverse!r}")
     P = _panel(data, x=x, y=y, patient=patient, session=session, covariates=covariates, max_session=max_session,
@@ -1287,11 +1333,8 @@ def dynamic_panel(
     _check_coverage(ram, X, fn, max_session)
     names = {}
     keep = ~np.all(np.isnan(X), axis=1)
-    extra = {}
-    if (~keep).any():
-        extra["patient without a score the model uses"] = 0
     with _one_thread():
-        fit = _fit_ram(ram, X[keep], _start(ram, X[keep]), scale)
+        fit = _fit_ram(ram, X[keep], _start(ram, X[keep]), scale, robust=se == "robust")
     dropped, n_rows = _row_accounting(P, T if reverse else T - lag, T - lag, {}, x, y)
     stats_ = _fit_statistics(fit, ram.K)
     stats_["srmr"] = _srmr(ram, fit)
@@ -1311,7 +1354,7 @@ def dynamic_panel(
     return DynamicPanelResult(
         effects=pd.DataFrame(rows), parameters=_param_table(ram, fit, names), fit=stats_, x=x, y=y,
         n_patients=int(keep.sum()), n_rows=n_rows, dropped=dropped, sessions=list(range(1, T + 1)), converged=fit.converged,
-        messages=msgs + imp, lag=lag, reverse=bool(reverse), covariates=cov_roles, error_inv=bool(error_inv),
+        messages=msgs + imp, lag=lag, reverse=bool(reverse), covariates=cov_roles, error_inv=bool(error_inv), se_type=se,
     )
 
 
@@ -1324,6 +1367,7 @@ def ri_clpm(
     session: str = "session",
     constrain: bool = True,
     max_session: int | None = None,
+    se: str = "observed",
 ) -> RICLPMResult:
     """The random-intercept cross-lagged panel model (RI-CLPM; Hamaker, Kuiper & Grasman 2015).
 
@@ -1352,6 +1396,12 @@ def ri_clpm(
         Lagged effects equal over sessions (default) or free.
     max_session : int, optional
         Use sessions 1..``max_session`` only; rows left out are counted.
+    se : {"observed", "robust"}
+        Standard errors from the observed information matrix (normal theory, as lavaan's and
+        dpm's defaults), or ``"robust"``: the Huber-White sandwich (lavaan's
+        ``se = "robust.huber.white"``, the SEs of ``estimator = "MLR"``). Use ``"robust"`` when
+        scores are far from normal (item means with a ceiling, sum scores of few items): when
+        the outcome feeds back into ``x`` the normal-theory SEs are then too small.
 
     Returns
     -------
@@ -1376,6 +1426,8 @@ def ri_clpm(
     ['x->y', 'y->x', 'x->x', 'y->y']
     """
     fn = "ri_clpm"
+    if se not in ("observed", "robust"):
+        raise OptionError("se", se, ("observed", "robust"))
     if not isinstance(constrain, (bool, np.bool_)):
         raise ModelSpecError(f"{fn}(): constrain must be True or False, got {constrain!r}")
     P = _panel(data, x=x, y=y, patient=patient, session=session, covariates=(), max_session=max_session, fn=fn, min_waves=3, lag=1)
@@ -1384,7 +1436,7 @@ def ri_clpm(
     _check_coverage(ram, X, fn, max_session)
     keep = ~np.all(np.isnan(X), axis=1)
     with _one_thread():
-        fit = _fit_ram(ram, X[keep], _start(ram, X[keep]), scale)
+        fit = _fit_ram(ram, X[keep], _start(ram, X[keep]), scale, robust=se == "robust")
     dropped, n_rows = _row_accounting(P, T, T, {}, x, y)
     stats_ = _fit_statistics(fit, ram.K)
     stats_["srmr"] = _srmr(ram, fit)
@@ -1410,16 +1462,21 @@ def ri_clpm(
     idx = [k["vx"], k["vy"], k["c"]]
     grad = np.array([-r / (2 * vx), -r / (2 * vy), 1 / np.sqrt(vx * vy)]) if np.isfinite(r) else np.full(3, np.nan)
     se_r = float(np.sqrt(grad @ V[np.ix_(idx, idx)] @ grad))
+    if np.isfinite(r) and abs(r) > 1:
+        m = (f"the random intercepts correlate r = {r:.2f}, beyond +/-1 (an improper solution): the stable between-patient "
+             "parts are not separable from the within-patient dynamics in these data")
+        imp.append(m)
+        warnings.warn(f"{fn}(): {m}", SingularFitWarning, stacklevel=user_stacklevel())
     brows = []
-    for term, est, se in ((f"variance {rx}", vx, np.sqrt(V[k["vx"], k["vx"]])), (f"variance {ry}", vy, np.sqrt(V[k["vy"], k["vy"]])),
+    for term, est, s_e in ((f"variance {rx}", vx, np.sqrt(V[k["vx"], k["vx"]])), (f"variance {ry}", vy, np.sqrt(V[k["vy"], k["vy"]])),
                           ("covariance", c, np.sqrt(V[k["c"], k["c"]])), ("correlation", r, se_r)):
-        z = est / se if se > 0 else np.nan
-        brows.append({"term": term, "estimate": est, "se": se, "z": z, "p": float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan,
-                      "ci_low": est - _Z975 * se, "ci_high": est + _Z975 * se})
+        z = est / s_e if s_e > 0 else np.nan
+        brows.append({"term": term, "estimate": est, "se": s_e, "z": z, "p": float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan,
+                      "ci_low": est - _Z975 * s_e, "ci_high": est + _Z975 * s_e})
     return RICLPMResult(
         effects=pd.DataFrame(rows), parameters=_param_table(ram, fit, {}), fit=stats_, x=x, y=y, n_patients=int(keep.sum()),
         n_rows=n_rows, dropped=dropped, sessions=list(range(1, T + 1)), converged=fit.converged, messages=msgs + imp,
-        between=pd.DataFrame(brows), constrain=bool(constrain),
+        between=pd.DataFrame(brows), constrain=bool(constrain), se_type=se,
     )
 
 

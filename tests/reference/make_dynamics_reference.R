@@ -15,7 +15,7 @@
 # - the RI-CLPM of Hamaker, Kuiper & Grasman (2015).
 # Every parameter is written out and lavaan() is called with its automatic options off, so the
 # parameter count is exactly the model's. estimator = "ML", missing = "fiml", fixed.x = FALSE,
-# observed information; nlminb, then BFGS with a tight tolerance from its solution, so that the
+# observed information (and, for three models, Huber-White sandwich SEs); nlminb, then BFGS with a tight tolerance from its solution, so that the
 # reference sits at the optimum.
 # Also written: the wages data of Allison et al. (2017) (Cornwell & Rupert 1988, R's plm::Wages;
 # 595 people, 7 years), whose published dpm() results are compared in the tests as well.
@@ -124,7 +124,12 @@ fit_model <- function(model, data) {
   f2 <- do.call(lavaan, c(args, list(start = f1, optim.method = "BFGS", control = list(reltol = 1e-15, maxit = 100000))))
   f <- if (lavInspect(f2, "converged") && fitMeasures(f2, "logl") >= fitMeasures(f1, "logl")) f2 else f1
   stopifnot(lavInspect(f, "converged"))
+  attr(f, "args") <- args
   f
+}
+robust_se <- function(f) {  # Huber-White sandwich SEs at the same estimates (se = "robust.huber.white")
+  fr <- do.call(lavaan, c(attr(f, "args"), list(start = f, se = "robust.huber.white")))
+  parameterEstimates(fr)$se
 }
 
 # --- models -----------------------------------------------------------------------------------
@@ -150,8 +155,16 @@ for (id in names(models)) {
   f <- fit_model(m[[2]], W[[m[[1]]]])
   times[[id]] <- proc.time()[["elapsed"]] - t0
   pe <- parameterEstimates(f)
-  params[[id]] <- data.frame(model = id, lhs = pe$lhs, op = pe$op, rhs = pe$rhs, label = pe$label, est = pe$est, se = pe$se)
-  fm <- fitMeasures(f, c("chisq", "df", "pvalue", "cfi", "tli", "rmsea", "srmr", "logl", "npar", "ntotal", "baseline.chisq", "baseline.df"))
+  se_r <- if (id %in% c("fb_dpm", "fb_riclpm", "d2_dpm_lag2")) robust_se(f) else NA_real_
+  params[[id]] <- data.frame(model = id, lhs = pe$lhs, op = pe$op, rhs = pe$rhs, label = pe$label, est = pe$est, se = pe$se,
+                             se_robust = se_r)
+  # the baseline (independence) model for CFI/TLI, fitted explicitly: every observed variable its own
+  # mean and variance, by FIML (lavaan's own baseline fit can fail after a fit given start values)
+  ov <- lavNames(f, "ov")
+  base <- lavaan(paste(c(paste(ov, "~ 1"), paste(ov, "~~", ov)), collapse = "\n"), data = W[[m[[1]]]], estimator = "ML",
+                 missing = "fiml", fixed.x = FALSE, meanstructure = TRUE)
+  fm <- fitMeasures(f, c("chisq", "df", "pvalue", "cfi", "tli", "rmsea", "srmr", "logl", "npar", "ntotal", "baseline.chisq", "baseline.df"),
+                    baseline.model = base)
   fits[[id]] <- data.frame(model = id, t(as.numeric(fm)), max_abs_gradient = max(abs(lavInspect(f, "gradient"))), seconds = times[[id]])
   names(fits[[id]]) <- c("model", names(fm), "max_abs_gradient", "seconds")
   if (grepl("riclpm", id)) {
