@@ -347,6 +347,7 @@ def simulate_study(
                     n_att[i] = last
                     rupture_dropout[i] = True
         attended &= sess_idx < n_att[:, None]
+        attended[rupture_dropout, n_att[rupture_dropout] - 1] = True  # the last session before leaving is attended
 
     latent = trait[:, None] + w + D
 
