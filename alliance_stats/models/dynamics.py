@@ -507,7 +507,7 @@ def _fit_ram(ram: _Ram, X: np.ndarray, start: np.ndarray, scale: np.ndarray, rob
                             scoring=lambda t: ram.hessian(t, one, expected=True) / N)
         if H1 is not None and np.isfinite(f(t1)[0]):
             th = t1
-    th, H, iters = _newton(f, hess, th)
+    th, H, iters = _newton(f, hess, th, scoring=lambda t: ram.hessian(t, pats, expected=True) / N)
     if H is None:  # the start was not admissible: a second try by quasi-Newton from it
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -519,7 +519,8 @@ def _fit_ram(ram: _Ram, X: np.ndarray, start: np.ndarray, scale: np.ndarray, rob
     gmax = float(np.max(np.abs(gr))) if np.isfinite(val) else np.inf
     converged = bool(np.isfinite(val) and gmax < 1e-6)
     if not converged:
-        messages.append(f"the optimiser stopped with a gradient of {gmax:.2g} (per patient), not at a clear optimum")
+        messages.append(f"the optimiser stopped with a gradient of {gmax:.2g} (per patient), not at a clear optimum; when late "
+                        "sessions have few patients, max_session= leaves them out (lavaan fails on such data too)")
     info = H * N * np.outer(D, D)  # observed information in the original scale
     try:
         dsc = 1.0 / np.sqrt(np.abs(np.diag(info)) + 1e-300)
@@ -551,7 +552,7 @@ def _newton(f, hess, th, gtol=1e-10, max_iter=200, scoring=None):
     """Newton-Raphson with a backtracking line search; where the Hessian is not positive definite
     its eigenvalues are lifted (a modified Newton step). With ``scoring`` (a function giving the
     expected information), Fisher scoring steps come first, until a full step changes the
-    objective by less than 1e-4. Returns (theta, Hessian, iterations); the Hessian is None when
+    objective by less than 1e-4 or the gradient is below 1e-5. Returns (theta, Hessian, iterations); the Hessian is None when
     f is not finite at the start."""
     val, g = f(th)
     if not np.isfinite(val):
@@ -559,6 +560,9 @@ def _newton(f, hess, th, gtol=1e-10, max_iter=200, scoring=None):
     far = scoring is not None
     H = scoring(th) if far else hess(th)
     for it in range(max_iter):
+        if far and np.max(np.abs(g)) < 1e-5:  # close: Newton steps on the observed information from here
+            far = False
+            H = hess(th)
         if np.max(np.abs(g)) < gtol and not far:
             return th, H, it
         w, V = np.linalg.eigh(H)
@@ -581,7 +585,7 @@ def _newton(f, hess, th, gtol=1e-10, max_iter=200, scoring=None):
             far = False
         th, val, g = new, v2, g2
         H = scoring(th) if far else hess(th)
-    return th, H, max_iter
+    return th, (hess(th) if far else H), max_iter
 
 
 # ========================================================================================
@@ -855,6 +859,36 @@ def _check_coverage(ram, X, fn, max_session):
             f"{fn}(): fewer than 3 patients have a score for {_fmt_labels(thin)} (variable_session); the model cannot "
             f"estimate their (co)variances: {hint}"
         )
+
+
+def _check_size(build, P: _Panel, fn, min_waves):
+    """The dynamic panel model leaves the covariance matrix of its exogenous variables (x at every
+    session, the first outcomes, the covariates) free: each of them must be observed in more
+    patients than there are such variables, or the matrix (and the fit) breaks down. Refuse, and
+    name the max_session that would fit."""
+
+    def ok(q):
+        ram, X, _ = build(q)
+        t = ram.table
+        endo = set(t.loc[t["mat"] == "A", "i"]) | {i for i, _, _ in ram.fixed}
+        exo = [j for j in range(ram.p) if j not in endo]
+        counts = (~np.isnan(X[:, exo])).sum(axis=0)
+        return bool(np.all(counts > len(exo))), len(exo), [ram.names[j] for j, c in zip(exo, counts) if c <= len(exo)]
+
+    good, q, thin = ok(P)
+    if good:
+        return
+    fit_T = next((T for T in range(len(P.waves) - 1, min_waves - 1, -1) if ok(_truncate(P, T))[0]), None)
+    hint = f"pass max_session={fit_T} (or fewer)" if fit_T else "use data from more patients"
+    raise ModelSpecError(
+        f"{fn}(): sessions 1-{len(P.waves)} make {q} exogenous variables whose covariances the model leaves free, but "
+        f"{_fmt_labels(thin)} are observed in no more than {q} patients, too few to estimate them; {hint}"
+    )
+
+
+def _truncate(P: _Panel, T: int) -> _Panel:
+    return _Panel(P.patients, P.waves[:T], P.x[:, :T], P.y[:, :T], {c: v[:, :T] for c, v in P.tv.items()}, P.ti, P.dropped,
+                  P.n_rows, P.rows)
 
 
 def _row_accounting(P: _Panel, last_x: int, last_cov: int, reasons: dict, x, y):
@@ -1331,6 +1365,7 @@ def dynamic_panel(
     T = len(P.waves)
     ram, X, scale = _dpm_model(P, x, y, lag, bool(reverse), bool(error_inv))
     _check_coverage(ram, X, fn, max_session)
+    _check_size(lambda q: _dpm_model(q, x, y, lag, bool(reverse), bool(error_inv)), P, fn, lag + 2)
     names = {}
     keep = ~np.all(np.isnan(X), axis=1)
     with _one_thread():
