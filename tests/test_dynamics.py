@@ -281,3 +281,15 @@ def test_dynamic_panel_recovers_what_the_lagged_random_intercept_model_misses():
     assert abs(r["dpm_yy"].mean() - TRUE_Y_Y) < 3 * mc["dpm_yy"] + 0.02
     assert r["lmm_xy"].mean() - TRUE_X_Y > 10 * mc["lmm_xy"]  # pulled towards zero
     assert r["lmm_xy_cover"].mean() < 0.8
+
+
+def test_readme_dynamics_example_runs_as_written(sample_sessions):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "als.dynamic_panel" in b]
+    assert len(block) == 1
+    ns = {"als": als, "df": sample_sessions}
+    exec(compile(block[0], "README.md", "exec"), ns)
+    assert ns["dp"].effects["path"].tolist() == ["x->y", "y->y"] and ns["dp"].sessions == list(range(1, 13))
+    assert ns["rc"].se_type == "robust" and len(ns["rc"].between) == 4

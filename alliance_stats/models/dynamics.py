@@ -975,6 +975,15 @@ def _improper(ram: _Ram, fit: _Fit, names: dict) -> list:
     neg = [names.get(v, v) for v, k in zip(var["lhs"], var["k"]) if fit.theta[k] < 0]
     if neg:
         out.append(f"the variance of {_fmt_labels(neg)} is estimated below zero (an improper solution): the model does not fit these data")
+    lat = [j for j in range(ram.p, ram.m) if ram.names[j].startswith("alpha")]
+    if len(lat) > 1 and not neg:
+        S = ram.implied(fit.theta[None])[1][0][np.ix_(lat, lat)]
+        if np.linalg.eigvalsh(S).min() <= 0:
+            sd = np.sqrt(np.abs(np.diag(S)))
+            r = S[0, 1] / (sd[0] * sd[1])
+            out.append(f"the patient effects {ram.names[lat[0]]} and {ram.names[lat[1]]} correlate r = {r:.2f}, beyond +/-1 "
+                       "(an improper solution): the joint model does not fit these data; fit each direction on its own "
+                       "(reverse=False, with x and y swapped)")
     return out
 
 
