@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, stats
+from scipy import optimize, stats
 
 from .._format import apa_p, fmt_ci
 from ..exceptions import (AllianceStatsError, ColumnError, ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels,
@@ -290,7 +290,7 @@ def _fiml(Sigma, mu, pats: _Patterns, grad=True):
     return ll, (Gf.reshape(nb, p, p) if grad else None), g
 
 
-def _saturated(X, pats: _Patterns, tol=1e-12, max_iter=5000):
+def _saturated(X, pats: _Patterns, max_iter=5000):
     """Unrestricted mean and covariance by EM (the H1 model of the chi-square test), with
     SQUAREM acceleration (Varadhan & Roland 2008).
 
@@ -1030,10 +1030,11 @@ class _PanelResult:
     def _effect_lines(self):
         e = self.effects
         w = max(len(str(v)) for v in e["label"])
+        wp = max(len(str(v)) for v in e["path"])
         lines = []
         for _, r in e.iterrows():
             s = f" (session {int(r['session'])})" if "session" in e and np.isfinite(r.get("session", np.nan)) else ""
-            lines.append(f"  {r['path']:<5} {r['label']:<{w}}{s}  b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI "
+            lines.append(f"  {r['path']:<{wp}} {r['label']:<{w}}{s}  b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI "
                          f"{fmt_ci(r['ci_low'], r['ci_high'], 3)}, z = {r['z']:.2f}, p {apa_p(r['p'], eq=True)}")
         return lines
 
@@ -1131,8 +1132,8 @@ class DynamicPanelResult(_PanelResult):
             f"{'equal' if self.error_inv else 'free'} across sessions.{both}{cov} The model was fitted to {self.n_patients} "
             f"patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information maximum likelihood, which "
             f"uses every observed session under the assumption that sessions are missing at random; "
-            f"{self._se_words()}.{fit} A one-point higher {self.x} at session t-{self.lag} was followed by a "
-            f"{xy['estimate']:.2f}-point change in {self.y} at session t (95% CI {fmt_ci(xy['ci_low'], xy['ci_high'])}, "
+            f"{self._se_words()}.{fit} Each point of {self.x} at session t-{self.lag} went with a change of "
+            f"{xy['estimate']:.2f} points in {self.y} at session t (95% CI {fmt_ci(xy['ci_low'], xy['ci_high'])}, "
             f"p {apa_p(xy['p'], eq=True)}). Estimates were computed with alliance-stats, whose results equal lavaan's "
             f"(Rosseel, 2012; estimator = \"ML\", missing = \"fiml\")."
         )
@@ -1196,9 +1197,9 @@ class RICLPMResult(_PanelResult):
         res = ""
         if self.constrain:
             r = e.set_index("path")
-            res = (f" Within patients, a higher {self.x} than usual was followed by a {r.loc['x->y', 'estimate']:.2f} change in "
-                   f"{self.y} at the next session (95% CI {fmt_ci(r.loc['x->y', 'ci_low'], r.loc['x->y', 'ci_high'])}), and "
-                   f"a higher {self.y} by a {r.loc['y->x', 'estimate']:.2f} change in {self.x} "
+            res = (f" Within patients, each point of {self.x} above the patient's usual level went with a change of "
+                   f"{r.loc['x->y', 'estimate']:.2f} in {self.y} at the next session (95% CI {fmt_ci(r.loc['x->y', 'ci_low'], r.loc['x->y', 'ci_high'])}), and "
+                   f"each point of {self.y} with a change of {r.loc['y->x', 'estimate']:.2f} in {self.x} "
                    f"(95% CI {fmt_ci(r.loc['y->x', 'ci_low'], r.loc['y->x', 'ci_high'])}).")
         return (
             f"The reciprocal session-to-session relation between {self.x} and {self.y} was estimated with the random-"
