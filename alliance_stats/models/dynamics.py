@@ -291,8 +291,9 @@ def _fiml(Sigma, mu, pats: _Patterns, grad=True):
 
 
 def _saturated(X, pats: _Patterns, max_iter=5000):
-    """Unrestricted mean and covariance by EM (the H1 model of the chi-square test), with
-    SQUAREM acceleration (Varadhan & Roland 2008).
+    """Unrestricted mean and covariance (the H1 model of the chi-square test): EM with SQUAREM
+    acceleration (Varadhan & Roland 2008) to near the optimum, then Newton steps on the exact
+    Hessian.
 
     Returns (mean, cov, loglik, converged)."""
     p = X.shape[1]
@@ -1309,7 +1310,9 @@ def dynamic_panel(
     With ``reverse=True`` both directions are estimated jointly: ``x`` at session t is also
     regressed on ``y`` and ``x`` at t - lag with a patient effect of its own (the two patient
     effects and the two equations' errors at the same session correlated), giving ``y->x`` and
-    ``x->x`` as well.
+    ``x->x`` as well. This is more efficient, but it assumes that ``x`` follows that equation
+    (e.g. no measurement error of its own dynamics); two one-direction fits (``x`` and ``y``
+    swapped, each predetermined) assume less.
 
     Parameters
     ----------
