@@ -15,6 +15,7 @@ from .exceptions import (
     ColumnError,
     ConfigError,
     DataFileError,
+    DynamicPanelBiasWarning,
     InstrumentKeyError,
     ConvergenceWarning,
     InvalidValuesWarning,
@@ -40,6 +41,7 @@ from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, r
 from .models.lmm import GLMMResult, LMMResult, all_fit, compare, glmm, lmm
 from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
+from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
@@ -116,6 +118,11 @@ __all__ = [
     # dropout
     "early_alliance_dropout",
     "DropoutResult",
+    # alliance and symptoms over sessions (dynamic panel models)
+    "dynamic_panel",
+    "DynamicPanelResult",
+    "ri_clpm",
+    "RICLPMResult",
     # meta-analysis
     "meta_analysis",
     "MetaResult",
@@ -190,5 +197,6 @@ __all__ = [
     "MetaAnalysisError",
     "DependentEffectsWarning",
     "ConfigOptionError",
+    "DynamicPanelBiasWarning",
     "__version__",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
+    "DynamicPanelBiasWarning",
     "ConfigError",
     "OptionError",
     "OutputPathError",
@@ -217,6 +218,14 @@ class ConvergenceWarning(AllianceStatsWarning):
 class SingularFitWarning(AllianceStatsWarning):
     """A mixed model's variance-covariance estimate is on the boundary (a variance at zero or a
     correlation at +/-1)."""
+
+
+class DynamicPanelBiasWarning(AllianceStatsWarning):
+    """A model with a random (or fixed) patient intercept and the lagged outcome as predictor,
+    fitted to short series of sessions, is biased (dynamic-panel or Nickell bias; Nickell 1981,
+    Falkenström et al. 2017): the lagged outcome's coefficient is pulled down and, when the
+    outcome feeds back into the predictor, the predictor's effect too.
+    :func:`alliance_stats.dynamic_panel` and :func:`alliance_stats.ri_clpm` are free of it."""
 
 
 class ConfigError(AllianceStatsError):

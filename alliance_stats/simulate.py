@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,33 @@ def _piles_from_scores(scores: np.ndarray, distribution) -> np.ndarray:
     return np.searchsorted(bounds, ranks, side="right") + 1
 
 
+def _dynamic_series(trait, w, w_innov, D, attended, wai_bias, wai_noise, wai_missing, alliance_ar, feedback, outcome_ar,
+                    within_effect, noise):
+    """Alliance and symptoms generated session by session (feedback and carry-over), from the
+    same random draws as the static simulation. Returns (latent alliance, WAI-SR items,
+    observed WAI-SR mean, symptom deviations from the expected course)."""
+    P, S = w.shape
+    w = w.copy()
+    latent = np.empty((P, S))
+    wai = np.empty((P, S, 12))
+    wai_obs = np.empty((P, S))
+    e = np.zeros((P, S))
+    for s in range(S):
+        if s > 0:
+            w[:, s] = alliance_ar * w[:, s - 1] + feedback * e[:, s - 1] + w_innov[:, s]
+        latent[:, s] = trait + w[:, s] + D[:, s]
+        items = np.clip(np.round(latent[:, s, None] + wai_bias + wai_noise[:, s]), 1, 5)
+        items[wai_missing[:, s]] = np.nan
+        wai[:, s] = items
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            obs = np.nanmean(items, axis=1)
+        wai_obs[:, s] = np.where(np.isnan(obs), latent[:, s], obs)
+        lag_dev = np.where(attended[:, s - 1], wai_obs[:, s - 1] - trait, 0.0) if s > 0 else 0.0
+        e[:, s] = (outcome_ar * e[:, s - 1] if s > 0 else 0.0) + within_effect * lag_dev + noise[:, s]
+    return latent, wai, wai_obs, e
+
+
 def simulate_study(
     *,
     n_therapists: int = 20,
@@ -108,6 +136,10 @@ def simulate_study(
     item_sd: float = 0.35,
     pqs_fraction: float = 0.15,
     type_transitions=None,
+    feedback: float = 0.0,
+    outcome_ar: float = 0.0,
+    dropout_alliance: float = 0.0,
+    dropout_unrepaired: float = 0.0,
 ) -> SimulatedStudy:
     """Simulate therapists -> patients -> sessions with known alliance-outcome parameters.
 
@@ -158,6 +190,28 @@ def simulate_study(
     type_transitions : array (4 x 4), optional
         Transition matrix between the alliance types (magical, working, therapeutic,
         structuralizing).
+    feedback : float
+        Symptom -> next-session alliance feedback: WAI-SR points added to the latent alliance at
+        session t+1 per PHQ-9 point by which the patient's symptoms at session t lie above their
+        expected course (Falkenström et al. 2013 found effects in both directions). Negative =
+        worse symptoms are followed by a weaker alliance. 0 (default) = no feedback.
+    outcome_ar : float
+        Autoregression of the PHQ-9 deviations from the patient's expected course from one
+        session to the next (0 = none, the default). With it, symptoms at session t carry
+        ``outcome_ar`` of the previous session's deviation, including the alliance effect.
+    dropout_alliance : float
+        Dropout depends on the first session's (latent) alliance: the log-odds of dropping out
+        rise by this much per WAI-SR point below ``alliance_mean`` (the base rate stays
+        ``dropout_rate`` at the mean). 0 (default) = dropout unrelated to the alliance.
+    dropout_unrepaired : float
+        Probability that a patient with an unrepaired rupture drops out one or two sessions
+        after its trough. 0 (default) = no such dropout.
+
+    With the four parameters above at 0 the data are exactly those of earlier versions for the
+    same seed. When any is set, the symptoms ``e`` (deviations from the expected course) and
+    the alliance states ``w`` follow, session by session,
+    ``w_t = alliance_ar * w_t-1 + feedback * e_t-1 + innovation`` and
+    ``e_t = outcome_ar * e_t-1 + within_effect * (observed alliance_t-1 - trait) + noise``.
 
     Returns
     -------
@@ -199,11 +253,16 @@ def simulate_study(
         ("missing_item_rate", missing_item_rate),
         ("pqs_fraction", pqs_fraction),
         ("multi_session_prob", multi_session_prob),
+        ("dropout_unrepaired", dropout_unrepaired),
     ):
         if nm == "between_r":
             check_number(nm, v, -1, 1, lo_open=True, hi_open=True)
         else:
             check_number(nm, v, 0, 1)
+    check_number("outcome_ar", outcome_ar, -1, 1, lo_open=True, hi_open=True)
+    check_number("feedback", feedback)
+    check_number("dropout_alliance", dropout_alliance)
+    dynamic = feedback != 0 or outcome_ar != 0
     fix = "give a 4 x 4 matrix of probabilities whose rows sum to 1"
     try:
         P_T = np.asarray(DEFAULT_TYPE_TRANSITIONS if type_transitions is None else type_transitions, dtype=float)
@@ -227,19 +286,31 @@ def simulate_study(
         between_r * z_a + np.sqrt(1 - between_r**2) * rng.standard_normal(P)
     )
     planned = rng.integers(min_sessions, max_sessions + 1, P)
-    dropped = rng.random(P) < dropout_rate
-    n_att = np.where(dropped, np.maximum(2, (planned * rng.uniform(0.3, 0.8, P)).astype(int)), planned)
-    sess_idx = np.arange(S)[None, :]
-    attended = sess_idx < n_att[:, None]
-    missed = (rng.random((P, S)) < missed_session_rate) & (sess_idx > 0) & (sess_idx < n_att[:, None] - 1)
-    attended &= ~missed
+    u_drop = rng.random(P)
+    frac_drop = rng.uniform(0.3, 0.8, P)
+    u_missed = rng.random((P, S))
 
     # within-patient alliance states -----------------------------------------------------
     w = np.empty((P, S))
     w[:, 0] = rng.normal(0, alliance_sd_within, P)
     innov = np.sqrt(1 - alliance_ar**2) * alliance_sd_within
+    w_innov = np.zeros((P, S))
     for s in range(1, S):
-        w[:, s] = alliance_ar * w[:, s - 1] + rng.normal(0, innov, P)
+        w_innov[:, s] = rng.normal(0, innov, P)
+        w[:, s] = alliance_ar * w[:, s - 1] + w_innov[:, s]
+
+    # dropout (the base rate, optionally raised by a weak first-session alliance) ---------------
+    if dropout_alliance == 0:
+        dropped = u_drop < dropout_rate
+    else:
+        base = np.log(dropout_rate / (1 - dropout_rate)) if 0 < dropout_rate < 1 else (-np.inf if dropout_rate == 0 else np.inf)
+        early = trait + w[:, 0]
+        dropped = u_drop < 1 / (1 + np.exp(-(base + dropout_alliance * (alliance_mean - early))))
+    n_att = np.where(dropped, np.maximum(2, (planned * frac_drop).astype(int)), planned)
+    sess_idx = np.arange(S)[None, :]
+    attended = sess_idx < n_att[:, None]
+    missed = (u_missed < missed_session_rate) & (sess_idx > 0) & (sess_idx < n_att[:, None] - 1)
+    attended &= ~missed
 
     # ruptures ---------------------------------------------------------------------------
     D = np.zeros((P, S))
@@ -289,13 +360,26 @@ def simulate_study(
         any_rep[ep.loc[ep.repaired, "patient"].to_numpy() - 1] = True
         any_unrep[ep.loc[~ep.repaired, "patient"].to_numpy() - 1] = True
     improvement = improvement + repair_effect * any_rep + unrepaired_effect * any_unrep
+    rupture_dropout = np.zeros(P, dtype=bool)
+    if dropout_unrepaired > 0 and len(ep):
+        for r in ep.loc[~ep.repaired].itertuples():
+            i = r.patient - 1
+            if rng.random() < dropout_unrepaired:
+                last = r.trough_session + int(rng.integers(1, 3))  # attends one or two sessions after the trough
+                if last < n_att[i]:
+                    n_att[i] = last
+                    rupture_dropout[i] = True
+        attended &= sess_idx < n_att[:, None]
+        attended[rupture_dropout, n_att[rupture_dropout] - 1] = True  # the last session before leaving is attended
 
     latent = trait[:, None] + w + D
 
     # WAI-SR client items ------------------------------------------------------------------
     wai_bias = rng.normal(0, 0.15, 12)
-    wai = np.clip(np.round(latent[:, :, None] + wai_bias + rng.normal(0, item_sd, (P, S, 12))), 1, 5)
-    wai[rng.random(wai.shape) < missing_item_rate] = np.nan
+    wai_noise = rng.normal(0, item_sd, (P, S, 12))
+    wai = np.clip(np.round(latent[:, :, None] + wai_bias + wai_noise), 1, 5)
+    wai_missing = rng.random(wai.shape) < missing_item_rate
+    wai[wai_missing] = np.nan
     with np.errstate(invalid="ignore"):
         wai_obs = np.nanmean(np.where(np.isnan(wai), np.nan, wai), axis=2)
     wai_obs = np.where(np.isnan(wai_obs), latent, wai_obs)
@@ -303,9 +387,16 @@ def simulate_study(
     # PHQ-9 ----------------------------------------------------------------------------------
     frac = np.log1p(sess_idx) / np.log(np.maximum(planned, 2))[:, None]
     mu = baseline[:, None] - improvement[:, None] * frac
-    lag_dev = np.zeros((P, S))
-    lag_dev[:, 1:] = np.where(attended[:, :-1], wai_obs[:, :-1] - trait[:, None], 0.0)
-    y = mu + within_effect * lag_dev + rng.normal(0, residual_sd, (P, S))
+    noise = rng.normal(0, residual_sd, (P, S))
+    if dynamic:
+        # session by session: symptoms feed back into the next alliance, and carry over
+        latent, wai, wai_obs, e = _dynamic_series(trait, w, w_innov, D, attended, wai_bias, wai_noise, wai_missing, alliance_ar,
+                                                  feedback, outcome_ar, within_effect, noise)
+        y = mu + e
+    else:
+        lag_dev = np.zeros((P, S))
+        lag_dev[:, 1:] = np.where(attended[:, :-1], wai_obs[:, :-1] - trait[:, None], 0.0)
+        y = mu + within_effect * lag_dev + noise
     total = np.clip(np.round(y), 0, 27).astype(int)
     q, r = np.divmod(total, 9)
     order = np.argsort(rng.random((P, S, 9)), axis=2)
@@ -383,7 +474,8 @@ def simulate_study(
             "planned_sessions": planned,
             "attended_sessions": attended.sum(axis=1),
             "last_session": n_att,
-            "dropout": dropped,
+            "dropout": dropped | rupture_dropout,
+            "dropout_after_rupture": rupture_dropout,
             "any_repaired_rupture": any_rep,
             "any_unrepaired_rupture": any_unrep,
         }
@@ -412,6 +504,10 @@ def simulate_study(
         "repair_effect": repair_effect,
         "unrepaired_effect": unrepaired_effect,
         "dropout_rate": dropout_rate,
+        "feedback": feedback,
+        "outcome_ar": outcome_ar,
+        "dropout_alliance": dropout_alliance,
+        "dropout_unrepaired": dropout_unrepaired,
         "missed_session_rate": missed_session_rate,
         "missing_item_rate": missing_item_rate,
         "pqs_fraction": pqs_fraction,

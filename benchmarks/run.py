@@ -301,6 +301,12 @@ def bench_power():
 
 
 def main():
+    if "--dynamics" in sys.argv:  # dynamic panel model and RI-CLPM vs lavaan (benchmarks/dynamics.py)
+        sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+        import dynamics
+
+        dynamics.main()
+        return
     if "--power" in sys.argv:
         print(pd.DataFrame([bench_power()]).to_markdown(index=False, floatfmt=".3f"))
         return
