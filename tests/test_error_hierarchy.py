@@ -32,6 +32,8 @@ ALLOWED = {
         "a programming error inside the package (ResultsFolder is private), not a user's input",
     ("models/lmm/nested.py", "np.linalg.LinAlgError", "the fixed-effects block is not positive definite"):
         "an internal signal caught by NestedEngine.deviance() in the same module",
+    ("models/lmm/crossed.py", "np.linalg.LinAlgError", "the reduced system is not positive definite"):
+        "an internal signal caught by the engines' deviance() (ProfiledDeviance in nested.py)",
     ("models/lmm/glmm.py", "FloatingPointError", "PIRLS step halving failed"):
         "an internal signal: the optimizer's objective in the same module treats the point as infeasible",
     ("models/lmm/glmm.py", "FloatingPointError", "PIRLS did not converge"):

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._format import apa_p, fmt_ci
-from ..exceptions import (AllianceStatsError, ColumnError, ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels,
+from ..exceptions import (ArgumentError, ColumnError, ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels,
                           user_stacklevel)
 from ..io import check_session_keys
 
@@ -609,18 +609,18 @@ def _as_number(data, col):
     v = pd.to_numeric(data[col], errors="coerce")
     bad = data[col].notna() & v.isna()
     if bad.any():
-        raise AllianceStatsError(f"column {col!r} holds values that are not numbers at rows {_fmt_labels(data.index[bad].tolist())}; "
+        raise ColumnError(f"column {col!r} holds values that are not numbers at rows {_fmt_labels(data.index[bad].tolist())}; "
                                  "recode them or set them missing")
     v = v.astype(float)
     inf = np.isinf(v)
     if inf.any():
-        raise AllianceStatsError(f"column {col!r} holds infinite values at rows {_fmt_labels(data.index[inf].tolist())}")
+        raise ColumnError(f"column {col!r} holds infinite values at rows {_fmt_labels(data.index[inf].tolist())}")
     return v
 
 
 def _panel(data, *, x, y, patient, session, covariates, max_session, fn, min_waves, lag) -> _Panel:
     if not isinstance(data, pd.DataFrame):
-        raise AllianceStatsError(f"{fn}() takes a pandas DataFrame with one row per session, got {type(data).__name__}")
+        raise ArgumentError(f"{fn}() takes a pandas DataFrame with one row per session, got {type(data).__name__}")
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     roles = {"x": x, "y": y, "patient": patient, "session": session, **{f"covariates[{i}]": c for i, c in enumerate(covariates)}}
     unknown = [f"{r}={c!r}" for r, c in roles.items() if c not in data.columns]

@@ -32,14 +32,13 @@ The interface (``deviance``, ``solve``, ``lower``, ``start``, ``to_int``/``to_or
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf, dtrtri as _trtri, dtrtrs as _trtrs
 
 from ...exceptions import ModelSpecError
-from .nested import Level, _tri_index
+from .nested import Level, ProfiledDeviance
 
 # the other factors' random effects form one dense block: above this many columns its Cholesky
 # factor would take gigabytes and minutes per evaluation
@@ -67,7 +66,7 @@ def _one_blas_thread():
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
-class CrossedEngine:
+class CrossedEngine(ProfiledDeviance):
     """Deviance, solution and conditional covariances for any design (see the module docstring).
 
     Parameters
@@ -85,21 +84,7 @@ class CrossedEngine:
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, levels: list[Level], reduction: str = "auto"):
-        self.X = np.asarray(X, float)
-        self.y = np.asarray(y, float)
-        self.levels = levels
-        self.n, self.p = self.X.shape
-        self.q = [lv.q for lv in levels]
-        for lv in levels:  # as the nested engine: random-effect columns at unit root-mean-square
-            rms = np.sqrt(np.mean(lv.Z**2, axis=0))
-            lv.scale = np.where(rms > 0, rms, 1.0)
-        self.xscale = np.sqrt(np.mean(self.X**2, axis=0))
-        self.xscale[self.xscale == 0] = 1.0
-        self._logxs2 = 2.0 * float(np.log(self.xscale).sum())
-        self.tri_index = [_tri_index(lv.blocks) for lv in levels]
-        self.n_theta = int(sum(len(t[0]) for t in self.tri_index))
-        self.lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self.tri_index])
-        self.theta_rowscale = np.concatenate([lv.scale[t[0]] for lv, t in zip(levels, self.tri_index)])
+        self._setup_common(X, y, levels)
         # the factor eliminated first: the most random effects (groups x columns)
         sizes = [lv.n_groups * lv.q for lv in levels]
         self.first = int(np.argmax(sizes))
@@ -135,7 +120,7 @@ class CrossedEngine:
     def _setup(self, reduction, flat_max=None, dense_factor=None):
         """Cross products and the reduction's structure (``flat_max`` and ``dense_factor``
         override FLAT_MAX and DENSE_FACTOR, for tests of every path)."""
-        n, m, mre = self.n, self.m, self.mre
+        m, mre = self.m, self.mre
         first = self.levels[self.first]
         q1, G1 = first.q, first.n_groups
         self.q1, self.G1 = q1, G1
@@ -219,26 +204,6 @@ class CrossedEngine:
         # its (long) result in order, which keeps the memory traffic sequential
         self.P = sp.csr_matrix((vals, (key, col)), shape=(nrow, G1 * q1 * q1))
         self.P.sum_duplicates()
-
-    # -- theta <-> Lambda -------------------------------------------------------------------------
-    def lambdas(self, theta_int):
-        out, k = [], 0
-        for lv, (r, c, _) in zip(self.levels, self.tri_index):
-            L = np.zeros((lv.q, lv.q))
-            L[r, c] = theta_int[k : k + len(r)]
-            k += len(r)
-            out.append(L)
-        return out
-
-    def to_int(self, theta):
-        return np.asarray(theta, float) * self.theta_rowscale
-
-    def to_orig(self, theta_int):
-        return np.asarray(theta_int, float) / self.theta_rowscale
-
-    def start(self):
-        """lme4's default start: identity relative factors (internal scale)."""
-        return np.concatenate([np.where(t[2], 1.0, 0.0) for t in self.tri_index])
 
     # -- the factorisation ------------------------------------------------------------------------
     def _first_blocks(self, L1, keep=False):
@@ -338,40 +303,6 @@ class CrossedEngine:
             out.update(A=A, B=B, RA=np.triu(S[:mre, :mre]), W=S[:mre, mre:].copy())
         return out
 
-    def deviance(self, theta_int, reml=True) -> float:
-        """Profiled deviance (REML criterion when ``reml``) at internal-scale theta."""
-        try:
-            f = self._factor(theta_int)
-        except np.linalg.LinAlgError:
-            return np.inf
-        if not math.isfinite(f["logdet"]):
-            return np.inf
-        return self._dev_from(f, reml)
-
-    def _dev_from(self, f, reml):
-        n, p = self.n, self.p
-        if reml:
-            ldrx = 2.0 * float(np.log(np.abs(f["RX"].diagonal())).sum()) + self._logxs2
-            return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
-        return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
-
-    def deviance_vp(self, theta, sigma, reml=True) -> float:
-        """Deviance in (original-scale theta, sigma) with beta profiled (lmerTest's devfun_vp)."""
-        f = self._factor(self.to_int(theta))
-        n, p = self.n, self.p
-        s2 = sigma**2
-        dev = f["logdet"] + f["r2"] / s2 + n * np.log(2 * np.pi * s2)
-        if reml:
-            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
-            dev += ldrx - p * np.log(2 * np.pi * s2)
-        return dev
-
-    def vcov_beta(self, theta, sigma):
-        """sigma^2 (R_X'R_X)^{-1} for the unscaled X at original-scale theta."""
-        f = self._factor(self.to_int(theta))
-        Ri = np.linalg.inv(f["RX"])
-        return sigma**2 * (Ri @ Ri.T) / np.outer(self.xscale, self.xscale)
-
     # -- the solution ---------------------------------------------------------------------------
     def _t_apply(self, lams, u_rest):
         """T u for the other factors' spherical random effects (mre,)."""
@@ -454,3 +385,6 @@ class CrossedEngine:
         for lv, Lm, Vk in zip(self.levels, lams, V):
             out.append(sigma2 * np.matmul(np.matmul(Lm, Vk), Lm.T) / np.outer(lv.scale, lv.scale))
         return out
+
+    def _factor_fast(self, theta_int):
+        return self._factor(theta_int)

@@ -73,7 +73,91 @@ def _tri_index(blocks):
     return np.array(rows, int), np.array(cols, int), np.array(diag, bool)
 
 
-class NestedEngine:
+class ProfiledDeviance:
+    """What the nested and the crossed engine share: the data and their column scales, lme4's
+    theta parametrisation (lower-triangular relative factors per term, column-major), and the
+    profiled deviance from a factorisation. A subclass provides ``_factor_fast(theta_int)``
+    (``logdet``, ``RX``, ``r2``) and the rest of the interface the optimizer uses (``solve``)."""
+
+    def _setup_common(self, X: np.ndarray, y: np.ndarray, levels: list[Level]):
+        self.X = np.asarray(X, float)
+        self.y = np.asarray(y, float)
+        self.levels = levels
+        self.n, self.p = self.X.shape
+        self.q = [lv.q for lv in levels]
+        # column scales: random-effect columns to unit root-mean-square (theta well scaled)
+        for lv in levels:
+            rms = np.sqrt(np.mean(lv.Z**2, axis=0))
+            lv.scale = np.where(rms > 0, rms, 1.0)
+        self.xscale = np.sqrt(np.mean(self.X**2, axis=0))
+        self.xscale[self.xscale == 0] = 1.0
+        self._logxs2 = 2.0 * float(np.log(self.xscale).sum())
+        self.tri_index = [_tri_index(lv.blocks) for lv in levels]
+        self.n_theta = int(sum(len(t[0]) for t in self.tri_index))
+        self.lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self.tri_index])
+        # theta_orig = theta_int / scale of the theta element's row
+        self.theta_rowscale = np.concatenate([lv.scale[t[0]] for lv, t in zip(levels, self.tri_index)])
+
+    # -- theta <-> Lambda -------------------------------------------------------------------
+    def lambdas(self, theta_int):
+        out, k = [], 0
+        for lv, (r, c, _) in zip(self.levels, self.tri_index):
+            L = np.zeros((lv.q, lv.q))
+            L[r, c] = theta_int[k : k + len(r)]
+            k += len(r)
+            out.append(L)
+        return out
+
+    def to_int(self, theta):
+        return np.asarray(theta, float) * self.theta_rowscale
+
+    def to_orig(self, theta_int):
+        return np.asarray(theta_int, float) / self.theta_rowscale
+
+    def start(self):
+        """lme4's default start: identity relative factors (internal scale)."""
+        return np.concatenate([np.where(t[2], 1.0, 0.0) for t in self.tri_index])
+
+    # -- the profiled deviance --------------------------------------------------------------
+    def deviance(self, theta_int, reml=True) -> float:
+        """Profiled deviance (REML criterion when ``reml``) at internal-scale theta."""
+        try:
+            f = self._factor_fast(theta_int)
+        except np.linalg.LinAlgError:
+            return np.inf
+        if not math.isfinite(f["logdet"]):
+            return np.inf
+        return self._dev_from(f, reml)
+
+    def _dev_from(self, f, reml):
+        n, p = self.n, self.p
+        if reml:
+            # log|R_X|^2 for the unscaled X: scaled columns X/s give R_X(scaled) = R_X / s
+            ldrx = 2.0 * float(np.log(np.abs(f["RX"].diagonal())).sum()) + self._logxs2
+            return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
+        return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
+
+    def deviance_vp(self, theta, sigma, reml=True) -> float:
+        """Deviance as a function of (original-scale theta, sigma) with beta profiled: the
+        function whose Hessian gives the asymptotic covariance of the variance parameters
+        (as lmerTest's ``devfun_vp``)."""
+        f = self._factor_fast(self.to_int(theta))
+        n, p = self.n, self.p
+        s2 = sigma**2
+        dev = f["logdet"] + f["r2"] / s2 + n * np.log(2 * np.pi * s2)
+        if reml:
+            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
+            dev += ldrx - p * np.log(2 * np.pi * s2)
+        return dev
+
+    def vcov_beta(self, theta, sigma):
+        """sigma^2 (R_X'R_X)^{-1} for the unscaled X at original-scale theta."""
+        f = self._factor_fast(self.to_int(theta))
+        Ri = np.linalg.inv(np.triu(f["RX"]))
+        return sigma**2 * (Ri @ Ri.T) / np.outer(self.xscale, self.xscale)
+
+
+class NestedEngine(ProfiledDeviance):
     """Deviance, solution and conditional covariances for a nested design.
 
     Parameters
@@ -86,25 +170,8 @@ class NestedEngine:
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, levels: list[Level]):
-        self.X = np.asarray(X, float)
-        self.y = np.asarray(y, float)
-        self.levels = levels
-        self.n, self.p = self.X.shape
-        self.q = [lv.q for lv in levels]
+        self._setup_common(X, y, levels)
         self.qtot = int(sum(self.q))
-        # column scales: random-effect columns to unit root-mean-square (theta well scaled)
-        for lv in levels:
-            rms = np.sqrt(np.mean(lv.Z**2, axis=0))
-            lv.scale = np.where(rms > 0, rms, 1.0)
-        self.xscale = np.sqrt(np.mean(self.X**2, axis=0))
-        self.xscale[self.xscale == 0] = 1.0
-        self._logxs2 = 2.0 * float(np.log(self.xscale).sum())
-        self.tri_index = [_tri_index(lv.blocks) for lv in levels]
-        self.n_theta = int(sum(len(t[0]) for t in self.tri_index))
-        lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self.tri_index])
-        self.lower = lower
-        # theta_orig = theta_int / scale of the theta element's row
-        self.theta_rowscale = np.concatenate([lv.scale[t[0]] for lv, t in zip(levels, self.tri_index)])
         self._stats()
 
     # -- sufficient statistics -------------------------------------------------------------
@@ -153,26 +220,6 @@ class NestedEngine:
         if self._scalar:
             self._zz00 = np.ascontiguousarray(self._zz0[:, 0, 0])
             self._outer00 = np.ascontiguousarray(self._outer0[:, 0, :])
-
-    # -- theta <-> Lambda -------------------------------------------------------------------
-    def lambdas(self, theta_int):
-        out, k = [], 0
-        for lv, (r, c, _) in zip(self.levels, self.tri_index):
-            L = np.zeros((lv.q, lv.q))
-            L[r, c] = theta_int[k : k + len(r)]
-            k += len(r)
-            out.append(L)
-        return out
-
-    def to_int(self, theta):
-        return np.asarray(theta, float) * self.theta_rowscale
-
-    def to_orig(self, theta_int):
-        return np.asarray(theta_int, float) / self.theta_rowscale
-
-    def start(self):
-        """lme4's default start: identity relative factors (internal scale)."""
-        return np.concatenate([np.where(t[2], 1.0, 0.0) for t in self.tri_index])
 
     # -- the factorisation ------------------------------------------------------------------
     def _factor(self, theta_int, keep=False):
@@ -325,44 +372,6 @@ class NestedEngine:
         cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
         r2 = float(F[p, p] - cb @ cb)
         return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300))
-
-    def deviance(self, theta_int, reml=True) -> float:
-        """Profiled deviance (REML criterion when ``reml``) at internal-scale theta."""
-        try:
-            f = self._factor_fast(theta_int)
-        except np.linalg.LinAlgError:
-            return np.inf
-        if not math.isfinite(f["logdet"]):
-            return np.inf
-        return self._dev_from(f, reml)
-
-    def _dev_from(self, f, reml):
-        n, p = self.n, self.p
-        if reml:
-            # log|R_X|^2 for the unscaled X: scaled columns X/s give R_X(scaled) = R_X / s
-            ldrx = 2.0 * float(np.log(np.abs(f["RX"].diagonal())).sum()) + self._logxs2
-            return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
-        return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
-
-    def deviance_vp(self, theta, sigma, reml=True) -> float:
-        """Deviance as a function of (original-scale theta, sigma) with beta profiled: the
-        function whose Hessian gives the asymptotic covariance of the variance parameters
-        (as lmerTest's ``devfun_vp``)."""
-        f = self._factor_fast(self.to_int(theta))
-        n, p = self.n, self.p
-        s2 = sigma**2
-        dev = f["logdet"] + f["r2"] / s2 + n * np.log(2 * np.pi * s2)
-        if reml:
-            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
-            dev += ldrx - p * np.log(2 * np.pi * s2)
-        return dev
-
-    def vcov_beta(self, theta, sigma):
-        """sigma^2 (R_X'R_X)^{-1} for the unscaled X at original-scale theta."""
-        f = self._factor_fast(self.to_int(theta))
-        Ri = np.linalg.inv(np.triu(f["RX"]))
-        V = Ri @ Ri.T
-        return sigma**2 * V / np.outer(self.xscale, self.xscale)
 
     def solve(self, theta_int, reml=True, condvar=False):
         """Everything at the optimum: beta, sigma, vcov, BLUPs (and their conditional
