@@ -46,6 +46,7 @@ from ...exceptions import (
     user_stacklevel,
 )
 from .design import Design, build_design, group_labels
+from .nested import _tri_index
 from .formula import _split_top
 
 FAMILIES = ("binomial", "poisson")
@@ -137,21 +138,6 @@ _FAMILY = {"binomial": _Binomial, "poisson": _Poisson}
 # -- the deviance engine -------------------------------------------------------------------------
 
 
-def _tri(blocks):
-    """(row, col, is_diagonal) of every theta element of a level, lme4's order (column-major
-    lower triangle of each block)."""
-    rows, cols, diag = [], [], []
-    off = 0
-    for b in blocks:
-        for j in range(b):
-            for i in range(j, b):
-                rows.append(off + i)
-                cols.append(off + j)
-                diag.append(i == j)
-        off += b
-    return np.array(rows, int), np.array(cols, int), np.array(diag, bool)
-
-
 class GLMMEngine:
     """Penalised IRLS, Laplace and adaptive Gauss-Hermite deviances of a GLMM with nested
     grouping factors.
@@ -184,7 +170,7 @@ class GLMMEngine:
         self.fam = _FAMILY[family]
         self.n, self.p = self.X.shape
         self.levels = levels
-        self.tri = [_tri(blocks) for _, blocks, _, _ in levels]
+        self.tri = [_tri_index(blocks) for _, blocks, _, _ in levels]
         self.n_theta = int(sum(len(t[0]) for t in self.tri))
         self.lower = np.concatenate([np.where(t[2], 0.0, -np.inf) for t in self.tri])
         self.qs = [Z.shape[1] for Z, _, _, _ in levels]
