@@ -1,0 +1,16 @@
+"""Figures for papers, one module per domain; the style (palette, labels, theme, saving) lives in
+``plots._style``. Plots only draw: they take data or a fitted result and never fit a model.
+Axes-level functions take ``ax=None`` and return the Axes."""
+
+from ._style import (ACCENT, DPI, INK, JOURNAL_WIDTH_IN, JOURNAL_WIDTH_MM, LINE_ART_DPI, MUTED,  # noqa: F401
+                     OKABE_ITO, RCI_COLORS, SUBMISSION_RC, save_figure, save_for_submission, score_label, set_theme)
+from .alliance import plot_therapist_effects, plot_trajectories, plot_within_between
+from .change import plot_reliable_change
+from .meta import forest_plot, funnel_plot
+from .pqs import plot_pqs_profile
+from .rupture import plot_patient_series, plot_rupture_profile, rupture_profile
+from .sequences import plot_transitions
+
+__all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile",
+           "rupture_profile", "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change",
+           "set_theme", "save_figure", "score_label"]

@@ -1,0 +1,101 @@
+"""Rupture-repair figures: a patient's series with episodes, the rupture profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+
+from ..exceptions import OptionError
+from ..validation import need_columns
+from ._style import ACCENT, MUTED, REPAIRED, UNREPAIRED, _integer_ticks, score_label
+
+
+def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episodes: pd.DataFrame | None = None,
+                        patient: str = "patient", session: str = "session", ax=None, color: str = ACCENT):
+    """One patient's session-by-session alliance with detected rupture episodes marked.
+
+    Each episode is drawn from its pre-rupture session to its rupture session (green when
+    repaired, with a ring at the repair session; orange when not).
+
+    Returns
+    -------
+    Axes
+    """
+    need_columns(data, {"alliance": alliance, "patient": patient, "session": session})
+    d = data[data[patient] == patient_id].sort_values(session)
+    if d.empty:
+        known = data[patient].dropna().unique().tolist()
+        raise OptionError("patient_id", patient_id, hint=f"no row of {patient!r} holds it; patients include "
+                          f"{', '.join(map(repr, known[:8]))}{' ...' if len(known) > 8 else ''}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(d[session], d[alliance], "-o", color=color, ms=4, lw=1.2, zorder=2)
+    if episodes is not None and len(episodes):
+        e = episodes[episodes["patient"] == patient_id]
+        a = d.set_index(session)[alliance]
+        for _, r in e.iterrows():
+            col = REPAIRED if r["repaired"] else UNREPAIRED
+            ax.plot([r["pre_session"], r["rupture_session"]], [r["pre_score"], r["rupture_score"]], color=col, lw=3, zorder=3)
+            if r["repaired"]:
+                rs = int(r["repair_session"])
+                ax.scatter([rs], [a.get(rs, np.nan)], s=90, facecolor="none", edgecolor=col, lw=1.8, zorder=4)
+    _integer_ticks(ax.xaxis)
+    ax.set_xlabel(score_label(session))
+    ax.set_ylabel(score_label(alliance))
+    ax.set_title(f"Patient {patient_id}", fontsize=10)
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
+    return ax
+
+
+def rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFrame, *, patient: str = "patient",
+                    session: str = "session", window: int = 3) -> pd.DataFrame:
+    """Alliance aligned on each episode's rupture session (offsets -window..+window).
+
+    Returns a long table ``patient, rupture_session, repaired, offset, score`` (missing
+    sessions are absent rows).
+    """
+    a = data.set_index([patient, session])[alliance]
+    rows = []
+    for _, r in episodes.iterrows():
+        for k in range(-window, window + 1):
+            v = a.get((r["patient"], int(r["rupture_session"]) + k), np.nan)
+            if np.isfinite(v):
+                rows.append({"patient": r["patient"], "rupture_session": int(r["rupture_session"]), "repaired": bool(r["repaired"]), "offset": k, "score": float(v)})
+    return pd.DataFrame(rows, columns=["patient", "rupture_session", "repaired", "offset", "score"])
+
+
+def plot_rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFrame, *, patient: str = "patient",
+                         session: str = "session", window: int = 3, ax=None, title: str | None = None):
+    """Mean alliance aligned on the rupture session (the V), repaired vs unrepaired, 95% CIs.
+
+    Returns
+    -------
+    Axes
+    """
+    from scipy import stats as st
+
+    prof = rupture_profile(data, alliance, episodes, patient=patient, session=session, window=window)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    for rep, col, lab in ((True, REPAIRED, "repaired"), (False, UNREPAIRED, "unrepaired")):
+        g = prof[prof["repaired"] == rep].groupby("offset")["score"].agg(["mean", "std", "count"]).reindex(range(-window, window + 1))
+        if g["count"].fillna(0).max() == 0:
+            continue
+        half = st.t.ppf(0.975, np.maximum(g["count"] - 1, 1)) * g["std"] / np.sqrt(g["count"])
+        n_ep = int((episodes["repaired"].astype(bool) == rep).sum())
+        ax.plot(g.index, g["mean"], "-o", color=col, ms=4, label=f"{lab} (n = {n_ep})")
+        ax.fill_between(g.index, g["mean"] - half, g["mean"] + half, color=col, alpha=0.15, lw=0)
+    ax.axvline(0, color=MUTED, lw=0.8, ls="--")
+    ax.set_xticks(range(-window, window + 1))
+    ax.set_xlabel("Sessions from the rupture session")
+    ax.set_ylabel(f"Mean {score_label(alliance)}")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    for s in ("right", "top"):
+        ax.spines[s].set_visible(False)
+    return ax
+
+
