@@ -28,6 +28,10 @@ DEFAULT_TYPE_TRANSITIONS = np.array(
 )
 DEFAULT_TYPE_START = np.array([0.55, 0.40, 0.05, 0.0])
 PQS_DISTRIBUTION = (5, 8, 12, 16, 18, 16, 12, 8, 5)
+SURFACE_PARAMETERS = ("a1", "a2", "a3", "a4", "a5")
+WAI_SR_MIDPOINT = 3.0  # the agreement surface is centred on the middle of the WAI-SR's 1-5 scale
+SESSION_EVAL_PATIENT_SD = 0.4  # SD of each rater's patient-level intercept of the session evaluation
+SESSION_EVAL_RESIDUAL_SD = 0.5  # SD of the session-level residual of the session evaluation
 
 
 @dataclass
@@ -39,7 +43,10 @@ class SimulatedStudy:
     sessions : DataFrame
         One row per attended session: ``therapist, patient, session, therapy, age, gender,
         phase, alliance_type``, WAI-SR client items ``wai1..wai12`` (1-5), CALPAS therapist
-        items ``calpas1..calpas24`` (1-7), PHQ-9 items ``phq1..phq9`` (0-3).
+        items ``calpas1..calpas24`` (1-7), PHQ-9 items ``phq1..phq9`` (0-3); with
+        ``therapist_alliance_r`` also the therapist's WAI-SR items ``wai_t1..wai_t12`` (1-5), and
+        with ``agreement_surface`` the session evaluations ``session_eval_client`` and
+        ``session_eval_therapist``.
     qsorts : DataFrame
         PQS sorts of a subset of sessions by two judges: ``therapist, patient, session,
         judge, therapy, pqs1..pqs100``.
@@ -76,6 +83,31 @@ def _piles_from_scores(scores: np.ndarray, distribution) -> np.ndarray:
     ranks = np.argsort(np.argsort(scores, axis=1, kind="stable"), axis=1)
     bounds = np.cumsum(distribution)
     return np.searchsorted(bounds, ranks, side="right") + 1
+
+
+# a1..a5 from b0..b5 (rows), as response_surface() defines them
+_SURFACE_A = np.array([
+    [0, 1, 1, 0, 0, 0],
+    [0, 0, 0, 1, 1, 1],
+    [0, 1, -1, 0, 0, 0],
+    [0, 0, 0, 1, -1, 1],
+    [0, 0, 0, 1, 0, -1],
+], dtype=float)
+
+
+def _surface_coefficients(surface) -> tuple[np.ndarray, np.ndarray]:
+    """a1..a5 and b0..b5 (b0 = 0) of the planted agreement surface from a mapping of a1..a5."""
+    from collections.abc import Mapping
+
+    fix = 'give a mapping of response-surface parameters, e.g. {"a1": 0.5, "a4": -0.6} (keys a1..a5; missing keys are 0)'
+    if not isinstance(surface, Mapping):
+        raise OptionError("agreement_surface", surface, hint=fix)
+    unknown = [k for k in surface if k not in SURFACE_PARAMETERS]
+    if unknown:
+        raise OptionError("agreement_surface", surface, hint=f"unknown key(s) {', '.join(map(repr, unknown))}; " + fix)
+    a = np.array([check_number(f"agreement_surface[{k!r}]", surface.get(k, 0.0)) for k in SURFACE_PARAMETERS])
+    # the five a's and b1..b5 are one-to-one: invert the rows a1..a5 of _SURFACE_A on b1..b5
+    return a, np.r_[0.0, np.linalg.solve(_SURFACE_A[:, 1:], a)]
 
 
 def _dynamic_series(trait, w, w_innov, D, attended, wai_bias, wai_noise, wai_missing, alliance_ar, feedback, outcome_ar,
@@ -140,6 +172,9 @@ def simulate_study(
     outcome_ar: float = 0.0,
     dropout_alliance: float = 0.0,
     dropout_unrepaired: float = 0.0,
+    therapist_alliance_r: float | None = None,
+    therapist_alliance_offset: float = 0.0,
+    agreement_surface=None,
 ) -> SimulatedStudy:
     """Simulate therapists -> patients -> sessions with known alliance-outcome parameters.
 
@@ -213,6 +248,39 @@ def simulate_study(
     ``w_t = alliance_ar * w_t-1 + feedback * e_t-1 + innovation`` and
     ``e_t = outcome_ar * e_t-1 + within_effect * (observed alliance_t-1 - trait) + noise``.
 
+    therapist_alliance_r : float or None
+        Adds the therapist's rating of the same sessions on the WAI-SR's items and 1-5 scale
+        (``wai_t1..wai_t12``; score them with ``als.score(sessions, "wai-sr", items="wai_t{}")``).
+        The therapist's latent rating is ``alliance_mean + therapist_alliance_offset +
+        r * (client's latent - alliance_mean) + sqrt(1 - r^2) * (own patient effect + own session
+        noise)``, the two independent parts with the client's SDs (``alliance_sd_between``,
+        ``alliance_sd_within``): it correlates r with the client's latent rating between patients
+        and from session to session (ruptures aside). None (default) = no therapist WAI-SR.
+    therapist_alliance_offset : float
+        The therapist's mean rating minus the client's (WAI-SR points; therapists tend to rate
+        the alliance lower than their clients). Used only with ``therapist_alliance_r``.
+    agreement_surface : mapping, optional
+        Plants an effect of the two ratings and their (dis)agreement on a session evaluation
+        that each rater gives after each session (``session_eval_client``,
+        ``session_eval_therapist``; e.g. session depth), as response-surface parameters
+        ``{"a1": ..., "a2": ..., "a3": ..., "a4": ..., "a5": ...}`` (missing keys = 0; needs
+        ``therapist_alliance_r``). With x the client's and y the therapist's observed WAI-SR mean
+        (the mean of the answered items) minus 3, the scale midpoint, the client's evaluation is
+        ``b1 x + b2 y + b3 x^2 + b4 x y + b5 y^2 + u + e`` with b1 = (a1 + a3) / 2,
+        b2 = (a1 - a3) / 2, b3 = (a2 + a4) / 4 + a5 / 2, b4 = (a2 - a4) / 2,
+        b5 = (a2 + a4) / 4 - a5 / 2 (so a1 = b1 + b2, a2 = b3 + b4 + b5, a3 = b1 - b2,
+        a4 = b3 - b4 + b5, a5 = b3 - b5, as :func:`alliance_stats.response_surface` reports them),
+        a patient intercept u (SD 0.4) and a session residual e (SD 0.5). The therapist's
+        evaluation follows the same surface with the roles swapped (own rating as x). E.g.
+        ``{"a1": 0.5, "a4": -0.6}``: both rise with the shared level of the alliance and fall the
+        more client and therapist disagree. Fit with ``response_surface(..., patient=...)``; the
+        linear part (a2 = a4 = a5 = 0) is an APIM with actor effect b1 and partner effect b2 for
+        both roles. None (default) = no session evaluations.
+
+    The therapist ratings and the session evaluations are drawn after everything else: for the
+    same seed the other columns are those of the simulation without them, and ``.truth`` gains
+    their keys only when they are simulated.
+
     Returns
     -------
     SimulatedStudy
@@ -262,6 +330,17 @@ def simulate_study(
     check_number("outcome_ar", outcome_ar, -1, 1, lo_open=True, hi_open=True)
     check_number("feedback", feedback)
     check_number("dropout_alliance", dropout_alliance)
+    if therapist_alliance_r is not None:
+        therapist_alliance_r = check_number("therapist_alliance_r", therapist_alliance_r, -1, 1,
+                                            hint="give the correlation of the therapist's and the client's latent ratings, "
+                                            "between -1 and 1, or None for no therapist WAI-SR ratings")
+    therapist_alliance_offset = check_number("therapist_alliance_offset", therapist_alliance_offset)
+    surface_b = None
+    if agreement_surface is not None:
+        surface_a, surface_b = _surface_coefficients(agreement_surface)
+        if therapist_alliance_r is None:
+            raise OptionError("agreement_surface", agreement_surface,
+                              hint="the surface needs the therapist's ratings: set therapist_alliance_r= as well (e.g. 0.3)")
     dynamic = feedback != 0 or outcome_ar != 0
     fix = "give a 4 x 4 matrix of probabilities whose rows sum to 1"
     try:
@@ -462,6 +541,37 @@ def simulate_study(
         rows, columns=["therapist", "patient", "session", "judge", "therapy"] + [f"pqs{k}" for k in range(1, 101)]
     )
 
+    # therapist WAI-SR and session evaluations (drawn last: the draws above stay as they were) ----------
+    extra_truth = {}
+    if therapist_alliance_r is not None:
+        r_t = therapist_alliance_r
+        own = rng.normal(0, alliance_sd_between, P)[:, None] + rng.normal(0, alliance_sd_within, (P, S))
+        t_lat = alliance_mean + therapist_alliance_offset + r_t * (latent - alliance_mean) + np.sqrt(1 - r_t**2) * own
+        wai_t = np.clip(np.round(t_lat[:, :, None] + rng.normal(0, 0.15, 12) + rng.normal(0, item_sd, (P, S, 12))), 1, 5)
+        wai_t[rng.random(wai_t.shape) < missing_item_rate] = np.nan
+        for j in range(12):
+            sessions[f"wai_t{j + 1}"] = wai_t[pi, si, j]
+        extra_truth.update(therapist_alliance_r=r_t, therapist_alliance_offset=therapist_alliance_offset)
+        if surface_b is not None:
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                y_obs = np.nanmean(wai_t, axis=2)
+            x_obs = wai_obs
+            xc = x_obs - WAI_SR_MIDPOINT
+            yc = np.where(np.isnan(y_obs), t_lat, y_obs) - WAI_SR_MIDPOINT
+            b = surface_b
+            for rater, (own_c, other_c) in (("client", (xc, yc)), ("therapist", (yc, xc))):
+                z = (b[1] * own_c + b[2] * other_c + b[3] * own_c**2 + b[4] * own_c * other_c + b[5] * other_c**2
+                     + rng.normal(0, SESSION_EVAL_PATIENT_SD, P)[:, None] + rng.normal(0, SESSION_EVAL_RESIDUAL_SD, (P, S)))
+                sessions[f"session_eval_{rater}"] = z[pi, si]
+            extra_truth["agreement_surface"] = {
+                **{k: float(v) for k, v in zip(("b0", "b1", "b2", "b3", "b4", "b5"), b)},
+                **{k: float(v) for k, v in zip(SURFACE_PARAMETERS, surface_a)},
+                "center": WAI_SR_MIDPOINT,
+                "patient_sd": SESSION_EVAL_PATIENT_SD,
+                "residual_sd": SESSION_EVAL_RESIDUAL_SD,
+            }
+
     patients = pd.DataFrame(
         {
             "therapist": ther + 1,
@@ -514,6 +624,7 @@ def simulate_study(
         "n_ruptures": len(ep),
         "realized_rupture_rate": len(ep) / eligible if eligible else float("nan"),
         "pqs_linked_items": sorted((linked + 1).tolist()),
+        **extra_truth,
     }
     return SimulatedStudy(
         sessions=sessions,

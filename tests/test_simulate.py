@@ -139,3 +139,129 @@ def test_unrepaired_ruptures_end_treatment_within_two_sessions():
 def test_bad_dynamics_arguments(kw, message):
     with pytest.raises(als.AllianceStatsError, match=message):
         als.simulate_study(seed=1, **kw)
+
+
+# --- client and therapist ratings with a planted agreement surface (issue 18 item 7) ---------------------
+def _study_hash(study):
+    import hashlib
+
+    h = hashlib.sha256()
+    for df in (study.sessions, study.patients, study.episodes, study.qsorts):
+        h.update(df.to_csv(index=False, float_format="%.12g").encode())
+    return h.hexdigest()
+
+
+def test_default_output_unchanged_by_the_agreement_options():
+    # hashes of these two calls taken before the therapist ratings and the agreement surface were added
+    s = als.simulate_study(seed=7, n_therapists=3, patients_per_therapist=4, max_sessions=8)
+    assert _study_hash(s) == "e769c40e14bc1b3bd4d73b80d2bddf9ce250d1b801e901e02de82ae121914b6c"
+    assert "therapist_alliance_r" not in s.truth and "agreement_surface" not in s.truth
+    assert not any(c.startswith(("wai_t", "session_eval")) for c in s.sessions.columns)
+    d = als.simulate_study(seed=7, n_therapists=3, patients_per_therapist=4, max_sessions=8, dropout_alliance=1.0, feedback=-0.1)
+    assert _study_hash(d) == "c33f34dbc6219dd2272535b956beb43c07418f14330e8b2dfb4fb49427127541"
+
+
+def test_agreement_options_leave_the_other_columns_as_they_were():
+    kw = dict(seed=7, n_therapists=3, patients_per_therapist=4, max_sessions=8, dropout_alliance=1.0)
+    a = als.simulate_study(**kw)
+    b = als.simulate_study(**kw, therapist_alliance_r=0.4)
+    c = als.simulate_study(**kw, therapist_alliance_r=0.4, agreement_surface={"a4": -0.5})
+    pd.testing.assert_frame_equal(b.sessions[a.sessions.columns], a.sessions)
+    pd.testing.assert_frame_equal(c.sessions[b.sessions.columns], b.sessions)  # the surface's draws come after the ratings
+    for x in (b, c):
+        pd.testing.assert_frame_equal(x.patients, a.patients)
+        pd.testing.assert_frame_equal(x.qsorts, a.qsorts)
+    assert [f"wai_t{i}" for i in range(1, 13)] == [col for col in b.sessions.columns if col.startswith("wai_t")]
+    assert {"session_eval_client", "session_eval_therapist"} <= set(c.sessions.columns)
+    assert b.sessions[[f"wai_t{i}" for i in range(1, 13)]].stack().dropna().between(1, 5).all()
+
+
+def test_agreement_surface_coefficients_and_noise():
+    s = als.simulate_study(seed=2, n_therapists=30, patients_per_therapist=10, therapist_alliance_r=0.3,
+                           therapist_alliance_offset=-0.3, agreement_surface={"a1": 0.5, "a2": -0.1, "a3": 0.2, "a4": -0.6, "a5": 0.1})
+    t = s.truth["agreement_surface"]
+    # the b's solve a1 = b1 + b2, a2 = b3 + b4 + b5, a3 = b1 - b2, a4 = b3 - b4 + b5, a5 = b3 - b5 (by hand:
+    # b1 = .35, b2 = .15, b3 = (-.1 - .6) / 4 + .05 = -.125, b4 = (-.1 + .6) / 2 = .25, b5 = -.175 - .05 = -.225)
+    np.testing.assert_allclose([t[k] for k in ("b0", "b1", "b2", "b3", "b4", "b5")], [0, 0.35, 0.15, -0.125, 0.25, -0.225], atol=1e-15)
+    assert [t[k] for k in ("a1", "a2", "a3", "a4", "a5")] == [0.5, -0.1, 0.2, -0.6, 0.1] and t["center"] == 3
+    d = s.sessions
+    x = als.score(d, "wai-sr", items="wai{}")["wai_sr_total"] - 3
+    y = als.score(d, "wai-sr", items="wai_t{}")["wai_sr_total"] - 3
+
+    def surface(own, other):
+        return t["b1"] * own + t["b2"] * other + t["b3"] * own**2 + t["b4"] * own * other + t["b5"] * other**2
+
+    # what is left after the planted surface of the scored ratings: a patient intercept (SD .4) and a residual (SD .5),
+    # in the client's evaluation and (roles swapped) in the therapist's
+    for z, pl in ((d["session_eval_client"], surface(x, y)), (d["session_eval_therapist"], surface(y, x))):
+        rest = (z - pl).groupby(d["patient"])
+        within = np.sqrt((rest.transform(lambda v: v - v.mean()) ** 2).sum() / (len(d) - d["patient"].nunique()))
+        assert abs(within - 0.5) < 0.02  # about 2,500 sessions: SE of the SD about .008
+        between = rest.mean().std()  # SD of patient means: sqrt(.4^2 + .5^2 / ~8)
+        assert abs(between - np.sqrt(0.16 + 0.25 / (len(d) / 300))) < 0.05  # 300 patients: SE about .02
+
+
+def _scored_pair(study):
+    d = study.sessions
+    return d.assign(client_wai=als.score(d, "wai-sr", items="wai{}")["wai_sr_total"],
+                    therapist_wai=als.score(d, "wai-sr", items="wai_t{}")["wai_sr_total"])
+
+
+@pytest.mark.slow
+def test_planted_surface_recovered_by_multilevel_response_surface():
+    """100 studies of 60 patients (about 440 sessions): the mean of the estimates of a1..a5 lies within 3.5 Monte
+    Carlo SEs (SD / 10) of the truth, and the 95% intervals cover it at close to their nominal rate."""
+    A = {"a1": 0.5, "a2": -0.1, "a3": 0.2, "a4": -0.6, "a5": 0.1}
+    truth = np.array(list(A.values()))
+    est, covered = [], []
+    for seed in range(100):
+        s = als.simulate_study(seed=seed, n_therapists=10, patients_per_therapist=6, max_sessions=10, rupture_rate=0.0,
+                               therapist_alliance_r=0.3, therapist_alliance_offset=-0.3, agreement_surface=A)
+        r = als.response_surface(_scored_pair(s), x="client_wai", y="therapist_wai", outcome="session_eval_client",
+                                 patient="patient", scale_midpoint=3, n_boot=0).table.set_index("parameter").loc[list(A)]
+        est.append(r["estimate"].to_numpy())
+        covered.append(((r["ci_low"] < truth) & (truth < r["ci_high"])).to_numpy())
+    est, covered = np.array(est), np.array(covered)
+    mc_se = est.std(axis=0, ddof=1) / np.sqrt(len(est))  # about .013-.026
+    assert np.all(np.abs(est.mean(axis=0) - truth) < 3.5 * mc_se), (est.mean(axis=0), mc_se)
+    assert 0.91 < covered.mean() < 0.99  # 500 intervals at 95%: binomial SD about .01 (achieved .94)
+
+
+@pytest.mark.slow
+def test_linear_agreement_effects_recovered_by_the_apim():
+    """A flat surface (a1 = .6, a3 = .2: b1 = .4, b2 = .2) is an APIM with actor effect .4 and partner effect .2 for
+    both roles; on patient means (one dyad per patient) over 25 studies of 160 patients the mean estimates lie within
+    3.5 Monte Carlo SEs of the truth and the 95% intervals cover it at close to their nominal rate."""
+    truth = np.array([0.4, 0.4, 0.2, 0.2])  # client actor, therapist actor, client partner, therapist partner
+    est, covered = [], []
+    for seed in range(25):
+        s = als.simulate_study(seed=100 + seed, n_therapists=20, patients_per_therapist=8, max_sessions=10, rupture_rate=0.0,
+                               therapist_alliance_r=0.3, therapist_alliance_offset=-0.3, agreement_surface={"a1": 0.6, "a3": 0.2})
+        m = _scored_pair(s).groupby("patient")[["client_wai", "therapist_wai", "session_eval_client", "session_eval_therapist"]].mean()
+        long = pd.concat([
+            pd.DataFrame({"patient": m.index, "role": "client", "wai": m["client_wai"], "eval": m["session_eval_client"]}),
+            pd.DataFrame({"patient": m.index, "role": "therapist", "wai": m["therapist_wai"], "eval": m["session_eval_therapist"]}),
+        ], ignore_index=True)
+        long = als.partner_scores(long, dyad="patient", role="role", columns="wai")
+        e = als.apim(long, actor="wai", partner="wai_partner", outcome="eval", dyad="patient", role="role").effects
+        e = e[e["effect"].isin(["actor", "partner"])]
+        assert e["role"].tolist() == ["client", "therapist"] * 2 and e["effect"].tolist() == ["actor"] * 2 + ["partner"] * 2
+        est.append(e["estimate"].to_numpy())
+        covered.append(((e["ci_low"] < truth) & (truth < e["ci_high"])).to_numpy())
+    est, covered = np.array(est), np.array(covered)
+    mc_se = est.std(axis=0, ddof=1) / np.sqrt(len(est))
+    assert np.all(np.abs(est.mean(axis=0) - truth) < 3.5 * mc_se), (est.mean(axis=0), mc_se)
+    assert covered.mean() > 0.88  # 100 intervals at 95%: binomial SD about .022
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"therapist_alliance_r": 1.5}, "therapist_alliance_r"),
+    ({"therapist_alliance_r": 0.3, "therapist_alliance_offset": float("inf")}, "therapist_alliance_offset"),
+    ({"agreement_surface": {"a4": -0.5}}, "set therapist_alliance_r"),
+    ({"therapist_alliance_r": 0.3, "agreement_surface": {"b4": 0.2}}, r"unknown key\(s\) 'b4'"),
+    ({"therapist_alliance_r": 0.3, "agreement_surface": [0.5, 0, 0, -0.5, 0]}, "give a mapping"),
+    ({"therapist_alliance_r": 0.3, "agreement_surface": {"a4": "big"}}, r"agreement_surface\['a4'\]"),
+])
+def test_bad_agreement_arguments(kw, message):
+    with pytest.raises(als.OptionError, match=message):
+        als.simulate_study(seed=1, **kw)
