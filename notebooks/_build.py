@@ -1,5 +1,9 @@
 """Write the tutorial notebooks from their cell lists (run: python notebooks/_build.py).
 
+This file is the source of the notebooks: edit the cells here and rebuild, never the .ipynb.
+The build is deterministic (cell ids from the notebook's name and the cell's position, fixed
+metadata, no outputs), so the same source always gives the same bytes;
+tests/test_notebooks_built.py checks that the committed notebooks match it.
 Notebooks are committed without outputs; `make test` executes them top to bottom.
 """
 
@@ -10,11 +14,23 @@ import nbformat as nbf
 HERE = Path(__file__).parent
 
 
-def write(name: str, cells: list[tuple[str, str]]) -> None:
+def build(name: str, cells: list[tuple[str, str]]) -> nbf.NotebookNode:
+    """The notebook ``name`` from its cells: ids ``<name without .ipynb>-<position>``, one kernelspec."""
     nb = nbf.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata = nbf.NotebookNode({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
-    nbf.write(nb, HERE / name)
+    stem = Path(name).stem
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{stem}-{i:02d}"
+    nbf.validate(nb)
+    return nb
+
+
+def write(name: str, cells: list[tuple[str, str]], folder: Path = HERE) -> Path:
+    """Write the notebook ``name`` into ``folder`` (default: this folder) and return its path."""
+    path = Path(folder) / name
+    nbf.write(build(name, cells), path)
+    return path
 
 
 NB01 = [
