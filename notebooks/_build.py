@@ -996,6 +996,206 @@ Williams, R., Allison, P. D., & Moral-Benito, E. (2018). Linear dynamic panel-da
 ]
 
 
+NB10 = [
+    ("md", """# 10 · Stay or leave, and whose alliance? Dropout and client–therapist agreement
+
+Two questions about the alliance that go beyond "does it predict outcome?":
+
+1. **Do patients with a weak early alliance leave treatment early?** Sharf, Primavera and Diener
+   (2010) pooled 11 studies (N = 1,301) and found d = .55 between completers and dropouts.
+   `als.early_alliance_dropout` relates the early alliance to dropout and to the session-by-session
+   risk of leaving.
+2. **Does it matter whether client and therapist see the alliance the same way?** Polynomial
+   regression with response surface analysis (`als.response_surface`) and the actor–partner
+   interdependence model (`als.apim`) use both ratings of the same sessions.
+
+Every analysis runs on a **simulated** study in which we planted the effect. So you can see whether
+the method finds it before you trust it with your own data."""),
+    ("code", """import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import alliance_stats as als"""),
+    ("md", """## 1. A study in which a weak early alliance drives dropout
+`dropout_alliance=2.0` plants the effect: the log-odds of dropping out rise by 2 per WAI-SR point
+by which the first session's (true) alliance lies below the mean of 3.8. At the mean, 20% drop out
+(`dropout_rate`). Dropouts attend 30–80% of their planned sessions."""),
+    ("code", """study = als.simulate_study(seed=10, n_therapists=30, patients_per_therapist=10, dropout_rate=0.2,
+                           dropout_alliance=2.0, rupture_rate=0)
+s = study.sessions
+d = s[["therapist", "patient", "session"]].join(als.score(s, "wai-sr", items="wai{}"))
+d["dropout"] = d["patient"].map(study.patients.set_index("patient")["dropout"]).astype(int)
+d.head()"""),
+    ("md", """Your data need the same shape: one row per attended session, the alliance score, and a 0/1
+dropout flag that is the same in every row of a patient. How you define dropout (unilateral ending
+before the agreed end, fewer than *n* sessions) is your decision. State it in the paper.
+
+## 2. Early alliance and dropout
+The early alliance is the mean of sessions 1–3 (`sessions=` changes that). With `therapist=` the
+logistic model gets a therapist random intercept (`als.glmm`, the equivalent of `lme4::glmer`).
+Patients who left before session 3, or who lack a rating there, cannot be analysed. They are
+counted, not dropped silently."""),
+    ("code", """res = als.early_alliance_dropout(d, alliance="wai_sr_total", dropout="dropout", therapist="therapist")
+print(res.summary())"""),
+    ("code", """res.excluded_counts"""),
+    ("md", """How to read it:
+
+* `estimate` of `early_mean` is the change in the log-odds of dropout per WAI-SR point. We planted
+  −2 (for the first session's true alliance). The interval covers it.
+* `or` is the odds ratio per scale point, `or_sd` per standard deviation of early alliance.
+* `d` converts the per-SD odds ratio to a standardised difference (d = ln(OR) √3/π; Chinn, 2000),
+  so you can compare it with Sharf et al.'s d = .55. It is an approximation.
+* The slope model asks whether a *falling* early alliance adds anything beyond its level (we
+  planted nothing there).
+* The hazard model uses every session from session 3 on: does the alliance at a session predict
+  leaving after it?
+
+The singular-fit warning says the therapists do not differ in dropout beyond their patients'
+alliance. That is true in this simulation. Report the therapist variance as zero."""),
+    ("code", """res.to_apa()"""),
+    ("md", """## 3. Predicted probabilities and survival curves
+The left panel shows the model's probability of dropout over early alliance, with its 95% CI. The
+dashed line is the planted curve. The ticks at 0 and 1 are the patients. The right panel shows
+the share of patients still in treatment, by tertile of early alliance: the hazard model (lines)
+and the life table (dashed steps). The model's curves are smooth because it assumes the risk of
+leaving changes with log(session). In this simulation, patients with a weak alliance leave in a
+burst of early sessions, which the life table shows and the model smooths over."""),
+    ("code", """fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+res.plot(ax=axes[0])
+a = res.predicted["early_mean"]
+axes[0].plot(a, 1 / (1 + np.exp(-(np.log(0.2 / 0.8) + 2.0 * (3.8 - a)))), color="black", ls="--", lw=1, label="planted")
+axes[0].legend(frameon=False)
+res.plot_survival(ax=axes[1])
+plt.tight_layout()
+plt.show()"""),
+    ("code", """res.predicted.iloc[::12].round(3)"""),
+    ("md", """## 4. Client and therapist rate the same sessions
+`therapist_alliance_r=0.3` adds the therapist's WAI-SR ratings (`wai_t1`–`wai_t12`) of every
+session. Their true values correlate .3 with the client's. Therapists rate 0.3 points lower on
+average (`therapist_alliance_offset`). After each session both rate the session (`session_eval_client`,
+`session_eval_therapist`; think of session depth). `agreement_surface` plants how the two ratings
+shape each rater's evaluation, in the terms of response surface analysis:
+
+* **a1 = 0.5**: along the line of agreement (client = therapist), higher alliance, better session;
+* **a3 = 0.2**: when they disagree, it is better if the client's rating is the higher one;
+* **a4 = −0.6**: the more they disagree, in either direction, the worse the session.
+
+x and y are the two WAI-SR means centred on the scale midpoint 3."""),
+    ("code", """ag = als.simulate_study(seed=11, n_therapists=20, patients_per_therapist=8, therapist_alliance_r=0.3,
+                        therapist_alliance_offset=-0.3, agreement_surface={"a1": 0.5, "a3": 0.2, "a4": -0.6})
+s = ag.sessions
+pairs = s[["therapist", "patient", "session", "session_eval_client", "session_eval_therapist"]].assign(
+    client_wai=als.score(s, "wai-sr", items="wai{}")["wai_sr_total"],
+    therapist_wai=als.score(s, "wai-sr", items="wai_t{}")["wai_sr_total"],
+)
+pairs[["client_wai", "therapist_wai"]].describe().round(2)"""),
+    ("md", """## 5. The response surface
+The polynomial z = b0 + b1x + b2y + b3x² + b4xy + b5y² is fitted with a random intercept per
+patient, because each patient contributes many sessions (multilevel RSA; Kivlighan et al., 2017).
+Both ratings must be on the same scale, centred on the same value. `scale_midpoint=3` says where
+the middle of the WAI-SR scale is. For score columns named as `als.score` writes them (e.g.
+`wai_sr_total`), the midpoint is found from the instrument key."""),
+    ("code", """rs = als.response_surface(pairs, x="client_wai", y="therapist_wai", outcome="session_eval_client",
+                          patient="patient", scale_midpoint=3, n_boot=0)
+truth = ag.truth["agreement_surface"]
+surf = rs.table.set_index("parameter").loc[["a1", "a2", "a3", "a4", "a5"], ["estimate", "se", "ci_low", "ci_high", "p"]]
+surf.insert(0, "planted", [truth[k] for k in surf.index])
+surf.round(3)"""),
+    ("md", """All five planted values lie inside their intervals, and a4 is clearly negative: disagreement
+costs, whoever rates higher. The stationary point and the principal axes (`rs.table`) are ratios
+of coefficients and are unstable. `n_boot=1000` adds percentile bootstrap intervals that resample
+whole patients (a refit per resample, so allow a minute or more).
+
+In the contour plot, the solid white line is agreement (x = y) and the dashed line is disagreement
+through the midpoint. The dots are the sessions. Most lie below the line of agreement, because the
+therapists rate lower."""),
+    ("code", """fig, ax = plt.subplots(figsize=(5.5, 4.8))
+rs.plot(ax=ax)
+plt.show()"""),
+    ("code", """print(rs.methods())"""),
+    ("md", """## 6. The actor–partner interdependence model
+The APIM asks: does each person's *own* rating (actor effect) and the *other's* rating (partner
+effect) go with their own outcome, for clients and for therapists? It needs one row per person
+and dyad, with the partner's score beside the own (`als.partner_scores`). `als.apim` treats each
+dyad as one unit, so we average each patient's sessions first: one client–therapist dyad per patient.
+
+The APIM is linear. When the planted surface is flat (a2 = a4 = a5 = 0), its actor effect is
+b1 = (a1 + a3)/2 and its partner effect b2 = (a1 − a3)/2, for both roles. We plant a1 = 0.6 and
+a3 = 0.2 in a second study: actor 0.4, partner 0.2."""),
+    ("code", """def dyads(pairs):
+    m = pairs.groupby("patient")[["client_wai", "therapist_wai", "session_eval_client", "session_eval_therapist"]].mean()
+    long = pd.concat([
+        pd.DataFrame({"patient": m.index, "rater": "client", "wai": m["client_wai"], "session_eval": m["session_eval_client"]}),
+        pd.DataFrame({"patient": m.index, "rater": "therapist", "wai": m["therapist_wai"], "session_eval": m["session_eval_therapist"]}),
+    ], ignore_index=True)
+    return als.partner_scores(long, dyad="patient", role="rater", columns="wai")
+
+
+flat = als.simulate_study(seed=12, n_therapists=20, patients_per_therapist=8, therapist_alliance_r=0.3,
+                          therapist_alliance_offset=-0.3, agreement_surface={"a1": 0.6, "a3": 0.2})
+fs = flat.sessions
+flat_pairs = fs[["patient", "session_eval_client", "session_eval_therapist"]].assign(
+    client_wai=als.score(fs, "wai-sr", items="wai{}")["wai_sr_total"],
+    therapist_wai=als.score(fs, "wai-sr", items="wai_t{}")["wai_sr_total"],
+)
+ap = als.apim(dyads(flat_pairs), actor="wai", partner="wai_partner", outcome="session_eval", dyad="patient", role="rater")
+ap.effects.round(3)"""),
+    ("code", """fig, ax = plt.subplots(figsize=(6, 3.6))
+ap.plot(ax=ax)
+plt.show()"""),
+    ("md", """The intervals of all four effects cover the planted values (actor 0.4, partner 0.2). The
+`tests` table checks whether the effects differ between clients and therapists, and `variance` holds
+the residual SDs and their correlation within the dyad.
+
+Now fit the APIM to the study with the disagreement penalty:"""),
+    ("code", """als.apim(dyads(pairs), actor="wai", partner="wai_partner", outcome="session_eval", dyad="patient",
+         role="rater").effects.round(3)"""),
+    ("md", """The APIM has no term for disagreement. Its effects are straight-line summaries of a curved
+surface. Here the therapists rate lower, and so the penalty tilts them. For clients, the
+therapist's rating now seems to matter more than their own; for therapists, the client's rating
+seems not to matter at all. When your question is about (dis)agreement, fit the
+surface. The APIM answers "whose rating matters for whom?"
+
+## 7. Are session ratings reliable enough to tell sessions apart?
+Within-patient analyses need a scale that separates one session from the next, not only one
+patient from another. `als.multilevel_reliability` gives Shrout and Lane's (2012) coefficients,
+as `psych::multilevel.reliability` does: `RkF` between patients (all sessions), `R1R` for a single
+session, and `Rc`, the reliability of change within patients. It fits crossed variance components
+to every item response, which takes a while, so we use 25 patients' first 6 sessions. The
+singular-fit warnings mean that some components are zero here, such as shifts from one session
+number to the next shared by all patients: the simulation has none."""),
+    ("code", """sub = s[(s["patient"] <= 25) & (s["session"] <= 6)]
+rel = pd.DataFrame({
+    "client WAI-SR": als.multilevel_reliability(sub, items=[f"wai{i}" for i in range(1, 13)]),
+    "therapist WAI-SR": als.multilevel_reliability(sub, items=[f"wai_t{i}" for i in range(1, 13)]),
+})
+rel.loc[["RkF", "R1R", "RkR", "Rc", "Rcn", "n_patients", "n_sessions"]].round(3)"""),
+    ("md", """## What to take away
+* `als.early_alliance_dropout(data, alliance=, dropout=, therapist=)` gives the odds ratio per point
+  and per SD, a d to set beside Sharf et al.'s .55, predicted probabilities and survival curves. It
+  counts the patients it cannot use.
+* With both ratings of the same sessions, `als.response_surface(..., patient=)` tests agreement:
+  a4 < 0 means disagreement goes with a worse outcome. Centre both ratings on one value.
+* `als.apim` splits each person's outcome into their own rating's effect and the partner's. It is
+  linear, so it cannot show a disagreement penalty.
+* For your own study, simulate one like it first (`als.simulate_study` with your design and the
+  effect you expect), and check that the analysis finds what you planted.
+
+**R users:** the dropout models are `glmer(dropout ~ early_mean + (1 | therapist), family = binomial)`;
+the surface is `lmer(z ~ x + y + I(x^2) + I(x*y) + I(y^2) + (1 | patient))` with the a's as linear
+contrasts (as in the RSA package); the APIM is `nlme::gls(outcome ~ 0 + role + role:actor + role:partner,
+correlation = corSymm(form = ~1 | dyad), weights = varIdent(form = ~1 | role))`.
+
+### References
+Chinn, S. (2000). A simple method for converting an odds ratio to effect size for use in meta-analysis. *Statistics in Medicine, 19*, 3127–3131.
+Edwards, J. R. (2002). Alternatives to difference scores: Polynomial regression analysis and response surface methodology. In F. Drasgow & N. Schmitt (Eds.), *Measuring and analyzing behavior in organizations* (pp. 350–400). Jossey-Bass.
+Kenny, D. A., Kashy, D. A., & Cook, W. L. (2006). *Dyadic data analysis*. Guilford.
+Kivlighan, D. M., Marmarosh, C. L., & Hilsenroth, M. J. (2014). *J Couns Psychol, 61*, 15–23.
+Marmarosh, C. L., & Kivlighan, D. M. (2012). *J Couns Psychol, 59*, 352–367.
+Sharf, J., Primavera, L. H., & Diener, M. J. (2010). Dropout and therapeutic alliance: A meta-analysis of adult individual psychotherapy. *Psychotherapy, 47*, 637–645.
+Shrout, P. E., & Lane, S. P. (2012). Psychometrics. In M. R. Mehl & T. S. Conner (Eds.), *Handbook of research methods for studying daily life* (pp. 302–320). Guilford."""),
+]
+
+
 NOTEBOOKS = {
     "01": ("01_load_and_score.ipynb", NB01),
     "02": ("02_alliance_outcome.ipynb", NB02),
@@ -1006,6 +1206,7 @@ NOTEBOOKS = {
     "07": ("07_reproduce_standard_figures.ipynb", NB07),
     "08": ("08_power_analysis.ipynb", NB08),
     "09": ("09_alliance_dynamics.ipynb", NB09),
+    "10": ("10_stay_or_leave_and_agreement.ipynb", NB10),
 }
 
 
