@@ -1044,8 +1044,9 @@ print(res.summary())"""),
 * `or` is the odds ratio per scale point, `or_sd` per standard deviation of early alliance.
 * `d` converts the per-SD odds ratio to a standardised difference (d = ln(OR) √3/π; Chinn, 2000),
   so you can compare it with Sharf et al.'s d = .55. It is an approximation.
-* The slope model asks whether a *falling* early alliance adds anything beyond its level (we
-  planted nothing there).
+* The slope model asks whether a *falling* early alliance adds anything beyond its level. We
+  planted dropout on the first session alone, so for the same mean a rising slope (a lower first
+  session) goes with somewhat more dropout here.
 * The hazard model uses every session from session 3 on: does the alliance at a session predict
   leaving after it?
 
