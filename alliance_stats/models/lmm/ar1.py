@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import optimize
 
 from ...exceptions import ColumnError, ModelSpecError, OptionError, SessionDataError, _fmt_labels
+from .design import group_labels
 from .nested import Level, NestedEngine
 from .optimize import CONVERGED_TOL, optimize_theta
 
@@ -118,10 +119,11 @@ class AR1:
             pos = order[np.flatnonzero(dup)]
             prev = order[np.flatnonzero(dup) - 1]
             rows = sorted(set(labels[np.r_[prev, pos]].tolist()), key=str)
+            ids = group_labels(design.level_info[0], design.data)[np.unique(gs[dup])]
             raise SessionDataError(
-                f"time={time!r}: {int(dup.sum())} duplicate time(s) within a {self.group_name} group (e.g. {time} "
-                f"{_fmt_labels(ts[dup][:5].tolist())}) at row(s) {_fmt_labels(rows)}; each {self.group_name} needs distinct "
-                "times for AR(1) residuals: remove or merge the repeated sessions",
+                f"time={time!r}: {int(dup.sum())} repeated time(s) within {self.group_name} {_fmt_labels(ids.tolist())} "
+                f"({time} {_fmt_labels(ts[dup].tolist())}) at row(s) {_fmt_labels(rows)}; AR(1) residuals need distinct "
+                f"times within each {self.group_name}: remove or merge the repeated sessions",
                 rows=rows,
             )
         self.order = order
