@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.linalg import solve_triangular
 
 import alliance_stats as als
 
@@ -131,23 +132,32 @@ def test_text_outputs(fits):
     assert f"phi = {phi:.4f}" in m.summary()
     assert "corAR1(form = ~ session | patient)" in m.summary()
     assert m.to_apa().attrs["note"] == "Residuals: AR(1) within patient by session, \u03c6 = .25"
+    assert m._residual_sentence() == ("Residuals within patient were modelled as first-order autoregressive over session "
+                                      "(AR(1), residuals k session units apart correlating \u03c6^k, as nlme's corAR1), \u03c6 = .25.")
+    iid = fits["ovary_REML"].refit(residuals="iid", time=None)
+    assert iid._residual_sentence() == "" and "note" not in iid.to_apa().attrs and "Residual correlation" not in iid.summary()
 
 
 # -- Satterthwaite df: a dense computation of the same likelihood -------------------------------------
 def _dense_dev(vp, X, y, Z, groups, times, reml):
     """-2 log-likelihood (REML criterion) at (theta, phi, sigma) with beta at its GLS estimate,
-    from V = sigma^2 (theta^2 Z Z' + R_phi) with R_phi[s, t] = phi^|t_s - t_t| within a group."""
+    from V = sigma^2 (theta^2 Z Z' + R_phi) with R_phi[s, t] = phi^|t_s - t_t| within a group
+    (V is block diagonal over the groups: each block written out in full and factored)."""
     theta, phi, sigma = vp
-    same = groups[:, None] == groups[None, :]
-    R = np.where(same, phi ** np.abs(times[:, None] - times[None, :]), 0.0)
-    Zg = Z[:, None] * (groups[:, None] == np.unique(groups)[None, :])
-    V = sigma**2 * (theta**2 * Zg @ Zg.T + R)
-    L = np.linalg.cholesky(V)
-    Xi, yi = np.linalg.solve(L, X), np.linalg.solve(L, y)
+    logdet, Xi, yi = 0.0, [], []
+    for g in np.unique(groups):
+        k = groups == g
+        t, z = times[k], Z[k]
+        V = sigma**2 * (theta**2 * np.outer(z, z) + phi ** np.abs(t[:, None] - t[None, :]))
+        L = np.linalg.cholesky(V)
+        logdet += 2 * np.log(np.diag(L)).sum()
+        Xi.append(solve_triangular(L, X[k], lower=True))
+        yi.append(solve_triangular(L, y[k], lower=True))
+    Xi, yi = np.vstack(Xi), np.concatenate(yi)
     beta = np.linalg.lstsq(Xi, yi, rcond=None)[0]
     r = yi - Xi @ beta
     n, p = X.shape
-    dev = 2 * np.log(np.diag(L)).sum() + r @ r + n * np.log(2 * np.pi)
+    dev = logdet + r @ r + n * np.log(2 * np.pi)
     if reml:
         dev += np.linalg.slogdet(Xi.T @ Xi)[1] - p * np.log(2 * np.pi)
     return dev, Xi
@@ -177,9 +187,9 @@ def test_satterthwaite_df_hand_check(data, fits):
     k = len(vp)
     H = np.empty((k, k))
     for i in range(k):
-        for j in range(k):
+        for j in range(i, k):
             ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
-            H[i, j] = (dev(vp + ei + ej) - dev(vp + ei - ej) - dev(vp - ei + ej) + dev(vp - ei - ej)) / (4 * h[i] * h[j])
+            H[i, j] = H[j, i] = (dev(vp + ei + ej) - dev(vp + ei - ej) - dev(vp - ei + ej) + dev(vp - ei - ej)) / (4 * h[i] * h[j])
     A = 2 * np.linalg.inv(H)
     J = [(vcov(vp + np.eye(k)[i] * h[i]) - vcov(vp - np.eye(k)[i] * h[i])) / (2 * h[i]) for i in range(k)]
     g = np.array([[J[i][jj, jj] for i in range(k)] for jj in range(X.shape[1])])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time as _time
 
 import numpy as np
 import pandas as pd
@@ -182,6 +183,7 @@ class AR1:
         """(engine at phi-hat, internal theta, OptSummary) at the optimum over (theta, phi); the
         OptSummary's objective is the full deviance (log|R_phi| included), its checks add
         ``phi_gradient`` and ``phi_newton_decrement`` (the profile's, on the atanh scale)."""
+        t0 = _time.perf_counter()
         warm = {"theta": None}
 
         def profile(z):
@@ -219,5 +221,6 @@ class AR1:
         at_edge = abs(z) >= Z_MAX - 1e-3
         converged = bool(os.converged and dec <= CONVERGED_TOL and not at_edge)
         os = dataclasses.replace(os, objective=float(os.objective + self.logdet(phi)), checks=checks, converged=converged,
-                                 n_evals=os.n_evals + int(r.nfev) + 8)
+                                 n_evals=os.n_evals + int(r.nfev) + 8,
+                                 seconds=_time.perf_counter() - t0)
         return eng, x, os

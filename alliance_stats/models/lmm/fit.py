@@ -278,7 +278,7 @@ def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
         ``logLik_gap`` (to the best row; 0 for the best), ``evaluations``, ``seconds``, then one
         column per fixed effect and ``sd <term> | <group>``, ``corr <term>, <term> | <group>`` and
         ``sd Residual`` for the variance components (lme4's ``summary(allFit(m))`` in one table),
-        and ``message`` (what a warning said, if any).
+        ``phi`` for AR(1) residuals, and ``message`` (what a warning said, if any).
 
     Examples
     --------
@@ -311,6 +311,7 @@ def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
                 row[f"sd {r.term1} | {r.group}"] = r.sd
             else:
                 row[f"corr {r.term1}, {r.term2} | {r.group}"] = r.corr
+        row.update(m.residual_params)  # phi of AR(1) residuals
         row["message"] = " ".join(str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning))
         rows.append(row)
     out = pd.DataFrame(rows).set_index("optimizer")

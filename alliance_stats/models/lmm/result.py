@@ -106,6 +106,15 @@ class LMMResult:
         return (f"AR(1) residuals within {group} by {self.time} (a gap of k {self.time} units correlates phi^k; "
                 f"nlme's corAR1(form = ~ {self.time} | {group})): phi = {self.residual_params['phi']:.4f}")
 
+    def _residual_sentence(self) -> str:
+        """The residual structure as a methods sentence, APA numbers ("" for iid residuals)."""
+        if self.residuals != "ar1":
+            return ""
+        group = self._design.levels[0].name
+        return (f"Residuals within {group} were modelled as first-order autoregressive over {self.time} "
+                f"(AR(1), residuals k {self.time} units apart correlating \u03c6^k, as nlme's corAR1), "
+                f"\u03c6 = {fmt_num(self.residual_params['phi'], 2, leading_zero=False)}.")
+
     @property
     def params(self) -> pd.Series:
         return self.fixed.set_index("term")["estimate"]
