@@ -80,7 +80,7 @@ def test_issue_model_lr_and_aic(data, fits):
     r = CASES["sample_lag_REML"]
     ar = fits["sample_lag_REML"]
     iid = als.lmm(r["formula"], data["sample"])
-    assert iid.residual_params == {} and iid.residuals == "iid"
+    assert iid.residual_params == {} and iid.residual_structure == "iid"
     assert iid.aic == pytest.approx(r["iid_AIC"], abs=1e-6)
     assert ar.n_params == iid.n_params + 1
     tab = als.compare(iid, ar)
@@ -106,7 +106,7 @@ def test_compare_refits_ar1_models_by_ml(data, fits):
 
 def test_refit_keeps_residuals(fits):
     m = fits["ovary_REML"].refit(reml=False)
-    assert m.residuals == "ar1" and m.time == "obs"
+    assert m.residual_structure == "ar1" and m.time == "obs"
     assert m.llf == pytest.approx(CASES["ovary_ML"]["logLik"], abs=1e-8)
 
 

@@ -246,7 +246,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,
-        residuals=residuals, time=time, residual_params=residual_params,
+        residual_structure=residuals, time=time, residual_params=residual_params,
     )
     if d.dropped_cols:
         messages.append(f"dropped rank-deficient fixed effect(s): {_fmt_labels(d.dropped_cols)}")

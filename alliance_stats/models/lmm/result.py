@@ -44,8 +44,8 @@ class LMMResult:
     optsum : OptSummary
         What the optimizer did: start, bounds, tolerances, evaluations, final theta and
         deviance, the optimality checks and every restart (as MixedModels.jl's ``optsum``).
-    residuals, time : str
-        The residual structure (``"iid"`` or ``"ar1"``) and, for AR(1), its time column.
+    residual_structure, time : str
+        The ``residuals`` option of the fit (``"iid"`` or ``"ar1"``) and, for AR(1), its time column.
     residual_params : dict
         Parameters of the residual correlation: ``{"phi": ...}`` for ``residuals="ar1"`` (the
         correlation of residuals one time unit apart, nlme's ``Phi``); empty for iid residuals.
@@ -78,7 +78,7 @@ class LMMResult:
     _sigmas: list = field(default=None)  # per level covariance matrices (original scale)
     _sat: dict = field(default=None)
     _kr: dict = field(default=None)  # Kenward-Roger: adjusted vcov, P, W (see .kenward_roger)
-    residuals: str = "iid"
+    residual_structure: str = "iid"
     time: str | None = None
     residual_params: dict = field(default_factory=dict)
 
@@ -100,7 +100,7 @@ class LMMResult:
 
     def _residual_note(self) -> str:
         """The residual structure in words ("" for iid residuals)."""
-        if self.residuals != "ar1":
+        if self.residual_structure != "ar1":
             return ""
         group = self._design.levels[0].name
         return (f"AR(1) residuals within {group} by {self.time} (a gap of k {self.time} units correlates phi^k; "
@@ -108,7 +108,7 @@ class LMMResult:
 
     def _residual_sentence(self) -> str:
         """The residual structure as a methods sentence, APA numbers ("" for iid residuals)."""
-        if self.residuals != "ar1":
+        if self.residual_structure != "ar1":
             return ""
         group = self._design.levels[0].name
         return (f"Residuals within {group} were modelled as first-order autoregressive over {self.time} "
@@ -132,7 +132,7 @@ class LMMResult:
         ``options`` go to :func:`lmm` (``optimizer``, ``start``, ``restart``)."""
         from .fit import lmm
 
-        options = {"engine": self.engine, "residuals": self.residuals, "time": self.time, **options}
+        options = {"engine": self.engine, "residuals": self.residual_structure, "time": self.time, **options}
         return lmm(self.formula, self._design.source, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
                    **options)
 
@@ -263,7 +263,7 @@ class LMMResult:
         lines.append("")
         lines.append("Random effects:")
         lines.append(self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
-        if self.residuals != "iid":
+        if self.residual_structure != "iid":
             lines.append(f"Residual correlation: {self._residual_note()}")
         lines.append("")
         dfm = {"satterthwaite": "Satterthwaite df (as lmerTest)",
@@ -292,7 +292,7 @@ class LMMResult:
                 "95% CI": [fmt_ci(a, b, digits) for a, b in zip(f["ci_low"], f["ci_high"])],
             }
         )
-        if self.residuals != "iid":
+        if self.residual_structure != "iid":
             phi = self.residual_params["phi"]
             out.attrs["note"] = (f"Residuals: AR(1) within {self._design.levels[0].name} by {self.time}, "
                                  f"\u03c6 = {fmt_num(phi, digits, leading_zero=False)}")
