@@ -235,6 +235,10 @@ def test_time_missing_in_used_rows(data):
     d.loc[[5, 40], "obs"] = np.nan
     with pytest.raises(als.ColumnError, match=r"time='obs' is missing at row\(s\) \[?5, 40"):
         als.lmm(F, d, residuals="ar1", time="obs")
+    d = data["ovary"].assign(obs=data["ovary"]["obs"].astype("Int64"))  # pandas' nullable integers
+    d.loc[7, "obs"] = pd.NA
+    with pytest.raises(als.ColumnError, match=r"time='obs' is missing at row\(s\) 7 "):
+        als.lmm(F, d, residuals="ar1", time="obs")
     # a row the model leaves out anyway (missing outcome) may lack its time
     d = data["ovary"].copy()
     d.loc[5, ["obs", "follicles"]] = np.nan

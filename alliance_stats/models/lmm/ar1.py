@@ -98,7 +98,7 @@ class AR1:
         if not (pd.api.types.is_numeric_dtype(used) and not pd.api.types.is_bool_dtype(used)):
             raise ColumnError(f"time={time!r} holds non-numeric values (dtype {used.dtype}); the AR(1) needs integer times "
                               "(session numbers 1, 2, 3, ...)")
-        t = used.to_numpy(dtype=float)
+        t = used.to_numpy(dtype=float, na_value=np.nan)
         bad = np.isnan(t)
         if bad.any():
             raise ColumnError(f"time={time!r} is missing at row(s) {_fmt_labels(labels[bad].tolist())} of the rows the model "
@@ -217,7 +217,9 @@ class AR1:
         self.phi = phi
         eng = self.engine(phi)
         x, os = optimize_theta(eng, reml, optimizer=optimizer, start=start, restart=restart)
-        checks = dict(os.checks, phi_gradient=float(g), phi_newton_decrement=float(dec))
+        # the fit's convergence message reads the largest decrement: theta's or phi's
+        checks = dict(os.checks, phi_gradient=float(g), phi_newton_decrement=float(dec),
+                      newton_decrement=max(os.checks["newton_decrement"], float(dec)))
         at_edge = abs(z) >= Z_MAX - 1e-3
         converged = bool(os.converged and dec <= CONVERGED_TOL and not at_edge)
         os = dataclasses.replace(os, objective=float(os.objective + self.logdet(phi)), checks=checks, converged=converged,
