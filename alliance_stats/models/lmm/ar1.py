@@ -34,7 +34,13 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from ...exceptions import ColumnError, ModelSpecError, OptionError, SessionDataError, _fmt_labels
+from ...exceptions import (
+    ColumnError,
+    ModelSpecError,
+    OptionError,
+    SessionDataError,
+    _fmt_labels,
+)
 from .design import group_labels
 from .nested import Level, NestedEngine
 from .optimize import CONVERGED_TOL, optimize_theta
@@ -194,7 +200,7 @@ class AR1:
             warm["theta"] = eng.to_orig(x)
             return os.objective + self.logdet(phi)
 
-        r = optimize.minimize_scalar(profile, bounds=(-Z_MAX, Z_MAX), method="bounded", options=dict(xatol=1e-6))
+        r = optimize.minimize_scalar(profile, bounds=(-Z_MAX, Z_MAX), method="bounded", options={"xatol": 1e-6})
         z = float(r.x)
         fz = float(r.fun)
         # Newton steps on the profile (central differences), while they lower it
