@@ -37,6 +37,7 @@ def test_readme_examples_run_as_written():
     assert len(ns["df"]) == 1821 and {"wai_sr_total", "phq9_total"} <= set(ns["df"].columns)
     assert ns["ao"].effects["level"].tolist() == ["within-patient", "between-patient", "therapist"]
     assert ns["m"].n_groups == {"therapist": 20, "therapist:patient": 160}
+    assert round(ns["ar"].residual_params["phi"], 2) == 0.25  # the AR(1) example's comment
     assert ns["res"].three_level and ns["re"].test == "knha"
     assert len(ns["ep"]) > 0 and ns["ep"].attrs["alliance_stats"]["rules"]["threshold"] == 2.0
     plt.close("all")

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import special
 
 from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
+from .ar1 import AR1, residuals_option
 from .crossed import CrossedEngine
 from .design import build_design
 from .inference import _satterthwaite, df_method_option
@@ -27,7 +28,7 @@ from .result import LMMResult
 
 def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str | None = None,
         engine: str = "auto", ddf: str | None = None, optimizer: str = "bobyqa", start=None,
-        restart: bool = True) -> LMMResult:
+        restart: bool = True, residuals: str = "iid", time: str | None = None) -> LMMResult:
     """Fit a linear mixed model written in lme4 syntax; the answers are lme4's and lmerTest's.
 
     Parameters
@@ -94,6 +95,18 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         matrix when a variance ends at 0 or a correlation near +/-1, and from other optimizers
         when the optimality checks fail, keeping the best (default). ``False`` runs the first
         pass only and reports its checks (as :func:`all_fit` does).
+    residuals : {"iid", "ar1"}
+        Independent residuals (default, as lmer), or AR(1) residuals within the innermost
+        grouping factor of the random effects (the patients of ``(1 | patient)`` or
+        ``(1 | therapist/patient)``) ordered by the integer column ``time``: residuals k sessions
+        apart correlate phi^k, as nlme's ``lme(..., correlation = corAR1(form = ~ session |
+        patient))``, whose estimates, SEs and log-likelihood these are. phi is in
+        ``.residual_params`` and counts as a parameter in AIC/BIC and :func:`compare`;
+        Satterthwaite df take it into account. Crossed factors, Kenward-Roger and
+        ``engine="statsmodels"`` are refused.
+    time : str, optional
+        The integer time column of ``residuals="ar1"`` (e.g. ``"session"``); gaps are allowed
+        (a missed session), repeated times within a patient are refused.
 
     Returns
     -------
@@ -113,6 +126,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
         raise OptionError("engine", engine, ENGINES)
+    residuals_option(residuals, time, engine, df_method)
     if isinstance(formula, str) and formula.split("~", 1)[0].strip().startswith("cbind("):
         raise ModelSpecError(f"{formula.split('~', 1)[0].strip()!r} is a binomial outcome (successes, failures): fit it "
                              "with als.glmm(formula, data, family='binomial')")
@@ -135,13 +149,17 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
             )
     if df_method == "kenward-roger":
         check_size(d.levels)
-    eng = (CrossedEngine if d.crossed else NestedEngine)(d.X, d.y, d.levels)
+    ar = AR1(d, data, time) if residuals == "ar1" else None
     engine = "fast" if engine == "auto" else engine
-    if engine == "fast":
+    if ar is not None:
+        eng, theta_int, optsum = ar.fit(reml, optimizer=optimizer, start=start, restart=restart)
+    elif engine == "fast":
+        eng = (CrossedEngine if d.crossed else NestedEngine)(d.X, d.y, d.levels)
         theta_int, optsum = optimize_theta(eng, reml, optimizer=optimizer, start=start, restart=restart)
     else:
         from .statsmodels import statsmodels_theta
 
+        eng = (CrossedEngine if d.crossed else NestedEngine)(d.X, d.y, d.levels)
         theta_sm, sm_info = statsmodels_theta(d, eng, reml)
         theta_int = eng.to_int(theta_sm)
         optsum = check_point(eng, reml, theta_int, "statsmodels MixedLM")
@@ -155,7 +173,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     messages = list(d.crossed)
     sat = kr = None
     if df_method == "satterthwaite":
-        df, sat = _satterthwaite(eng, theta, sigma, reml, vcov)
+        df, sat = _satterthwaite(eng, theta, sigma, reml, vcov) if ar is None else _satterthwaite(ar, np.r_[theta, ar.phi], sigma, reml, vcov)
     elif df_method == "kenward-roger":
         covs = [sigma**2 * (Lm / lv.scale[:, None]) @ (Lm / lv.scale[:, None]).T for lv, Lm in zip(d.levels, eng.lambdas(opt["theta_int"]))]
         kr = kenward_roger(d.X, d.levels, covs, sigma**2, vcov)
@@ -173,7 +191,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     # variance components --------------------------------------------------------------------
     rows, sigmas, singular_terms = [], [], []
     lam = eng.lambdas(opt["theta_int"])
-    for lv, inf, Lm in zip(d.levels, d.level_info, lam):
+    for lv, inf, Lm in zip(eng.levels, d.level_info, lam):
         Lo = Lm / lv.scale[:, None]
         S = sigma**2 * Lo @ Lo.T
         sigmas.append(S)
@@ -219,7 +237,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
 
     n = len(d.y)
     llf = -0.5 * opt["dev"]
-    npar = len(beta) + len(theta) + 1
+    residual_params = {} if ar is None else {"phi": ar.phi}
+    npar = len(beta) + len(theta) + 1 + len(residual_params)
     res = LMMResult(
         formula=formula, fixed=fixed, random=random, llf=float(llf), aic=float(-2 * llf + 2 * npar),
         bic=float(-2 * llf + np.log(n) * npar), reml=reml, converged=converged, n_obs=n,
@@ -227,6 +246,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,
+        residual_structure=residuals, time=time, residual_params=residual_params,
     )
     if d.dropped_cols:
         messages.append(f"dropped rank-deficient fixed effect(s): {_fmt_labels(d.dropped_cols)}")
@@ -258,7 +278,7 @@ def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
         ``logLik_gap`` (to the best row; 0 for the best), ``evaluations``, ``seconds``, then one
         column per fixed effect and ``sd <term> | <group>``, ``corr <term>, <term> | <group>`` and
         ``sd Residual`` for the variance components (lme4's ``summary(allFit(m))`` in one table),
-        and ``message`` (what a warning said, if any).
+        ``phi`` for AR(1) residuals, and ``message`` (what a warning said, if any).
 
     Examples
     --------
@@ -291,6 +311,7 @@ def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
                 row[f"sd {r.term1} | {r.group}"] = r.sd
             else:
                 row[f"corr {r.term1}, {r.term2} | {r.group}"] = r.corr
+        row.update(m.residual_params)  # phi of AR(1) residuals
         row["message"] = " ".join(str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning))
         rows.append(row)
     out = pd.DataFrame(rows).set_index("optimizer")

@@ -44,6 +44,11 @@ class LMMResult:
     optsum : OptSummary
         What the optimizer did: start, bounds, tolerances, evaluations, final theta and
         deviance, the optimality checks and every restart (as MixedModels.jl's ``optsum``).
+    residual_structure, time : str
+        The ``residuals`` option of the fit (``"iid"`` or ``"ar1"``) and, for AR(1), its time column.
+    residual_params : dict
+        Parameters of the residual correlation: ``{"phi": ...}`` for ``residuals="ar1"`` (the
+        correlation of residuals one time unit apart, nlme's ``Phi``); empty for iid residuals.
     """
 
     formula: str
@@ -73,6 +78,9 @@ class LMMResult:
     _sigmas: list = field(default=None)  # per level covariance matrices (original scale)
     _sat: dict = field(default=None)
     _kr: dict = field(default=None)  # Kenward-Roger: adjusted vcov, P, W (see .kenward_roger)
+    residual_structure: str = "iid"
+    time: str | None = None
+    residual_params: dict = field(default_factory=dict)
 
     # -- basics --------------------------------------------------------------------------------
     @property
@@ -88,7 +96,24 @@ class LMMResult:
 
     @property
     def n_params(self) -> int:
-        return len(self.fixed) + len(self.theta) + 1
+        return len(self.fixed) + len(self.theta) + 1 + len(self.residual_params)
+
+    def _residual_note(self) -> str:
+        """The residual structure in words ("" for iid residuals)."""
+        if self.residual_structure != "ar1":
+            return ""
+        group = self._design.levels[0].name
+        return (f"AR(1) residuals within {group} by {self.time} (a gap of k {self.time} units correlates phi^k; "
+                f"nlme's corAR1(form = ~ {self.time} | {group})): phi = {self.residual_params['phi']:.4f}")
+
+    def _residual_sentence(self) -> str:
+        """The residual structure as a methods sentence, APA numbers ("" for iid residuals)."""
+        if self.residual_structure != "ar1":
+            return ""
+        group = self._design.levels[0].name
+        return (f"Residuals within {group} were modelled as first-order autoregressive over {self.time} "
+                f"(AR(1), residuals k {self.time} units apart correlating \u03c6^k, as nlme's corAR1), "
+                f"\u03c6 = {fmt_num(self.residual_params['phi'], 2, leading_zero=False)}.")
 
     @property
     def params(self) -> pd.Series:
@@ -107,7 +132,7 @@ class LMMResult:
         ``options`` go to :func:`lmm` (``optimizer``, ``start``, ``restart``)."""
         from .fit import lmm
 
-        options = {"engine": self.engine, **options}
+        options = {"engine": self.engine, "residuals": self.residual_structure, "time": self.time, **options}
         return lmm(self.formula, self._design.source, reml=self.reml if reml is None else reml, df_method=df_method or self.df_method,
                    **options)
 
@@ -238,6 +263,8 @@ class LMMResult:
         lines.append("")
         lines.append("Random effects:")
         lines.append(self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
+        if self.residual_structure != "iid":
+            lines.append(f"Residual correlation: {self._residual_note()}")
         lines.append("")
         dfm = {"satterthwaite": "Satterthwaite df (as lmerTest)",
                "kenward-roger": "Kenward-Roger SE and df, as lmerTest/pbkrtest"}.get(self.df_method, "Wald z")
@@ -254,7 +281,7 @@ class LMMResult:
         """APA-style fixed-effects table: b, SE, df, t, p ('< .001'), 95% CI in brackets.
         Write it out with ``.to_markdown()``, ``.to_latex()`` or ``.to_html()``."""
         f = self.fixed
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "Term": f["term"],
                 "b": [fmt_num(v, digits) for v in f["estimate"]],
@@ -265,6 +292,11 @@ class LMMResult:
                 "95% CI": [fmt_ci(a, b, digits) for a, b in zip(f["ci_low"], f["ci_high"])],
             }
         )
+        if self.residual_structure != "iid":
+            phi = self.residual_params["phi"]
+            out.attrs["note"] = (f"Residuals: AR(1) within {self._design.levels[0].name} by {self.time}, "
+                                 f"\u03c6 = {fmt_num(phi, digits, leading_zero=False)}")
+        return out
 
     def _repr_html_(self) -> str:
         head = html.escape(f"Linear mixed model ({'REML' if self.reml else 'ML'}): {self.formula}")
