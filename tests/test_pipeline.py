@@ -203,7 +203,7 @@ def test_demo_has_dynamics_and_dropout_and_says_why_agreement_is_skipped(demo):
     s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
                           therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
     dyn = als.dynamic_panel(s, x="wai_sr_total", y="phq9_total", max_session=12)
-    assert dyn.methods() in html.replace("&#x27;", "'").replace("&quot;", '"')
+    assert f"**Methods.** {dyn.methods()}" in (demo / "report.md").read_text()
     assert pd.read_csv(demo / "tables" / "dynamics_apa.csv", dtype=str).to_numpy().tolist() == dyn.to_apa().to_numpy().tolist()
     pat = pd.read_csv(als.sample_path("patients"), dtype={"client_id": str})
     drop = als.early_alliance_dropout(s.merge(pat.rename(columns={"client_id": "patient"})[["patient", "dropout"]], on="patient"),
