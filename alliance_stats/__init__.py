@@ -66,6 +66,7 @@ from .plots import (
 from .tables import export_table
 from .power import PowerResult, power_analysis
 from .reliability import clinical_cutoffs, multilevel_reliability, reliability, reliable_change
+from .prepost import pre_post, score_reliability
 from .scoring import resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
 
@@ -97,6 +98,8 @@ __all__ = [
     "multilevel_reliability",
     "reliable_change",
     "clinical_cutoffs",
+    "pre_post",
+    "score_reliability",
     # mixed models and alliance-outcome
     "lmm",
     "all_fit",

@@ -251,19 +251,24 @@ class ResultsFolder:
         self.path("tables", f"{stem}.md").write_text(markdown_table(shown) + "\n", encoding="utf-8")
         return stem
 
-    def figure(self, obj, name) -> str:
+    def figure(self, obj, name, *, width=None, dpi: int | None = None) -> str:
         """Save a figure (or Axes/grid) as ``figures/<stem>.<format>`` for each format, close it;
-        return the stem."""
+        return the stem. ``width`` ("single", "double" or inches) sizes the saved file to a journal
+        column (:func:`alliance_stats.save_figure`); ``dpi`` is the raster resolution (300)."""
         from matplotlib import pyplot as plt
 
-        from .plots import save_for_submission
+        from .plots import save_figure, save_for_submission
+        from .plots._style import DPI
 
         fig = getattr(obj, "figure", obj)
         fig = getattr(fig, "figure", fig)
         stem = self.reserve("figures", name)
         try:
-            for ext in self.formats:
-                save_for_submission(fig, self.path("figures", f"{stem}.{ext}"))
+            if width is not None:
+                save_figure(obj, self.path("figures", f"{stem}.png"), formats=self.formats, width=width, dpi=dpi or DPI)
+            else:
+                for ext in self.formats:
+                    save_for_submission(fig, self.path("figures", f"{stem}.{ext}"), dpi=dpi or DPI)
         finally:
             plt.close(fig)
         return stem

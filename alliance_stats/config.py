@@ -16,40 +16,82 @@ from pathlib import Path
 
 from .exceptions import ConfigError, ConfigOptionError
 
-__all__ = ["ANALYSES", "StudyConfig", "load_config", "EXAMPLE_CONFIG"]
+__all__ = ["ANALYSES", "StudyConfig", "load_config", "check_config", "schema", "EXAMPLE_CONFIG", "config_reference"]
 
-#: Analyses the pipeline can run, in the order it runs them.
-ANALYSES = ("reliability", "trajectories", "reliable_change", "alliance_outcome", "therapist_effects",
-            "ruptures", "transitions", "pqs", "meta")
+_STR, _NUM, _INT, _STRLIST, _INTLIST, _BOOL = ("text", "a number", "a whole number", "a list of text",
+                                             "a list of whole numbers", "true or false")
+_ITEMS = "an item pattern or a list of item columns"
 
-_STR, _NUM, _INT, _STRLIST = "text", "a number", "a whole number", "a list of text"
-
-#: table -> key -> (type, required)
-SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
-    "study": {"title": (_STR, False)},
-    "data": {"file": (_STR, True), "patient": (_STR, True), "session": (_STR, True), "therapist": (_STR, False),
-             "rater": (_STR, False), "sheet": (_STR, False), "on_invalid": (_STR, False), "on_bad_rows": (_STR, False)},
-    "instruments": {},  # any instrument name = item-column pattern
-    "variables": {"alliance": (_STR, True), "outcome": (_STR, True), "covariates": (_STRLIST, False),
-                  "state": (_STR, False), "states": (_STRLIST, False)},
-    "analyses": {"run": (_STRLIST, False)},
-    "ruptures": {"threshold": (_NUM, False), "method": (_STR, False), "max_decline_sessions": (_INT, False),
-                 "sd_source": (_STR, False)},
-    "reliable_change": {"reliability": (_NUM, False), "cutoff": (_NUM, False)},
-    "pqs": {"file": (_STR, True), "session": (_STR, True), "patient": (_STR, False), "rater": (_STR, False),
-            "items": (_STR, False), "group": (_STR, False)},
-    "meta": {"file": (_STR, True), "r": (_STR, True), "n": (_STR, True), "study": (_STR, True),
-             "cluster": (_STR, False), "group": (_STR, False), "method": (_STR, False)},
-    "output": {"seed": (_INT, False), "formats": (_STRLIST, False)},
+#: The tables of the configuration that are not an analysis's own: table -> key -> (type, required, doc).
+BASE_SCHEMA: dict[str, dict[str, tuple]] = {
+    "study": {"title": (_STR, False, "title of the report")},
+    "data": {"file": (_STR, True, "session data: CSV, TSV, Excel, SPSS .sav, Stata .dta or Parquet, relative to the configuration file"),
+             "patient": (_STR, True, "patient ID column"), "session": (_STR, True, "session number column"),
+             "therapist": (_STR, False, "therapist ID column"), "rater": (_STR, False, "rater column"),
+             "sheet": (_STR, False, "Excel sheet"), "on_invalid": (_STR, False, "out-of-range item responses: raise or set missing"),
+             "on_bad_rows": (_STR, False, "rows with a bad ID or session number: raise or drop (counted)")},
+    "instruments": {},  # instrument name = item pattern or list of item columns; [instruments.custom] name = key file
+    "variables": {"alliance": (_STR, True, "the alliance score column (scored columns are <prefix>_total, <prefix>_<subscale>)"),
+                  "outcome": (_STR, True, "the outcome score column"),
+                  "covariates": (_STRLIST, False, "covariate columns of the alliance-outcome models"),
+                  "state": (_STR, False, "a per-session category, for the transitions"),
+                  "states": (_STRLIST, False, "the states in order")},
+    "analyses": {"run": (_STRLIST, False, "the analyses to run; default every one the configuration has what it needs for")},
+    "figures": {"theme": (_STR, False, "matplotlib theme of the figures, or none to keep matplotlib's settings (default paper)"),
+                "dpi": (_INT, False, "resolution of raster figures (default 300)"),
+                "formats": (_STRLIST, False, "figure files written besides PNG (default [\"png\", \"pdf\"])"),
+                "width": (_STR, False, "width of saved figures: single (89 mm), double (183 mm) or a number of inches "
+                                       "(default: each figure's own size)")},
+    "output": {"seed": (_INT, False, "seed of the random choices (the patient lines drawn in trajectory figures)"),
+               "formats": (_STRLIST, False, "figure formats (older spelling of [figures] formats)")},
 }
-_CHOICES = {
-    ("data", "on_invalid"): ("raise", "nan"),
-    ("data", "on_bad_rows"): ("raise", "drop"),
-    ("ruptures", "method"): ("stiles2004", "strauss2006"),
-    ("ruptures", "sd_source"): ("within", "pooled", "both"),
-    ("meta", "method"): ("REML", "ML", "DL", "PM", "HE", "FE"),
-}
-_FORMATS = ("png", "pdf", "svg")
+
+
+def _base_choices() -> dict:
+    from .plots._style import FIGURE_FORMATS, JOURNAL_WIDTH_IN, THEMES
+
+    return {
+        ("data", "on_invalid"): ("raise", "nan"),
+        ("data", "on_bad_rows"): ("raise", "drop"),
+        ("figures", "theme"): THEMES + ("none",),
+        ("figures", "formats"): FIGURE_FORMATS,
+        ("output", "formats"): FIGURE_FORMATS,
+        ("figures", "width"): tuple(JOURNAL_WIDTH_IN),
+    }
+
+
+def schema() -> tuple[dict, dict]:
+    """The configuration schema, built from the registry of study steps: (table -> key ->
+    (type, required, doc), (table, key) -> allowed values)."""
+    from .study.registry import all_steps
+
+    tables = {t: dict(keys) for t, keys in BASE_SCHEMA.items()}
+    choices = _base_choices()
+    for step in all_steps().values():
+        if step.table is None:
+            continue
+        body = tables.setdefault(step.table, {})
+        for k in step.keys:
+            body[k.name] = (k.kind, k.required, k.doc)
+            if k.allowed is not None:
+                choices[(step.table, k.name)] = tuple(k.allowed)
+    return tables, choices
+
+
+def analysis_names() -> tuple:
+    """The analyses the pipeline can run, in the order it runs them."""
+    from .study.registry import all_steps
+
+    return tuple(all_steps())
+
+
+def __getattr__(name):  # ANALYSES and SCHEMA are built from the registry on first use
+    if name == "ANALYSES":
+        return analysis_names()
+    if name == "SCHEMA":
+        return schema()[0]
+    raise AttributeError(name)
+
 
 EXAMPLE_CONFIG = '''\
 # alliance-stats study configuration. Paths are relative to this file.
@@ -117,35 +159,56 @@ class StudyConfig:
         return p
 
     def input_paths(self) -> list[Path]:
-        """The configuration file and every data file it names (whether or not they exist): the
+        """The configuration file and every file it names (whether or not they exist): the
         inputs a results folder may never be, nor hold."""
         paths = [self.source] if self.source is not None else []
-        for table in ("data", "pqs", "meta"):
-            f = self.get(table, "file")
+        named = [self.get(table, "file") for table in self.values if isinstance(self.values[table], dict)]
+        named += list((self.values.get("instruments", {}).get("custom") or {}).values())
+        for f in named:
             if isinstance(f, str) and f.strip():
                 p = Path(f)
                 paths.append(p if p.is_absolute() else self.base / p)
         return paths
 
+    def instruments(self) -> dict:
+        """Instrument name -> item pattern or list of item columns (``[instruments]`` without
+        ``custom``)."""
+        return {k: v for k, v in self.values.get("instruments", {}).items() if k != "custom"}
+
+    def custom_instruments(self) -> dict:
+        """``[instruments.custom]``: instrument name -> the path of its key file."""
+        out = {}
+        for name, f in (self.values.get("instruments", {}).get("custom") or {}).items():
+            p = Path(f)
+            out[name] = p if p.is_absolute() else self.base / p
+        return out
+
+    def figures(self) -> dict:
+        """``[figures]`` with defaults: theme, dpi, formats, width (None: each figure's own size)."""
+        f = self.values.get("figures", {})
+        width = f.get("width")
+        if isinstance(width, str) and width not in ("single", "double"):
+            width = float(width)
+        return {"theme": f.get("theme", "paper"), "dpi": int(f.get("dpi", 300)),
+                "formats": list(f.get("formats", self.get("output", "formats", ["png", "pdf"]))), "width": width}
+
     def analyses(self) -> list[str]:
         """The analyses to run: those listed in [analyses] run, else every one the config supports."""
-        possible = {
-            "reliability": True, "trajectories": True, "reliable_change": True, "alliance_outcome": True,
-            "therapist_effects": self.get("data", "therapist") is not None, "ruptures": True,
-            "transitions": self.get("variables", "state") is not None, "pqs": self.has("pqs"), "meta": self.has("meta"),
-        }
+        from .study.registry import all_steps
+
+        registry = all_steps()
+        names = tuple(registry)
         run = self.get("analyses", "run")
         if run is None:
-            return [a for a in ANALYSES if possible[a]]
+            return [a for a, st in registry.items() if st.default and st.needs(self) is None]
         for a in run:
-            if a not in ANALYSES:
-                raise self.option_error("analyses", "run", a, ANALYSES,
-                                        f"unknown analysis {a!r}{_suggest(a, ANALYSES)}; choose from {', '.join(ANALYSES)}")
-            if not possible[a]:
-                need = {"therapist_effects": "a therapist column in [data]", "transitions": "'state' in [variables]",
-                        "pqs": "a [pqs] table", "meta": "a [meta] table"}[a]
+            if a not in registry:
+                raise self.option_error("analyses", "run", a, names,
+                                        f"unknown analysis {a!r}{_suggest(a, names)}; choose from {', '.join(names)}")
+            need = registry[a].needs(self)
+            if need is not None:
                 raise self.error("analyses", "run", f"analysis {a!r} needs {need}")
-        return [a for a in ANALYSES if a in run]
+        return [a for a in names if a in run]
 
 
 def _suggest(word: str, options) -> str:
@@ -173,20 +236,28 @@ def _key_lines(text: str) -> dict:
     return lines
 
 
-def _check_type(cfg: StudyConfig, table: str, key: str, value, kind: str) -> None:
+def _check_type(cfg: StudyConfig, table: str, key: str, value, kind: str, choices=None) -> None:
     ok = {
         _STR: isinstance(value, str) and value.strip() != "",
         _NUM: isinstance(value, (int, float)) and not isinstance(value, bool),
         _INT: isinstance(value, int) and not isinstance(value, bool),
         _STRLIST: isinstance(value, list) and all(isinstance(v, str) and v for v in value),
+        _INTLIST: isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        _BOOL: isinstance(value, bool),
     }[kind]
+    if (table, key) == ("figures", "width") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        ok, value = value > 0, str(value)  # a number of inches
+        if ok:
+            return
     if not ok:
         raise cfg.error(table, key, f"must be {kind}, got {value!r}")
-    if (table, key) == ("output", "seed") and value < 0:
-        raise cfg.error(table, key, f"must be a whole number of 0 or more, got {value!r}")
-    choices = _CHOICES.get((table, key))
-    if choices and value not in choices:
-        raise cfg.option_error(table, key, value, choices, f"must be one of {', '.join(choices)}, got {value!r}")
+    if (table, key) in (("output", "seed"), ("figures", "dpi")) and value < (0 if key == "seed" else 1):
+        raise cfg.error(table, key, f"must be a whole number of {0 if key == 'seed' else 1} or more, got {value!r}")
+    if choices:
+        for v in (value if isinstance(value, list) else [value]):
+            if v not in choices:
+                raise cfg.option_error(table, key, v, choices,
+                                       f"must be one of {', '.join(map(str, choices))}, got {v!r}{_suggest(str(v), map(str, choices))}")
 
 
 def pattern_problem(pattern: str) -> str | None:
@@ -215,45 +286,83 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+def _check_instruments(cfg: StudyConfig, body: dict) -> None:
+    from .instruments import get_instrument, normalize_name, register_instrument
+
+    custom = body.get("custom", {})
+    if not isinstance(custom, dict):
+        raise cfg.error("instruments", "custom", "must be a table, [instruments.custom], of name = \"path/to/key.toml\" lines")
+    for name, f in custom.items():
+        where = ("instruments.custom", name)
+        _check_type(cfg, *where, f, _STR)
+        path = cfg.custom_instruments()[name]
+        if not path.is_file():
+            raise cfg.error(*where, f"instrument key file {str(path)!r} does not exist; paths are relative to the config file's folder")
+        try:
+            known = get_instrument(name)
+        except Exception:
+            known = None
+        try:  # the same file again (a second run in one session) replaces its own earlier registration
+            inst = register_instrument(path, replace=known is not None and known.source == str(path))
+        except Exception as exc:
+            raise cfg.error(*where, f"{exc}") from None
+        if normalize_name(inst.name) != normalize_name(name) and normalize_name(name) not in map(normalize_name, inst.aliases):
+            raise cfg.error(*where, f"the key file {path.name} defines the instrument {inst.name!r}, not {name!r}; "
+                                    f"write {inst.name!r} = \"{f}\"")
+        if name not in body:
+            raise cfg.error(*where, f"give the item columns of {name!r} in [instruments], e.g. \"{name}\" = \"ITEM_{{}}\" "
+                                    "or a list of the columns")
+    items = {k: v for k, v in body.items() if k != "custom"}
+    if not items:
+        raise cfg.error("instruments", None, "name at least one instrument, e.g. \"wai-sr\" = \"WAISR_{}\"")
+    for name, spec in items.items():
+        try:
+            get_instrument(name)
+        except Exception as exc:
+            hint = "" if custom else "; a key of your own is given in [instruments.custom] as name = \"path/to/key.toml\""
+            raise cfg.error("instruments", name, f"{exc}{hint}") from None
+        if isinstance(spec, list):
+            _check_type(cfg, "instruments", name, spec, _STRLIST)
+            n = get_instrument(name).n_items
+            if len(spec) != n:
+                raise cfg.error("instruments", name, f"lists {len(spec)} item columns; {name} has {n} items (list them in item order)")
+            continue
+        if not isinstance(spec, str):
+            raise cfg.error("instruments", name, f"must be {_ITEMS}, got {spec!r}")
+        _check_type(cfg, "instruments", name, spec, _STR)
+        why = pattern_problem(spec)
+        if why:
+            raise cfg.error("instruments", name, f"item pattern {spec!r}: {why}")
+
+
 def check_config(cfg: StudyConfig) -> StudyConfig:
-    """Check tables, keys, types and choices; raise :class:`ConfigError` naming key and line."""
+    """Check tables, keys, types and choices against the schema built from the registry of study
+    steps; raise :class:`ConfigError` naming key and line (and the closest name for a typo)."""
+    tables, choices = schema()
     for table, body in cfg.values.items():
-        if table not in SCHEMA:
-            raise cfg.error(table, None, f"unknown table{_suggest(table, SCHEMA)}; tables: {', '.join(SCHEMA)}")
+        if table not in tables:
+            raise cfg.error(table, None, f"unknown table{_suggest(table, tables)}; tables: {', '.join(tables)}")
         if not isinstance(body, dict):
             raise cfg.error(table, None, "must be a table, written as a [section] with key = value lines")
         if table == "instruments":
-            from .instruments import get_instrument
-
-            if not body:
-                raise cfg.error(table, None, "name at least one instrument, e.g. \"wai-sr\" = \"WAISR_{}\"")
-            for name, pattern in body.items():
-                try:
-                    get_instrument(name)
-                except Exception as exc:
-                    raise cfg.error(table, name, f"{exc}") from None
-                _check_type(cfg, table, name, pattern, _STR)
-                why = pattern_problem(pattern)
-                if why:
-                    raise cfg.error(table, name, f"item pattern {pattern!r}: {why}")
+            _check_instruments(cfg, body)
             continue
         for key, value in body.items():
-            if key not in SCHEMA[table]:
-                raise cfg.error(table, key, f"unknown key{_suggest(key, SCHEMA[table])}; keys of [{table}]: {', '.join(SCHEMA[table])}")
-            _check_type(cfg, table, key, value, SCHEMA[table][key][0])
+            if key not in tables[table]:
+                raise cfg.error(table, key, f"unknown key{_suggest(key, tables[table])}; keys of [{table}]: {', '.join(tables[table])}")
+            _check_type(cfg, table, key, value, tables[table][key][0], choices.get((table, key)))
             if (table, key) == ("pqs", "items"):
                 why = pattern_problem(value)
                 if why:
                     raise cfg.error(table, key, f"item pattern {value!r}: {why}")
-        for key, (_, required) in SCHEMA[table].items():
-            if required and key not in body:
+        for key, spec in tables[table].items():
+            if spec[1] and key not in body:
                 raise cfg.error(table, None, f"the key {key!r} is required")
     for table in ("data", "instruments", "variables"):
         if table not in cfg.values:
             raise ConfigError(f"{cfg.source.name if cfg.source else 'the configuration'}: the table [{table}] is required")
-    for f in cfg.get("output", "formats", []) or []:
-        if f not in _FORMATS:
-            raise cfg.option_error("output", "formats", f, _FORMATS, f"unknown figure format {f!r}; use some of {', '.join(_FORMATS)}")
+    if cfg.get("output", "formats") is not None and cfg.get("figures", "formats") is not None:
+        raise cfg.error("output", "formats", "give the figure formats once, in [figures] formats")
     cfg.analyses()  # checks [analyses] run
     return cfg
 
@@ -286,3 +395,47 @@ def load_config(path) -> StudyConfig:
         raise ConfigError(f"{path.name} is not valid TOML: {exc}. Each setting is written key = value, text in quotes.") from None
     cfg = StudyConfig(values=values, base=path.resolve().parent, source=path, lines=_key_lines(text), text=text)
     return check_config(cfg)
+
+
+def config_reference() -> str:
+    """The configuration reference (Markdown), built from the schema and the registry of study
+    steps: ``docs/configuration.md`` is this text (a test checks that it is up to date)."""
+    from .study.registry import all_steps
+
+    tables, choices = schema()
+    registry = all_steps()
+    by_table = {st.table: st for st in registry.values() if st.table}
+    out = ["# Study configuration reference", "",
+           "<!-- Generated by alliance_stats.config.config_reference() from the registry of study steps; do not edit. -->", "",
+           "`alliance-stats analyze STUDY.toml` reads a TOML file of the tables below. Paths are relative to the file. "
+           "Unknown tables and keys are refused with the closest name (\"did you mean\"). "
+           "`alliance-stats analyze --example` prints a file to start from.", "",
+           "## Analyses", "", "`[analyses] run` lists the analyses to run, in any order; they run in this order. "
+           "Without it, every analysis the configuration has what it needs for runs.", "",
+           "| analysis | what it does | needs |", "|---|---|---|"]
+    for st in registry.values():
+        out.append(f"| `{st.name}` | {st.doc} | {st.needs(_Empty()) or '—'} |")
+    out += ["", "## `[instruments]`", "",
+            "One line per instrument: `\"wai-sr\" = \"WAISR_{}\"` (an item pattern, `{}` = the item number, or `{:02d}`) or "
+            "`\"wai-sr\" = [\"q1\", \"q2\", ...]` (the item columns in item order). Instruments are the registered keys "
+            "(`alliance-stats instruments`).", "",
+            "`[instruments.custom]` adds keys of your own: `\"my-scale\" = \"keys/my-scale.toml\"`, a key file in the format of "
+            "`alliance_stats/instruments/keys/*.toml` (see `als.register_instrument`); list its items in `[instruments]` too.", ""]
+    for table, keys in tables.items():
+        if table == "instruments":
+            continue
+        st = by_table.get(table)
+        out += [f"## `[{table}]`" + (f" — analysis `{st.name}`" if st else ""), ""]
+        out += ["| key | type | required | allowed | meaning |", "|---|---|---|---|---|"]
+        for key, (kind, required, doc) in keys.items():
+            allowed = ", ".join(f"`{a}`" for a in choices.get((table, key), ())) or "—"
+            out.append(f"| `{key}` | {kind} | {'yes' if required else 'no'} | {allowed} | {doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+class _Empty(StudyConfig):
+    """A configuration with no tables (to ask each step what it needs)."""
+
+    def __init__(self):
+        super().__init__(values={}, base=Path("."))

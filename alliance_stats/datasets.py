@@ -16,6 +16,7 @@ SAMPLES = {
     "sessions_spss": ("sessions.sav", "the same study as an SPSS file with value and variable labels"),
     "sessions_excel": ("sessions.xlsx", "the same study as an Excel workbook (sheet 'sessions', plus a 'codebook' sheet)"),
     "sessions_long": ("sessions_long.csv", "WAI-SR items of the first 40 patients in long shape (one row per item response)"),
+    "patients": ("patients.csv", "one row per patient: planned and attended sessions and dropout (0/1)"),
     "pqs": ("pqs_sorts.csv", "PQS Q-sorts of a subset of sessions by two judges"),
     "meta": ("meta_alliance_outcome.csv", "SYNTHETIC study-level alliance-outcome correlations calibrated to the published pooled r = .278"),
     "truth": ("truth.json", "true parameters of the simulated study"),

@@ -170,6 +170,13 @@ def meta_table(seed: int) -> pd.DataFrame:
     return df[["synthetic", "study", "es_id", "year", "n", "r", "rater", "measure", "outcome", "treatment", "internet"]]
 
 
+def patient_table(st: als.SimulatedStudy) -> pd.DataFrame:
+    """One row per patient: planned and attended sessions and whether the patient dropped out."""
+    p = st.patients
+    return pd.DataFrame({"client_id": p["patient"].map(lambda i: f"P{i:04d}"), "planned_sessions": p["planned_sessions"],
+                         "attended_sessions": p["attended_sessions"], "dropout": p["dropout"].astype(int)})
+
+
 def main() -> None:
     st = als.simulate_study(seed=SEED, **DESIGN)
     wide = export_table(st)
@@ -178,6 +185,7 @@ def main() -> None:
     write_excel(wide, OUT / "sessions.xlsx")
     long_table(wide).to_csv(OUT / "sessions_long.csv", index=False)
     pqs_table(st).to_csv(OUT / "pqs_sorts.csv", index=False)
+    patient_table(st).to_csv(OUT / "patients.csv", index=False)
     ep = st.episodes.assign(client_id=st.episodes["patient"].map(lambda p: f"P{p:04d}"))
     ep.to_csv(OUT / "planted_ruptures.csv", index=False)
     meta = meta_table(SEED)

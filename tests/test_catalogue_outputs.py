@@ -30,6 +30,7 @@ from alliance_stats.cli import build_parser, main
 from alliance_stats.config import load_config
 from alliance_stats.exceptions import ConfigError, OptionError, OutputPathError
 from alliance_stats.pipeline import run_study
+from conftest import write_study_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,14 +63,7 @@ def _checksums(folder: Path) -> dict:
 
 
 def _study(folder: Path, body: str = BASE, data: pd.DataFrame | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    if data is None:
-        shutil.copy(als.sample_path("sessions_csv"), folder / "sessions.csv")
-    else:
-        data.to_csv(folder / "sessions.csv", index=False)
-    cfg = folder / "study.toml"
-    cfg.write_text(textwrap.dedent(body), encoding="utf-8")
-    return cfg
+    return write_study_files(folder, body, data)
 
 
 def _hidden(folder: Path) -> list:
@@ -383,8 +377,10 @@ if mode == "score":
         wait()
     cli._write_scored = slow
 else:
-    import alliance_stats.pipeline as p
-    p._Study.reliability = wait
+    import dataclasses
+    from alliance_stats.study.registry import all_steps
+    steps = all_steps()
+    steps["reliability"] = dataclasses.replace(steps["reliability"], run=wait)
 from alliance_stats.cli import main
 sys.exit(main(sys.argv[3:]))
 """

@@ -51,9 +51,13 @@ def test_help_everywhere(cmd, capsys):
     assert "usage: alliance-stats" in capsys.readouterr().out
 
 
-def test_demo_writes_results_and_respects_force(tmp_path, capsys):
+def test_demo_writes_results_and_respects_force(tmp_path, capsys, demo_results):
+    import shutil
+
+    from conftest import STUDY_TOML, write_study_files
+
     out = tmp_path / "results"
-    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    shutil.copytree(demo_results, out)  # the session's one demo run (tests/conftest.py)
     for f in ["report.md", "tables/sessions_scored.csv", "tables/reliability.csv", "tables/row_accounting.csv"]:
         assert (out / f).is_file(), f
     rel = pd.read_csv(out / "tables" / "reliability.csv")
@@ -68,6 +72,8 @@ def test_demo_writes_results_and_respects_force(tmp_path, capsys):
     assert (out / "marker").read_text() == "old"
     (out / "marker").unlink()
     (out / "tables" / "reliability.md").unlink()  # a missing file is no reason to refuse
-    assert main(["demo", "--out", str(out), "--quiet", "--force"]) == 0
+    cfg = write_study_files(tmp_path / "study", STUDY_TOML + '\n[analyses]\nrun = ["reliability"]\n')
+    assert main(["analyze", str(cfg), "--out", str(out), "--quiet", "--force"]) == 0
     assert (out / "tables" / "reliability.md").is_file() and (out / "alliance-stats-manifest.json").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no temporary folders left behind
+    assert not (out / "tables" / "meta_analysis_apa.csv").exists()  # the old folder was replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "study"]  # no temporary folders left behind

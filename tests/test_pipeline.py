@@ -11,25 +11,26 @@ import pandas as pd
 import pytest
 
 import alliance_stats as als
+from conftest import STUDY_TOML, write_study_files
 from alliance_stats.cli import main
 from alliance_stats.config import load_config
-from alliance_stats.pipeline import run_demo, run_study
+from alliance_stats.pipeline import run_study
 
 SECTIONS = ["data", "reliability", "trajectories", "reliable_change", "alliance_outcome", "therapist_effects",
-            "ruptures", "transitions", "pqs", "meta", "exports"]
+            "ruptures", "transitions", "dynamics", "dropout", "agreement", "pqs", "meta", "exports"]
+RUN = [s for s in SECTIONS if s != "agreement"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "results"
-    return run_demo(out, progress=False)
+@pytest.fixture
+def demo(demo_results):
+    return demo_results
 
 
 def test_demo_report_has_every_analysis_with_methods_and_accounting(demo):
     html = (demo / "report.html").read_text()
     ids = re.findall(r"<section id='(\w+)'>", html)
     assert ids == SECTIONS + ["reproducibility", "warnings"]
-    for key in SECTIONS:
+    for key in RUN:
         body = html.split(f"<section id='{key}'>")[1].split("</section>")[0]
         assert "<strong>Methods.</strong>" in body, key
     assert html.count("Rows used and left out.") >= 8
@@ -81,32 +82,10 @@ def test_demo_tables_versions_seed_and_checksums(demo):
 
 
 def _config(tmp_path, body: str, data=True):
-    if data:
-        shutil.copy(als.sample_path("sessions_csv"), tmp_path / "sessions.csv")
-    p = tmp_path / "study.toml"
-    p.write_text(textwrap.dedent(body))
-    return p
+    return write_study_files(tmp_path, body)
 
 
-BASE = """\
-[study]
-title = "Test study"
-
-[data]
-file = "sessions.csv"
-patient = "client_id"
-session = "session_no"
-therapist = "therapist_id"
-
-[instruments]
-"wai-sr" = "WAISR_{}"
-"phq-9" = "PHQ9_{}"
-
-[variables]
-alliance = "wai_sr_total"
-outcome = "phq9_total"
-covariates = ["session"]
-"""
+BASE = STUDY_TOML
 
 
 def test_analyze_runs_the_configured_analyses(tmp_path, capsys):
@@ -122,7 +101,8 @@ def test_analyze_runs_the_configured_analyses(tmp_path, capsys):
     # default: every analysis the configuration has what it needs for (no state, no PQS, no meta)
     cfg2 = _config(tmp_path, BASE, data=False)
     c = load_config(cfg2)
-    assert c.analyses() == ["reliability", "trajectories", "reliable_change", "alliance_outcome", "therapist_effects", "ruptures"]
+    assert c.analyses() == ["reliability", "trajectories", "reliable_change", "alliance_outcome", "therapist_effects", "ruptures",
+                            "dynamics", "agreement"]
 
 
 def test_analyze_example_config_is_valid(tmp_path, capsys):
@@ -163,12 +143,15 @@ def test_config_errors_name_key_and_line(tmp_path, capsys, edit, match):
 
 
 def test_interrupted_run_leaves_no_results_folder(tmp_path, monkeypatch):
-    from alliance_stats import pipeline
-
-    def boom(self):
+    def boom(study):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline._Study, "ruptures", boom)
+    import dataclasses
+
+    from alliance_stats.study.registry import STEPS, all_steps
+
+    all_steps()
+    monkeypatch.setitem(STEPS, "ruptures", dataclasses.replace(STEPS["ruptures"], run=boom))
     cfg = _config(tmp_path, BASE + '\n[analyses]\nrun = ["reliability", "ruptures"]\n')
     out = tmp_path / "res"
     with pytest.raises(KeyboardInterrupt):
@@ -207,3 +190,122 @@ def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):
     assert f"r_xx = {bond:.3f} (Cronbach&#x27;s alpha of the wai-sr bond scale" in html
     assert "clinical cut-off" not in html  # the PHQ-9-style cut-off is for totals only; WAI-SR has none
     assert "with none not classified" in html
+
+
+# ------------------------------------------------------------------------------------------
+# the registry, the new sections and the new configuration features
+
+def test_demo_has_dynamics_and_dropout_and_says_why_agreement_is_skipped(demo):
+    html = (demo / "report.html").read_text()
+    body = html.split("<section id='agreement'>")[1].split("</section>")[0]
+    assert "Not run: the client&#x27;s (wai-sr, mean of items 1–5) and the therapist&#x27;s (calpas-t" in body
+    assert "different scales" in body and "<table" not in body
+    s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
+                          therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
+    dyn = als.dynamic_panel(s, x="wai_sr_total", y="phq9_total", max_session=12)
+    assert f"**Methods.** {dyn.methods()}" in (demo / "report.md").read_text()
+    assert pd.read_csv(demo / "tables" / "dynamics_apa.csv", dtype=str).to_numpy().tolist() == dyn.to_apa().to_numpy().tolist()
+    pat = pd.read_csv(als.sample_path("patients"), dtype={"client_id": str})
+    drop = als.early_alliance_dropout(s.merge(pat.rename(columns={"client_id": "patient"})[["patient", "dropout"]], on="patient"),
+                                      alliance="wai_sr_total", dropout="dropout", therapist="therapist")
+    assert pd.read_csv(demo / "tables" / "dropout_apa.csv", dtype=str).to_numpy().tolist() == drop.to_apa().to_numpy().tolist()
+    for f in ("dynamics_paths", "dropout_probability", "dropout_survival"):
+        assert (demo / "figures" / f"{f}.png").is_file() and (demo / "figures" / f"{f}.pdf").is_file()
+
+
+def test_report_module_does_not_import_the_pipeline():
+    import ast
+    import pathlib
+
+    src = pathlib.Path(als.__file__).parent / "report.py"
+    imported = {n.module for n in ast.walk(ast.parse(src.read_text())) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and ("pipeline" in m or "study" in m) for m in imported), imported
+
+
+def test_configuration_reference_in_docs_is_up_to_date():
+    import pathlib
+
+    from alliance_stats.config import config_reference
+
+    doc = pathlib.Path(__file__).parents[1] / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8") == config_reference() + "\n", "run: python -c \"from alliance_stats.config import config_reference as c; open('docs/configuration.md','w').write(c()+'\\n')\""
+    text = config_reference()
+    for step in ("dynamics", "dropout", "agreement", "ruptures"):
+        assert f"| `{step}` |" in text
+    assert "| `method` | text | no | `stiles2004`, `strauss2006` |" in text
+
+
+@pytest.mark.parametrize("extra, match, allowed", [
+    ('\n[dynamics]\nmax_sesion = 10\n', r"'max_sesion' in \[dynamics\] \(line 20 of study.toml\): unknown key \(did you mean 'max_session'\?\)", None),
+    ('\n[ruptures]\nmethod = "stiles"\n', r"'method' in \[ruptures\] \(line 20 of study.toml\): must be one of stiles2004, strauss2006, got 'stiles' \(did you mean 'stiles2004'\?\)",
+     ("stiles2004", "strauss2006")),
+    ('\n[dynamics]\nse = "sandwich"\n', r"must be one of observed, robust, got 'sandwich'", ("observed", "robust")),
+    ('\n[figures]\ntheme = "poster"\n', r"'theme' in \[figures\] \(line 20 of study.toml\): must be one of paper, notebook, none", ("paper", "notebook", "none")),
+    ('\n[figures]\nformats = ["png", "gif"]\n', r"got 'gif'", None),
+    ('\n[analyses]\nrun = ["dropout"]\n', r"analysis 'dropout' needs a \[dropout\] table", None),
+])
+def test_config_schema_comes_from_the_registry(tmp_path, extra, match, allowed):
+    from alliance_stats.exceptions import ConfigError, OptionError
+
+    cfg = _config(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(cfg)
+    if allowed is not None:
+        assert isinstance(err.value, OptionError) and err.value.allowed == allowed
+
+
+def test_item_lists_score_like_the_pattern(tmp_path):
+    items = ", ".join(f'"PHQ9_{i}"' for i in range(1, 10))
+    body = BASE.replace('"phq-9" = "PHQ9_{}"', f'"phq-9" = [{items}]') + '\n[analyses]\nrun = ["reliability"]\n'
+    out = run_study(load_config(_config(tmp_path, body)), tmp_path / "r", progress=False)
+    rel = pd.read_csv(out / "tables" / "reliability.csv")
+    s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"phq-9": "PHQ9_{}"})
+    ref = als.reliability(s, "phq-9", items="PHQ9_{}")
+    assert rel.loc[rel["instrument"] == "phq-9", "alpha"].to_numpy() == pytest.approx(ref["alpha"].to_numpy(), abs=1e-12)
+    short = BASE.replace('"phq-9" = "PHQ9_{}"', '"phq-9" = ["PHQ9_1", "PHQ9_2"]')
+    with pytest.raises(als.ConfigError, match=r"'phq-9' in \[instruments\] \(line 12 of study.toml\): lists 2 item columns; phq-9 has 9 items"):
+        load_config(_config(tmp_path, short))
+
+
+def test_custom_instrument_key_from_a_file(tmp_path):
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "my-bond.toml").write_text(
+        'name = "my-bond"\nn_items = 4\nscale = [1, 5]\nsubscales = {}\nrater = "client"\nconstruct = "alliance"\n', encoding="utf-8")
+    body = BASE.replace('"phq-9" = "PHQ9_{}"', '"phq-9" = "PHQ9_{}"\n"my-bond" = ["WAISR_3", "WAISR_5", "WAISR_7", "WAISR_9"]\n\n'
+                        '[instruments.custom]\n"my-bond" = "keys/my-bond.toml"') + '\n[analyses]\nrun = ["reliability"]\n'
+    out = run_study(load_config(_config(tmp_path, body)), tmp_path / "r", progress=False)
+    rel = pd.read_csv(out / "tables" / "reliability.csv").set_index(["instrument", "scale"])
+    # the four WAI-SR bond items, scored by the user's key (a mean), have the WAI-SR bond scale's alpha
+    assert rel.loc[("my-bond", "total"), "alpha"] == pytest.approx(rel.loc[("wai-sr", "bond"), "alpha"], abs=1e-12)
+    html = (out / "report.html").read_text()
+    assert "my-bond.toml" in html and "Keys given by the researcher ([instruments.custom]): my-bond." in html
+    bad = body.replace('"keys/my-bond.toml"', '"keys/nope.toml"')
+    with pytest.raises(als.ConfigError, match=r"'my-bond' in \[instruments.custom\] \(line 16 of study.toml\): instrument key file .*nope.toml' does not exist"):
+        load_config(_config(tmp_path, bad))
+
+
+def test_figures_table_sets_formats_dpi_and_width(tmp_path):
+    import matplotlib.image as mpimg
+
+    body = BASE + '\n[analyses]\nrun = ["reliable_change"]\n\n[figures]\nformats = ["svg"]\ndpi = 100\nwidth = "single"\n'
+    out = run_study(load_config(_config(tmp_path, body)), tmp_path / "r", progress=False)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["reliable_change.png", "reliable_change.svg"]
+    w = mpimg.imread(out / "figures" / "reliable_change.png").shape[1]
+    assert abs(w - 89 / 25.4 * 100) <= 2  # 89 mm at 100 dpi
+
+
+def test_pre_post_and_score_reliability():
+    df = pd.DataFrame({"patient": ["a", "a", "a", "b", "c"], "session": [3, 1, 2, 1, 1],
+                       "phq9_total": [12.0, 20.0, None, 15.0, None]})
+    pp = als.pre_post(df, "phq9_total")
+    assert pp.loc["a", ["pre", "post", "pre_session", "post_session", "n_scores"]].tolist() == [20.0, 12.0, 1, 3, 2]
+    assert pp.loc["b", "pre"] == 15.0 and pd.isna(pp.loc["b", "post"])
+    assert pp.attrs["alliance_stats"] == {"score": "phq9_total", "n_patients": 1, "n_single": 1, "n_none": 1}
+    s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
+                          instruments={"wai-sr": "WAISR_{}"})
+    got = als.score_reliability(s, "wai_sr_bond", {"wai-sr": "WAISR_{}"})
+    first = s[s.groupby("patient")["session"].transform("min") == s["session"]]
+    ref = als.reliability(first, "wai-sr", items="WAISR_{}").set_index("scale").loc["bond"]
+    assert got["reliability"] == pytest.approx(ref["alpha"], abs=1e-12) and got["n"] == ref["n"]
+    with pytest.raises(als.ColumnError, match="'wai_sr_nope' is not a scale of wai-sr"):
+        als.score_reliability(s, "wai_sr_nope", {"wai-sr": "WAISR_{}"})

@@ -33,6 +33,8 @@ from ..io import check_session_keys
 
 __all__ = ["dynamic_panel", "DynamicPanelResult", "ri_clpm", "RICLPMResult"]
 
+#: Standard errors ``dynamic_panel`` and ``ri_clpm`` offer.
+SE_TYPES = ("observed", "robust")
 _LOG2PI = np.log(2 * np.pi)
 _Z975 = stats.norm.ppf(0.975)
 
@@ -1369,8 +1371,8 @@ def dynamic_panel(
     ['x->y', 'y->y']
     """
     fn = "dynamic_panel"
-    if se not in ("observed", "robust"):
-        raise OptionError("se", se, ("observed", "robust"))
+    if se not in SE_TYPES:
+        raise OptionError("se", se, SE_TYPES)
     if not isinstance(reverse, (bool, np.bool_)):
         raise ModelSpecError(f"{fn}(): reverse must be True or False, got {reverse!r}")
     P = _panel(data, x=x, y=y, patient=patient, session=session, covariates=covariates, max_session=max_session,
@@ -1474,8 +1476,8 @@ def ri_clpm(
     ['x->y', 'y->x', 'x->x', 'y->y']
     """
     fn = "ri_clpm"
-    if se not in ("observed", "robust"):
-        raise OptionError("se", se, ("observed", "robust"))
+    if se not in SE_TYPES:
+        raise OptionError("se", se, SE_TYPES)
     if not isinstance(constrain, (bool, np.bool_)):
         raise ModelSpecError(f"{fn}(): constrain must be True or False, got {constrain!r}")
     P = _panel(data, x=x, y=y, patient=patient, session=session, covariates=(), max_session=max_session, fn=fn, min_waves=3, lag=1)

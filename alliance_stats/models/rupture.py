@@ -22,6 +22,8 @@ RUPTURE_PRESETS = {
     # Strauss et al. (2006): the same criterion with a 1-SD threshold
     "strauss2006": {"threshold": 1.0, "sd_source": "within"},
 }
+#: Whose SD scales a drop: the patient's own, the pooled within-patient SD, or the larger of the two.
+SD_SOURCES = ("within", "pooled", "both")
 
 EPISODE_COLUMNS = [
     "patient", "pre_session", "rupture_session", "pre_score", "rupture_score", "drop", "drop_sd",
@@ -143,7 +145,7 @@ def detect_ruptures(
         check_option("method", method, tuple(sorted(RUPTURE_PRESETS)) + (None,))
         threshold = RUPTURE_PRESETS[method]["threshold"]
         sd_source = RUPTURE_PRESETS[method]["sd_source"]
-    check_option("sd_source", sd_source, ("within", "pooled", "both"))
+    check_option("sd_source", sd_source, SD_SOURCES)
     threshold = check_number("threshold", threshold, 0, lo_open=True)
     kmax = check_whole_number("max_decline_sessions", max_decline_sessions, 1)
     if repair_to != "pre":

@@ -112,6 +112,12 @@ LINE_ART_DPI = 600
 SUBMISSION_RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}
 
 
+#: The contexts of :func:`set_theme`.
+THEMES = ("paper", "notebook")
+#: Figure file formats :func:`save_figure` writes.
+FIGURE_FORMATS = ("pdf", "png", "svg", "eps", "tif", "tiff", "jpg")
+
+
 def set_theme(context: str = "paper") -> None:
     """Set a colour-blind-safe (Okabe-Ito) theme with journal font sizes.
 
@@ -123,7 +129,7 @@ def set_theme(context: str = "paper") -> None:
     """
     import seaborn as sns
 
-    check_option("context", context, ("paper", "notebook"))
+    check_option("context", context, THEMES)
     base = 8 if context == "paper" else 11
     rc = {
         "font.size": base, "axes.labelsize": base, "axes.titlesize": base + 1, "xtick.labelsize": base - 1,
@@ -212,7 +218,7 @@ def save_figure(fig, path, *, formats=("pdf", "png", "svg"), width="single", dpi
         dpi = LINE_ART_DPI if line_art else DPI
     else:
         dpi = check_number("dpi", dpi, 0, lo_open=True, hint="dots per inch, e.g. 300")
-    allowed = ("pdf", "png", "svg", "eps", "tif", "tiff", "jpg")
+    allowed = FIGURE_FORMATS
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
     for x in formats:
         if not isinstance(x, str) or x.lower().lstrip(".") not in allowed:

@@ -1,0 +1,61 @@
+"""Rupture-repair episodes and their link to outcome."""
+
+from __future__ import annotations
+
+from ...models.rupture import RUPTURE_PRESETS, SD_SOURCES
+from ..registry import INTEGER, NUMBER, TEXT, Key, Step, register
+from ..section import Section
+
+KEYS = (
+    Key("method", TEXT, "detection rule preset (threshold and SD source)", allowed=tuple(RUPTURE_PRESETS)),
+    Key("threshold", NUMBER, "drop, in SDs, between consecutive scored sessions that counts as a rupture"),
+    Key("max_decline_sessions", INTEGER, "sessions a decline may take and still count as one rupture"),
+    Key("sd_source", TEXT, "whose SD scales the drop", allowed=SD_SOURCES),
+)
+
+
+def run(study) -> Section:
+    from ...models.rupture import detect_ruptures, rupture_outcome, rupture_summary
+    from ...plots import plot_patient_series, plot_rupture_profile
+
+    cfg, a, y = study.cfg, study.alliance, study.outcome
+    kw = {k.name: cfg.get("ruptures", k.name) for k in KEYS if cfg.get("ruptures", k.name) is not None}
+    ep = detect_ruptures(study.sessions, a, **kw)
+    summ = rupture_summary(ep, study.sessions)
+    th = "therapist" if study.has_therapist else None
+    ro = rupture_outcome(study.sessions, ep, outcome=y, therapist=th, higher_is_better=study.higher_is_better)
+    info = ep.attrs.get("alliance_stats", {})
+    sec = Section("ruptures", STEP.title)
+    # RuptureOutcomeResult: methods()/accounting() come with the Result base (#16).
+    sec.methods = (
+        f"Ruptures were detected in each patient's {a} series by the {info.get('method', kw.get('method', 'stiles2004'))} rule "
+        f"(a drop of at least {info.get('threshold', kw.get('threshold', 2.0))} SD between consecutive scored sessions; "
+        "Stiles et al. 2004, Strauss et al. 2006); a repair is a later return to the pre-rupture level (rules numbered "
+        "in als.detect_ruptures). Rupture-repair status (none / repaired / unrepaired) was related to outcome by ANCOVA "
+        f"(last {y} on first {y} and status" + (", therapist random intercept" if th else "") +
+        "); r-equivalents are signed so that positive means better outcome (cf. r = .29, Eubanks, Muran & Safran 2018)."
+    )
+    n_pat = len(summ)
+    n_ass = int(summ["assessable"].sum())
+    sec.text.append(f"{len(ep)} episodes in {int(summ['any_rupture'].sum())} of {n_ass} assessable patients; "
+                    f"{int(ep['repaired'].sum()) if len(ep) else 0} repaired.")
+    sec.add_file("rupture_episodes", ep)
+    sec.add_file("rupture_by_patient", summ)
+    sec.add_table("rupture_status_groups", "Outcome by rupture-repair status", ro.groups)
+    sec.add_result("rupture_outcome_apa", "Rupture-repair status contrasts", ro,
+                   figure="rupture_outcome", figure_caption="Change in outcome by status with 95% CIs")
+    if len(ep):
+        sec.add_figure("rupture_profile", "Alliance aligned on the rupture session, repaired vs unrepaired",
+                       plot_rupture_profile(study.sessions, a, ep))
+        counts = ep.groupby("patient").size()
+        pid = counts.sort_values(ascending=False, kind="stable").index[0]
+        sec.add_figure("rupture_example_patient", f"Patient {pid}: detected episodes marked",
+                       plot_patient_series(study.sessions, a, patient_id=pid, episodes=ep))
+    sec.accounting.append(f"{n_ass} of {n_pat} patients assessable ({n_pat - n_ass} with too few scored sessions)."
+                          + ("" if not any(ro.excluded.values()) else " Outcome model left out: " + "; ".join(f"{v} {k}" for k, v in ro.excluded.items() if v) + "."))
+    return sec
+
+
+STEP = register(Step("ruptures", "Rupture–repair episodes and outcome",
+                     "Rupture-repair detection in each patient's alliance series and the outcome by rupture-repair status.",
+                     run, table="ruptures", keys=KEYS))
