@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from ._format import format_frame
+from .exceptions import ArgumentError
 
 __all__ = ["Result", "ACCOUNTING_COLUMNS", "accounting_frame"]
 
@@ -94,7 +95,7 @@ class Result:
 
     def plot(self, *, ax=None, **kwargs):
         """The standard figure of this analysis."""
-        raise NotImplementedError(f"{type(self).__name__} has no standard figure")
+        raise ArgumentError(f"{type(self).__name__} has no standard figure; draw one from .to_frame()")
 
     # -- the shared interface -----------------------------------------------------------------
     def __repr__(self) -> str:
