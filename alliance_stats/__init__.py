@@ -37,7 +37,7 @@ from .exceptions import (
     ConfigOptionError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
-from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, Provenance, RowStep, SessionData, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.lmm import GLMMResult, LMMResult, all_fit, compare, glmm, lmm
 from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
@@ -66,7 +66,7 @@ from .plots import (
 from .tables import export_table
 from .power import PowerResult, power_analysis
 from .reliability import clinical_cutoffs, multilevel_reliability, reliability, reliable_change
-from .scoring import resolve_items, score, score_instruments
+from .scoring import InstrumentRecord, resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
 
 try:
@@ -85,6 +85,10 @@ __all__ = [
     "resolve_items",
     # loading
     "read_sessions",
+    "SessionData",
+    "Provenance",
+    "RowStep",
+    "InstrumentRecord",
     "read_table",
     "read_qsorts",
     "session_grid",
