@@ -43,7 +43,8 @@ from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
-from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
+from .models.rupture import (RUPTURE_PRESETS, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
+                             rupture_outcome, rupture_profile, rupture_summary)
 from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import TransitionResult, lag_sequential, transitions
 from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
@@ -58,7 +59,6 @@ from .plots import (
     plot_trajectories,
     plot_transitions,
     plot_within_between,
-    rupture_profile,
     save_figure,
     score_label,
     set_theme,
@@ -137,6 +137,7 @@ __all__ = [
     "alliance_trajectories",
     "rupture_outcome",
     "RuptureOutcomeResult",
+    "RuptureEpisodes",
     "RUPTURE_PRESETS",
     # sequences of session states
     "transitions",

@@ -109,7 +109,7 @@ class _Study:
         self.inputs.append(("session data", src))
         ids = {k: d.get(k) for k in ("patient", "session", "therapist", "rater")}
         try:
-            self.sessions = read_sessions(src, instruments=self.cfg.values["instruments"], sheet=d.get("sheet"),
+            self.sessions, self.provenance = read_sessions(src, instruments=self.cfg.values["instruments"], sheet=d.get("sheet"),
                                           on_invalid=d.get("on_invalid", "raise"), on_bad_rows=d.get("on_bad_rows", "raise"), **ids)
         except ConfigError:
             raise
@@ -123,7 +123,7 @@ class _Study:
         self.outcome_inst = inst
         self.higher_is_better = bool(inst.higher_is_better) if inst is not None and inst.higher_is_better is not None else False
         s = self.sessions
-        acc = row_accounting(s)
+        acc = row_accounting(self.provenance)
         sec = Section("data", "Data")
         sec.methods = (
             f"Session data were read from {src.name} with alliance-stats' read_sessions, which checks the patient, "
@@ -321,11 +321,12 @@ class _Study:
         from .plots import plot_patient_series, plot_rupture_profile
 
         kw = {k: self.cfg.get("ruptures", k) for k in ("threshold", "method", "max_decline_sessions", "sd_source") if self.cfg.get("ruptures", k) is not None}
-        ep = detect_ruptures(self.sessions, self.alliance, **kw)
-        summ = rupture_summary(ep, self.sessions)
+        rup = detect_ruptures(self.sessions, self.alliance, **kw)
+        ep = rup.episodes
+        summ = rupture_summary(rup, self.sessions)
         th = "therapist" if self.has_therapist else None
-        ro = rupture_outcome(self.sessions, ep, outcome=self.outcome, therapist=th, higher_is_better=self.higher_is_better)
-        info = ep.attrs.get("alliance_stats", {})
+        ro = rupture_outcome(self.sessions, rup, outcome=self.outcome, therapist=th, higher_is_better=self.higher_is_better)
+        info = rup.rules
         sec = Section("ruptures", "Rupture–repair episodes and outcome")
         sec.methods = (
             f"Ruptures were detected in each patient's {self.alliance} series by the {info.get('method', kw.get('method', 'stiles2004'))} rule "
@@ -345,7 +346,7 @@ class _Study:
         sec.tables.append((self.o.table(ro.groups, "rupture_status_groups"), "Outcome by rupture-repair status", ro.groups))
         sec.tables.append((self.o.table(apa, "rupture_outcome_apa"), "Rupture-repair status contrasts", apa))
         if len(ep):
-            ax = plot_rupture_profile(self.sessions, self.alliance, ep)
+            ax = plot_rupture_profile(rup)
             sec.figures.append((self.o.figure(ax, "rupture_profile"), "Alliance aligned on the rupture session, repaired vs unrepaired"))
             counts = ep.groupby("patient").size()
             pid = counts.sort_values(ascending=False, kind="stable").index[0]
@@ -385,7 +386,7 @@ class _Study:
         src = self.cfg.path("pqs")
         self.inputs.append(("PQS sorts", src))
         try:
-            sorts = read_qsorts(src, session=c["session"], patient=c.get("patient"), rater=c.get("rater"), items=c.get("items", "pqs{}"))
+            sorts = read_qsorts(src, session=c["session"], patient=c.get("patient"), rater=c.get("rater"), items=c.get("items", "pqs{}")).data
         except AllianceStatsError as exc:
             raise exc.with_context(f"reading {src.name} as configured in {self.cfg.where('pqs')}") from None
         group = c.get("group")
@@ -554,11 +555,11 @@ def _demo_extra(study: _Study) -> None:
     checks = []
     base = study.sessions
     for name in ("sessions_spss", "sessions_excel"):
-        other = read_sessions(sample_path(name), instruments=DEMO_INSTRUMENTS, **DEMO_IDS)
+        other = read_sessions(sample_path(name), instruments=DEMO_INSTRUMENTS, **DEMO_IDS).data
         same = other["wai_sr_total"].round(10).equals(base["wai_sr_total"].round(10))
         checks.append({"file": sample_path(name).name, "rows": len(other), "same_scores_as_csv": same})
         study.inputs.append((name, sample_path(name)))
-    long = read_sessions(sample_path("sessions_long"), instruments={"wai-sr": "WAISR_{}"}, **DEMO_IDS)
+    long = read_sessions(sample_path("sessions_long"), instruments={"wai-sr": "WAISR_{}"}, **DEMO_IDS).data
     sub = base[base["patient"].isin(long["patient"].unique())]
     same = np.allclose(long["wai_sr_total"].to_numpy(), sub["wai_sr_total"].to_numpy(), equal_nan=True) if len(long) == len(sub) else False
     checks.append({"file": sample_path("sessions_long").name, "rows": len(long), "same_scores_as_csv": same})
