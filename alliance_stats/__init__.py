@@ -65,7 +65,7 @@ from .plots import (
 )
 from .tables import export_table
 from .power import PowerResult, power_analysis
-from .reliability import clinical_cutoffs, multilevel_reliability, reliability, reliable_change
+from .reliability import ReliableChange, clinical_cutoffs, multilevel_reliability, pre_post, reliability, reliable_change
 from .scoring import InstrumentRecord, resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
 
@@ -100,6 +100,8 @@ __all__ = [
     "reliability",
     "multilevel_reliability",
     "reliable_change",
+    "ReliableChange",
+    "pre_post",
     "clinical_cutoffs",
     # mixed models and alliance-outcome
     "lmm",

@@ -231,8 +231,11 @@ class _Study:
         cutoff = self.cfg.get("reliable_change", "cutoff")
         if cutoff is None and inst is not None and inst.cutoffs and self.outcome == f"{inst.prefix}_total":
             cutoff = inst.cutoffs.get("clinical")
-        rc = reliable_change(ends, pre="pre", post="post", reliability=rel, cutoff=cutoff, higher_is_better=self.higher_is_better)
-        info = rc.attrs["alliance_stats"]
+        rcr = reliable_change(ends.rename(columns={"pre": f"{self.outcome}_pre", "post": f"{self.outcome}_post"}),
+                              pre=f"{self.outcome}_pre", post=f"{self.outcome}_post", reliability=rel, cutoff=cutoff,
+                              higher_is_better=self.higher_is_better)
+        rc = rcr.table
+        info = {"change_needed": rcr.change_needed}
         tab = rc["category"].value_counts().reindex(rc["category"].cat.categories, fill_value=0).rename_axis("category").reset_index(name="patients")
         tab["percent"] = 100 * tab["patients"] / tab["patients"].sum()
         sec = Section("reliable_change", "Reliable and clinically significant change")
@@ -242,9 +245,7 @@ class _Study:
             f"{info['change_needed']:.2f} points." + (f" Recovered: reliable improvement crossing the clinical cut-off {cutoff:g} (from the dysfunctional range)." if cutoff is not None else "")
         )
         sec.tables.append((self.o.table(tab, "reliable_change"), "Patients by change category", tab))
-        ax = plot_reliable_change(ends.rename(columns={"pre": f"{self.outcome}_pre", "post": f"{self.outcome}_post"}),
-                                  pre=f"{self.outcome}_pre", post=f"{self.outcome}_post", reliability=rel, cutoff=cutoff,
-                                  higher_is_better=self.higher_is_better)
+        ax = plot_reliable_change(rcr)
         sec.figures.append((self.o.figure(ax, "reliable_change"), "First vs last score and the reliable-change band" + (" and clinical cut-off" if cutoff is not None else "")))
         sec.accounting.append(f"{int(rc['category'].notna().sum())} patients classified; {int(one.sum())} with a single {self.outcome} score "
                               f"and {n_none} with none not classified.")
