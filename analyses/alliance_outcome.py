@@ -17,7 +17,7 @@ ALLIANCE, OUTCOME = "wai_sr_total", "phq9_total"
 # -------------------------------------------------------------------------------------------
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "alliance_outcome_results")
-df = als.read_sessions(DATA, instruments=INSTRUMENTS, **IDS)
+df = als.read_sessions(DATA, instruments=INSTRUMENTS, **IDS).data
 print(als.row_accounting(df).to_string(index=False))
 
 for direction in ("alliance->outcome", "outcome->alliance"):

@@ -18,7 +18,7 @@ THRESHOLD = 2.0  # SDs of the patient's own scores; 1.0 for Strauss et al. (2006
 # -------------------------------------------------------------------------------------------
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "rupture_results")
-df = als.read_sessions(DATA, instruments=INSTRUMENTS, **IDS)
+df = als.read_sessions(DATA, instruments=INSTRUMENTS, **IDS).data
 episodes = als.detect_ruptures(df, ALLIANCE, threshold=THRESHOLD, max_decline_sessions=3)
 per_patient = als.rupture_summary(episodes, df)
 print(f"{len(episodes)} episodes; {int(per_patient['any_rupture'].sum())} of {int(per_patient['assessable'].sum())} "

@@ -58,9 +58,9 @@ def bench_loading():
     path = als.sample_path("sessions_csv")
     ids = dict(patient="client_id", session="session_no", therapist="therapist_id")
     inst = {"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}
-    t = best_of(lambda: als.read_sessions(path, instruments=inst, **ids))
+    t = best_of(lambda: als.read_sessions(path, instruments=inst, **ids).data)
     big = pd.concat([als.load_sample("sessions_csv").assign(client_id=lambda d, k=k: d.client_id + f"-{k}") for k in range(50)], ignore_index=True)
-    t2 = best_of(lambda: als.read_sessions(big, instruments=inst, **ids), repeat=3)
+    t2 = best_of(lambda: als.read_sessions(big, instruments=inst, **ids).data, repeat=3)
     return [
         {"benchmark": "read_sessions sample CSV + score 2 instruments", "rows": 1821, "seconds": t},
         {"benchmark": "read_sessions DataFrame + validate IDs + score 2 instruments", "rows": len(big), "seconds": t2},

@@ -25,7 +25,7 @@ def sessions():
     return als.read_sessions(
         als.sample_path("sessions_csv"), patient="client_id", session="session_no", therapist="therapist_id",
         instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"},
-    )
+    ).data
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def _within_between():
 
 
 def _pqs_items():
-    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
     return als.pqs_items(q[q.therapy == "CBT"])
 
 

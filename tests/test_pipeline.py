@@ -72,7 +72,7 @@ def test_demo_tables_versions_seed_and_checksums(demo):
     assert ex["same_scores_as_csv"].all()
     # the within-patient effect in the report is the model's
     ao = als.alliance_outcome(als.read_sessions(src, patient="client_id", session="session_no", therapist="therapist_id",
-                                                instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}),
+                                                instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}).data,
                               outcome="phq9_total", alliance="wai_sr_total", therapist="therapist", covariates=["session"])
     w = ao.effects.iloc[0]
     assert f"b = {w['estimate']:.2f}, 95% CI [{w['ci_low']:.2f}, {w['ci_high']:.2f}]" in html
@@ -199,7 +199,7 @@ def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):
     cfg = _config(tmp_path, body)
     out = run_study(load_config(cfg), tmp_path / "r", progress=False)
     df = als.read_sessions(tmp_path / "sessions.csv", patient="client_id", session="session_no", therapist="therapist_id",
-                           instruments={"wai-sr": "WAISR_{}"})
+                           instruments={"wai-sr": "WAISR_{}"}).data
     first = df.sort_values("session").groupby("patient").head(1)
     r = als.reliability(first, "wai-sr", items="WAISR_{}")
     bond = r.loc[r["scale"] == "bond", "alpha"].iloc[0]

@@ -79,7 +79,7 @@ def test_plots_refuse_meta_regression():
 
 
 def test_pqs_profile():
-    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
     items = als.pqs_items(q[q.therapy == "CBT"])
     ax = als.plot_pqs_profile(items, n_label=3)
     pts = ax.collections[1].get_offsets()

@@ -12,14 +12,14 @@ PILES = np.repeat(np.arange(1, 10), als.PQS_DISTRIBUTION)
 
 @pytest.fixture(scope="module")
 def sorts():
-    return als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
+    return als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
 
 
 def _sort_frame(rows, **ids):
     df = pd.DataFrame(rows, columns=[f"pqs{i}" for i in range(1, 101)])
     for k, v in ids.items():
         df.insert(0, k, v)
-    return als.read_qsorts(df, session="session", rater="rater" if "rater" in ids else None)
+    return als.read_qsorts(df, session="session", rater="rater" if "rater" in ids else None).data
 
 
 def test_prototype_fit_hand_worked():
@@ -127,7 +127,7 @@ def test_q_factor_rule_finds_the_two_therapy_types(sorts):
 
 
 def test_pqs_alliance_recovers_linked_items(sorts):
-    d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"})
+    d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
     pa = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])
     linked = {f"pqs{i}" for i in als.load_sample("truth")["pqs_linked_items"]}
     top = set(pa.head(12)["item"])
