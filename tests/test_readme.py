@@ -23,7 +23,7 @@ def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
         plt.close("all")
     assert len(ns["df"]) == 1821
     assert ns["ao"].effects["level"].tolist() == ["within-patient", "between-patient", "therapist"]
-    assert len(ns["ep"]) > 0 and ns["meta"].k == ns["studies"]["study"].nunique()
+    assert len(ns["ep"].episodes) > 0 and ns["meta"].k == ns["studies"]["study"].nunique()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure2.pdf", "figure2.png", "table2.docx"]
 
 
@@ -38,5 +38,6 @@ def test_readme_examples_run_as_written():
     assert ns["ao"].effects["level"].tolist() == ["within-patient", "between-patient", "therapist"]
     assert ns["m"].n_groups == {"therapist": 20, "therapist:patient": 160}
     assert ns["res"].three_level and ns["re"].test == "knha"
-    assert len(ns["ep"]) > 0 and ns["ep"].attrs["alliance_stats"]["rules"]["threshold"] == 2.0
+    assert len(ns["ep"].episodes) > 0 and ns["ep"].rules["threshold"] == 2.0
+    assert ns["prov"].n_kept == 1821 and ns["prov"].format == "spss"
     plt.close("all")
