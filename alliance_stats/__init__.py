@@ -45,8 +45,8 @@ from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import (RUPTURE_PRESETS, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
                              rupture_outcome, rupture_profile, rupture_summary)
-from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
-from .models.sequences import TransitionResult, lag_sequential, transitions
+from .models.pqs import PQSItems, QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
+from .models.sequences import LagSequentialResult, TransitionResult, lag_sequential, transitions
 from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
     forest_plot,
@@ -145,9 +145,11 @@ __all__ = [
     "transitions",
     "TransitionResult",
     "lag_sequential",
+    "LagSequentialResult",
     # PQS
     "pqs_prototype_fit",
     "pqs_items",
+    "PQSItems",
     "pqs_reliability",
     "q_factor_analysis",
     "QFactorResult",

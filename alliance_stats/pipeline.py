@@ -399,7 +399,7 @@ class _Study:
                        "judges' sorts with Spearman–Brown, and per-item ICC(2,1)/ICC(2,k), Shrout & Fleiss 1979), a Q-factor "
                        "analysis (principal components of the correlations between sorts, varimax), and item-alliance "
                        "correlations with Benjamini–Hochberg FDR.")
-        items = pqs_items(sorts, by=group)
+        items = pqs_items(sorts, by=group).table
         self.o.table(items, "pqs_items")
         for key, sub in ([(None, items)] if not group else list(items.groupby(group, sort=True))):
             ax = plot_pqs_profile(sub.drop(columns=[group]) if group else sub)

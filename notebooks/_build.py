@@ -237,9 +237,10 @@ counts, a missing item or a pile outside 1–9 raises a `QSortError` that names 
 below."""),
     ("md", """## 1. Item profile
 What is most and least characteristic of the CBT sessions?"""),
-    ("code", """items = als.pqs_items(sorts, by="therapy")
+    ("code", """profile = als.pqs_items(sorts, by="therapy")
+items = profile.table
 cbt = items[items.therapy == "CBT"]
-ax = als.plot_pqs_profile(cbt)
+ax = profile.plot(group="CBT")
 ax.set_title("CBT sessions: PQS items ranked by mean pile")
 cbt[cbt.most_characteristic][["item", "mean", "sd", "rank"]].head()"""),
     ("md", """## 2. Inter-rater reliability
@@ -272,7 +273,7 @@ For this illustration we build *empirical* stand-ins from the held-out first hal
 patients (their mean profile per therapy) and score the other half."""),
     ("code", """patients = sorted(sorts.patient.unique())
 held_out = sorts[sorts.patient.isin(patients[: len(patients) // 2])]
-prototypes = als.pqs_items(held_out, by="therapy").pivot(index="item_number", columns="therapy", values="mean")
+prototypes = als.pqs_items(held_out, by="therapy").table.pivot(index="item_number", columns="therapy", values="mean")
 prototypes.columns = [f"{c}_prototype" for c in prototypes.columns]
 test = sorts[~sorts.patient.isin(held_out.patient)]
 fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True))
@@ -771,8 +772,7 @@ The 100 PQS items ranked by their mean pile in the CBT sessions, with the five m
 characteristic items numbered."""),
     ("code", """sorts = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id",
                         rater="judge", items="PQS_{}").data
-items = als.pqs_items(sorts, by="therapy")
-ax = als.plot_pqs_profile(items[items.therapy == "CBT"].drop(columns="therapy"))
+ax = als.pqs_items(sorts, by="therapy").plot(group="CBT")
 plt.show()"""),
     ("md", """## 7. Forest and funnel plots
 The synthetic table of study correlations is calibrated to Flückiger et al. (2018). Effects are

@@ -45,7 +45,7 @@ def _within_between():
 
 def _pqs_items():
     q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
-    return als.pqs_items(q[q.therapy == "CBT"])
+    return als.pqs_items(q[q.therapy == "CBT"]).table
 
 
 def standard_figures(sessions, meta):

@@ -80,7 +80,7 @@ def test_plots_refuse_meta_regression():
 
 def test_pqs_profile():
     q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
-    items = als.pqs_items(q[q.therapy == "CBT"])
+    items = als.pqs_items(q[q.therapy == "CBT"]).table
     ax = als.plot_pqs_profile(items, n_label=3)
     pts = ax.collections[1].get_offsets()
     assert len(pts) == 100
@@ -89,7 +89,7 @@ def test_pqs_profile():
     assert [t.get_text() for t in ax.texts][:3] == top and len(ax.texts) == 6
     assert ax.get_ylim() == (1, 9)
     with pytest.raises(als.AllianceStatsError, match="several groups"):
-        als.plot_pqs_profile(als.pqs_items(q, by="therapy"))
+        als.plot_pqs_profile(als.pqs_items(q, by="therapy").table)
 
 
 def test_patient_series_and_rupture_profile():
