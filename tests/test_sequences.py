@@ -91,7 +91,7 @@ def test_lag_sequential_gap_breaks_pairs():
     assert "2 pairs of sessions 1 apart (1 not counted" in res.methods()
     ax = res.plot()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["X → Y"]
-    assert ax.patches[0].get_width() == pytest.approx(r.z)
+    assert len(ax.containers) == 1 and len(ax.containers[0]) == 1  # one bar (z is undefined here: P(T) = 1)
     plt.close("all")
 
 
