@@ -37,15 +37,16 @@ from .exceptions import (
     ConfigOptionError,
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
-from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
+from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, Provenance, RowStep, SessionData, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
 from .models.lmm import GLMMResult, LMMResult, all_fit, compare, glmm, lmm
 from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
-from .models.rupture import RUPTURE_PRESETS, RuptureOutcomeResult, alliance_trajectories, detect_ruptures, rupture_outcome, rupture_summary
-from .models.pqs import QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
-from .models.sequences import TransitionResult, lag_sequential, transitions
+from .models.rupture import (RUPTURE_PRESETS, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
+                             rupture_outcome, rupture_profile, rupture_summary)
+from .models.pqs import PQSItems, QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
+from .models.sequences import LagSequentialResult, TransitionResult, lag_sequential, transitions
 from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
     forest_plot,
@@ -58,16 +59,15 @@ from .plots import (
     plot_trajectories,
     plot_transitions,
     plot_within_between,
-    rupture_profile,
     save_figure,
     score_label,
     set_theme,
 )
 from .tables import export_table
 from .power import PowerResult, power_analysis
-from .reliability import clinical_cutoffs, multilevel_reliability, reliability, reliable_change
-from .prepost import pre_post, score_reliability
-from .scoring import resolve_items, score, score_instruments
+from .reliability import ReliableChange, clinical_cutoffs, multilevel_reliability, pre_post, reliability, reliable_change
+from .prepost import score_reliability
+from .scoring import InstrumentRecord, resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
 
 try:
@@ -86,6 +86,10 @@ __all__ = [
     "resolve_items",
     # loading
     "read_sessions",
+    "SessionData",
+    "Provenance",
+    "RowStep",
+    "InstrumentRecord",
     "read_table",
     "read_qsorts",
     "session_grid",
@@ -97,8 +101,9 @@ __all__ = [
     "reliability",
     "multilevel_reliability",
     "reliable_change",
-    "clinical_cutoffs",
+    "ReliableChange",
     "pre_post",
+    "clinical_cutoffs",
     "score_reliability",
     # mixed models and alliance-outcome
     "lmm",
@@ -136,14 +141,17 @@ __all__ = [
     "alliance_trajectories",
     "rupture_outcome",
     "RuptureOutcomeResult",
+    "RuptureEpisodes",
     "RUPTURE_PRESETS",
     # sequences of session states
     "transitions",
     "TransitionResult",
     "lag_sequential",
+    "LagSequentialResult",
     # PQS
     "pqs_prototype_fit",
     "pqs_items",
+    "PQSItems",
     "pqs_reliability",
     "q_factor_analysis",
     "QFactorResult",

@@ -96,11 +96,11 @@ def _cmd_score(args) -> int:
     if args.patient or args.session:
         if not (args.patient and args.session):
             raise ArgumentError("give both --patient and --session (or neither to score rows as they are)")
-        df = read_sessions(
+        df, prov = read_sessions(
             args.file, patient=args.patient, session=args.session, therapist=args.therapist,
             rater=args.rater, instruments=spec, sheet=args.sheet, on_invalid=args.on_invalid, apply_labels=not labelled,
         )
-        meta = df.attrs.get("alliance_stats", {})
+        meta = {"id_columns": prov.id_columns, "value_labels": prov.value_labels, "variable_labels": prov.variable_labels}
     else:
         df, meta = read_table(args.file, sheet=args.sheet)
         df = score_instruments(df, spec, on_invalid=args.on_invalid)  # invalid items set missing too

@@ -9,13 +9,16 @@ import io as _io
 import os
 import re
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from types import MappingProxyType
+from typing import Iterable, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .exceptions import (
+    ArgumentError,
     ColumnError,
     DataFileError,
     InvalidValuesWarning,
@@ -25,8 +28,9 @@ from .exceptions import (
     SessionDataError,
 )
 from .exceptions import _fmt_labels, _show, user_stacklevel
+from ._result import Result, accounting_frame
 from .instruments import get_instrument
-from .scoring import resolve_items, score_instruments
+from .scoring import EXAMPLE_ROWS, InstrumentRecord, resolve_items, score_instruments
 from .validation import (
     DATE_SESSION_FIX,
     SESSION_MAX,
@@ -48,6 +52,9 @@ __all__ = [
     "read_qsorts",
     "pseudonymize",
     "row_accounting",
+    "Provenance",
+    "RowStep",
+    "SessionData",
     "check_session_keys",
     "ID_COLUMNS",
     "PQS_DISTRIBUTION",
@@ -59,8 +66,163 @@ PQS_DISTRIBUTION = (5, 8, 12, 16, 18, 16, 12, 8, 5)
 #: How well :data:`PQS_DISTRIBUTION` is verified, on the domain notes' grades ("verified",
 #: "secondary", "unverified"): the forced distribution 5-8-12-16-18-16-12-8-5 is verified for
 #: Block's Q-set (California Q-set); for the PQS itself it is taken from secondary sources.
-#: :func:`read_qsorts` records it in ``attrs["alliance_stats"]["distribution_verification"]``.
+#: :func:`read_qsorts` records it in ``provenance.distribution_verification``.
 PQS_DISTRIBUTION_VERIFICATION = "secondary"
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+class RowStep(NamedTuple):
+    """One line of a row accounting: the step, how many rows (or values) it concerns, why, and
+    the labels of the first :data:`~alliance_stats.scoring.EXAMPLE_ROWS` of them."""
+
+    step: str
+    rows: int
+    reason: str = ""
+    examples: tuple = ()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a table came from and what loading did to it: a small, typed record.
+
+    Its size does not grow with the rows (each reason keeps a count and at most
+    :data:`~alliance_stats.scoring.EXAMPLE_ROWS` example row labels), and it is held next to
+    the table, not on it, so filtering or copying the table costs nothing and loses nothing:
+    ``sessions = als.read_sessions(...)``, then ``sessions.data[sessions.data.session > 3]`` and
+    ``sessions.provenance`` is unchanged.
+
+    Attributes
+    ----------
+    source : str
+        The file's path, or ``"DataFrame"``.
+    format : str
+        ``csv``, ``tsv``, ``excel``, ``spss``, ``stata``, ``parquet`` or ``DataFrame``.
+    sha256 : str or None
+        SHA-256 of the file's bytes (None for a DataFrame).
+    shape : str
+        ``wide`` or ``long`` (sessions), ``qsort`` (Q-sorts).
+    id_columns : mapping
+        ``{role: column in the file}`` (``patient``, ``session``, ...).
+    encoding, separator, decimal : str or None
+        How a CSV/TSV file was decoded and split.
+    sheet, sheets
+        The Excel sheet read and every sheet of the workbook.
+    value_labels, variable_labels, user_missing : mapping
+        SPSS/Stata labels, and SPSS user-missing values set missing per column.
+    instruments : mapping
+        ``{instrument: InstrumentRecord}``: key provenance, scoring, items, responses set missing.
+    steps : tuple of RowStep
+        The row accounting (see :meth:`row_accounting`).
+    n_read, n_kept : int
+        Rows read from the source and rows in the returned table.
+    several_therapists : mapping
+        Patients seen by more than one therapist (the first ``EXAMPLE_ROWS``), with their
+        therapists; ``n_several_therapists`` counts them all.
+    distribution, distribution_verification
+        Q-sorts only: the forced distribution checked and how well it is verified.
+    """
+
+    source: str
+    format: str
+    sha256: str | None = None
+    shape: str = "wide"
+    id_columns: Mapping = field(default_factory=lambda: _EMPTY)
+    encoding: str | None = None
+    separator: str | None = None
+    decimal: str | None = None
+    sheet: object = None
+    sheets: tuple = ()
+    value_labels: Mapping = field(default_factory=lambda: _EMPTY)
+    variable_labels: Mapping = field(default_factory=lambda: _EMPTY)
+    user_missing: Mapping = field(default_factory=lambda: _EMPTY)
+    instruments: Mapping = field(default_factory=lambda: _EMPTY)
+    steps: tuple = ()
+    n_read: int = 0
+    n_kept: int = 0
+    several_therapists: Mapping = field(default_factory=lambda: _EMPTY)
+    n_several_therapists: int = 0
+    distribution: tuple | None = None
+    distribution_verification: str | None = None
+
+    @classmethod
+    def _from_table(cls, meta: dict, **fields) -> "Provenance":
+        """A record from :func:`read_table`'s metadata plus the loader's fields."""
+        sheets = meta.get("sheets")
+        return cls(
+            source=meta["source"], format=meta["format"], sha256=meta.get("sha256"),
+            encoding=meta.get("encoding"), separator=meta.get("separator"), decimal=meta.get("decimal"),
+            sheet=meta.get("sheet"), sheets=tuple(sheets) if sheets else (),
+            value_labels=MappingProxyType(meta.get("value_labels", {})),
+            variable_labels=MappingProxyType(meta.get("variable_labels", {})),
+            user_missing=MappingProxyType(meta.get("user_missing", {})),
+            **fields,
+        )
+
+    def row_accounting(self) -> pd.DataFrame:
+        """The row accounting as a table: columns ``step, rows, reason``."""
+        return pd.DataFrame([s[:3] for s in self.steps], columns=["step", "rows", "reason"])
+
+    def excluded(self) -> dict:
+        """``{reason: number of rows excluded}``."""
+        return {s.reason: s.rows for s in self.steps if s.step == "excluded"}
+
+
+class SessionData(Result):
+    """What :func:`read_sessions` and :func:`read_qsorts` return: the tidy table and its provenance.
+
+    ``sessions.data`` is the DataFrame (use it as any DataFrame; filtering it never touches the
+    provenance); ``sessions.provenance`` is the :class:`Provenance` record. The pair unpacks,
+    as :func:`read_table`'s does: ``df, prov = als.read_sessions(...)``. As a result it shows
+    the row accounting: ``to_frame()`` is the table of :meth:`Provenance.row_accounting`,
+    ``accounting()`` counts rows kept and excluded by reason.
+    """
+
+    title = "Data loaded"
+
+    def __init__(self, data: pd.DataFrame, provenance: Provenance):
+        self.data = data
+        self.provenance = provenance
+
+    def __iter__(self):
+        return iter((self.data, self.provenance))
+
+    def _headline(self) -> str:
+        p = self.provenance
+        digest = f", sha256 {p.sha256[:12]}" if p.sha256 else ""
+        return f"{p.n_kept:,} of {p.n_read:,} rows kept from {p.source} ({p.format}{digest})"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.provenance.row_accounting()
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("rows", self.provenance.n_kept, self.provenance.excluded())
+
+    def _tables(self) -> list:
+        recs = self.provenance.instruments.values()
+        if not recs:
+            return []
+        tab = pd.DataFrame(
+            [(r.name, r.provenance, r.scoring, len(r.items), sum(r.invalid_set_missing.values())) for r in recs],
+            columns=["instrument", "key", "scoring", "items", "responses set missing"],
+        )
+        return [("Instruments scored", tab.astype(str))]
+
+    def _notes(self) -> list:
+        p = self.provenance
+        if not p.n_several_therapists:
+            return []
+        return [f"{p.n_several_therapists} patient(s) appear with more than one therapist: "
+                + ", ".join(map(_show, p.several_therapists))]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 _FORMATS = {
     ".csv": "csv",
@@ -311,7 +473,7 @@ def read_table(
     if fmt not in ("csv", "tsv") and (sep is not None or decimal is not None):
         raise OptionError("sep" if sep is not None else "decimal", sep if sep is not None else decimal,
                           hint=f"sep= and decimal= apply to CSV/TSV files, not to {fmt} files")
-    meta: dict = {"source": str(path), "format": fmt}
+    meta: dict = {"source": str(path), "format": fmt, "sha256": _sha256(path)}
     where = repr(str(path))
     try:
         if fmt in ("csv", "tsv"):
@@ -539,14 +701,15 @@ def read_sessions(
 
     Returns
     -------
-    DataFrame
-        Canonical ID columns first (``therapist``, ``patient``, ``session``, ``rater`` as
-        given), the other columns of the file, then the scores of each instrument
-        (``{prefix}_{scale}``, see :func:`score`); sorted by patient, session (and rater).
-        ``df.attrs["alliance_stats"]`` records the source, the instrument keys with their
-        provenance, value labels, and the row accounting (rows read, IDs trimmed, rows
-        excluded with reason, item responses set missing, rows kept); :func:`row_accounting`
-        shows it as a table.
+    SessionData
+        ``.data``: the DataFrame: canonical ID columns first (``therapist``, ``patient``,
+        ``session``, ``rater`` as given), the other columns of the file, then the scores of
+        each instrument (``{prefix}_{scale}``, see :func:`score`); sorted by patient, session
+        (and rater). ``.provenance``: a :class:`Provenance` record of the source (path,
+        SHA-256, format, encoding/sheet), the instrument keys with their provenance, value
+        labels, and the row accounting (rows read, IDs trimmed, rows excluded with reason,
+        item responses set missing, rows kept), which :func:`row_accounting` shows as a
+        table. The pair unpacks: ``df, prov = als.read_sessions(...)``.
 
     Notes
     -----
@@ -561,11 +724,14 @@ def read_sessions(
     Examples
     --------
     >>> import alliance_stats as als
-    >>> df = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id",
+    >>> sessions = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id",
     ...     session="session_no", therapist="therapist_id",
     ...     instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
+    >>> df = sessions.data
     >>> df[["patient", "session", "wai_sr_total", "phq9_total"]].shape[1]
     4
+    >>> sessions.provenance.n_kept == len(df)
+    True
     """
     check_option("shape", shape, ("auto", "wide", "long"))
     check_option("on_invalid", on_invalid, ("raise", "nan"))
@@ -662,11 +828,9 @@ def read_sessions(
     inst_meta: dict = {}
     item_cols: set = set()
     if instruments is not None:
-        scored = score_instruments(df, instruments, on_invalid=on_invalid)
-        inst_meta = scored.attrs["alliance_stats"]["instruments"]
-        for v in inst_meta.values():
-            item_cols.update(v["items"])
-        df = scored
+        df, inst_meta = score_instruments(df, instruments, on_invalid=on_invalid, with_record=True)
+        for rec in inst_meta.values():
+            item_cols.update(rec.items)
 
     labels = meta.get("value_labels", {})
     if apply_labels and labels:
@@ -678,37 +842,42 @@ def read_sessions(
                     df[target] = pd.Categorical(vals.map(lab), categories=list(dict.fromkeys(lab.values())))
 
     df = df.sort_values([k for k in ("patient", "session", "rater") if k in df.columns], kind="stable")
-    source_rows = df.index.tolist()
     df = df.reset_index(drop=True)
-    set_missing = {
-        col: {"instrument": name, "n": len(rows), "rows": list(rows)}
-        for name, v in inst_meta.items()
-        for col, rows in v.get("invalid_rows", {}).items()
-    }
-    meta.update(
-        {
-            "shape": "long" if is_long else "wide",
-            "id_columns": {role: col for role, col in roles.items()},
-            "instruments": inst_meta,
-            "rows": {
-                "read": n_read,
-                "forms": len(source_rows) + len(excluded),
-                "kept": len(df),
-                "excluded": excluded,
-                "ids_trimmed": trimmed,
-                "values_set_missing": set_missing,
-                "sessions_from_dates": SESSIONS_FROM_DATES_RULE if session_from_dates else None,
-            },
-            "patients_with_several_therapists": several,
-            "source_rows": source_rows,
-        }
+    n_forms = len(df) + len(excluded)
+    steps = [RowStep("read", n_read)]
+    if n_forms != n_read:
+        steps.append(RowStep("forms after pivoting long to wide", n_forms))
+    steps += [RowStep("IDs trimmed", int(k), f"surrounding spaces removed from {r} IDs") for r, k in trimmed.items()]
+    if session_from_dates:
+        steps.append(RowStep("sessions numbered from dates", n_forms, SESSIONS_FROM_DATES_RULE))
+    by_reason: dict = {}
+    for e in excluded:
+        by_reason.setdefault(e["reason"].split(" (")[0], []).append(e["row"])
+    for reason, rows in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        steps.append(RowStep("excluded", len(rows), reason, tuple(rows[:EXAMPLE_ROWS])))
+    for rec in inst_meta.values():
+        for col, k in rec.invalid_set_missing.items():
+            shown = rec.invalid_examples[col]
+            more = f" (first {len(shown)} shown)" if k > len(shown) else ""
+            steps.append(RowStep("values set missing", k,
+                                 f"{col} ({rec.name}): invalid response at row(s) {_fmt_labels(shown)}{more}", shown))
+    steps.append(RowStep("kept", len(df)))
+    prov = Provenance._from_table(
+        meta, shape="long" if is_long else "wide", id_columns=MappingProxyType(dict(roles)),
+        instruments=MappingProxyType(inst_meta), steps=tuple(steps), n_read=n_read, n_kept=len(df),
+        several_therapists=MappingProxyType({p: tuple(t) for p, t in list(several.items())[:EXAMPLE_ROWS]}),
+        n_several_therapists=len(several),
     )
-    df.attrs["alliance_stats"] = meta
-    return df
+    return SessionData(df, prov)
 
 
-def row_accounting(data: pd.DataFrame) -> pd.DataFrame:
-    """The row accounting recorded by :func:`read_sessions`, as a table.
+def row_accounting(loaded) -> pd.DataFrame:
+    """The row accounting recorded by :func:`read_sessions` (or :func:`read_qsorts`), as a table.
+
+    Parameters
+    ----------
+    loaded : SessionData or Provenance
+        What the loader returned, or its ``.provenance``.
 
     Returns
     -------
@@ -717,28 +886,16 @@ def row_accounting(data: pd.DataFrame) -> pd.DataFrame:
         column), sessions numbered from dates, rows excluded per reason, item responses set
         missing (per column, ``on_invalid="nan"``), rows kept.
     """
-    require_frame(data)
-    meta = data.attrs.get("alliance_stats", {}).get("rows")
-    if meta is None:
-        raise ColumnError("this table carries no row accounting; it was not made by als.read_sessions()")
-    rows = [{"step": "read", "rows": meta["read"], "reason": ""}]
-    if meta.get("forms", meta["read"]) != meta["read"]:
-        rows.append({"step": "forms after pivoting long to wide", "rows": meta["forms"], "reason": ""})
-    for col, k in meta.get("ids_trimmed", {}).items():
-        rows.append({"step": "IDs trimmed", "rows": int(k), "reason": f"surrounding spaces removed from {col} IDs"})
-    if meta.get("sessions_from_dates"):
-        rows.append({"step": "sessions numbered from dates", "rows": meta["forms"], "reason": meta["sessions_from_dates"]})
-    reasons = pd.Series([e["reason"].split(" (")[0] for e in meta["excluded"]], dtype=object)
-    for reason, k in reasons.value_counts().items():
-        rows.append({"step": "excluded", "rows": int(k), "reason": reason})
-    for col, v in meta.get("values_set_missing", {}).items():
-        rows.append({
-            "step": "values set missing",
-            "rows": int(v["n"]),
-            "reason": f"{col} ({v['instrument']}): invalid response at row(s) {_fmt_labels(v['rows'])}",
-        })
-    rows.append({"step": "kept", "rows": meta["kept"], "reason": ""})
-    return pd.DataFrame(rows)
+    prov = getattr(loaded, "provenance", loaded)
+    if not isinstance(prov, Provenance):
+        if isinstance(loaded, pd.DataFrame):
+            raise ArgumentError(
+                "a DataFrame carries no row accounting: it is kept next to the table, not on it. Pass what "
+                "als.read_sessions() returned (sessions = als.read_sessions(...); als.row_accounting(sessions)) "
+                "or its sessions.provenance"
+            )
+        raise ArgumentError(f"row_accounting() needs what als.read_sessions() returned, got {type(loaded).__name__}")
+    return prov.row_accounting()
 
 
 def session_grid(
@@ -807,9 +964,7 @@ def session_grid(
         fill = out[keys].merge(th.rename("_th").reset_index(), on=keys, how="left")["_th"].to_numpy()
         out["therapist"] = out["therapist"].where(out["observed"], fill)
     cols = [c for c in data.columns] + ["observed"]
-    out = out[cols].sort_values(keys + [session], kind="stable").reset_index(drop=True)
-    out.attrs = dict(data.attrs)
-    return out
+    return out[cols].sort_values(keys + [session], kind="stable").reset_index(drop=True)
 
 
 def read_qsorts(
@@ -851,9 +1006,11 @@ def read_qsorts(
 
     Returns
     -------
-    DataFrame
-        ID columns (``session``, and ``patient``/``rater`` when given), the file's other
-        columns, items as ``pqs1`` .. ``pqs100``, ``qsort_valid`` and ``qsort_problem``.
+    SessionData
+        ``.data``: ID columns (``session``, and ``patient``/``rater`` when given), the file's
+        other columns, items as ``pqs1`` .. ``pqs100``, ``qsort_valid`` and ``qsort_problem``;
+        ``.provenance``: the :class:`Provenance` (source, SHA-256, the distribution checked
+        and how well it is verified, sorts flagged). Unpacks as ``sorts, prov = ...``.
     """
     check_option("on_invalid", on_invalid, ("raise", "flag"))
     inst = get_instrument("pqs")
@@ -936,19 +1093,21 @@ def read_qsorts(
             stacklevel=user_stacklevel(),
         )
     out = out.reset_index(drop=True)
-    meta.update(
-        {
-            "distribution": None if dist is None else dist.tolist(),
-            "distribution_verification": (
-                None if dist is None
-                else f"{PQS_DISTRIBUTION_VERIFICATION} (the PQS default: verified for Block's Q-set, secondary sources for the PQS)"
-                if tuple(dist.tolist()) == PQS_DISTRIBUTION else "user-supplied"
-            ),
-            "rows": {"read": len(df), "valid": len(df) - len(problems), "flagged": len(problems)},
-        }
+    steps = [RowStep("read", len(df))]
+    if problems:
+        steps.append(RowStep("flagged", len(problems), "invalid sort, kept with qsort_valid = False",
+                             tuple(r for r, _, _ in problems[:EXAMPLE_ROWS])))
+    steps.append(RowStep("kept", len(out)))
+    prov = Provenance._from_table(
+        meta, shape="qsort", id_columns=MappingProxyType(dict(roles)), steps=tuple(steps), n_read=len(df),
+        n_kept=len(out), distribution=None if dist is None else tuple(dist.tolist()),
+        distribution_verification=(
+            None if dist is None
+            else f"{PQS_DISTRIBUTION_VERIFICATION} (the PQS default: verified for Block's Q-set, secondary sources for the PQS)"
+            if tuple(dist.tolist()) == PQS_DISTRIBUTION else "user-supplied"
+        ),
     )
-    out.attrs["alliance_stats"] = meta
-    return out
+    return SessionData(out, prov)
 
 
 def pseudonymize(data: pd.DataFrame, columns, *, key, length: int = 16) -> pd.DataFrame:
@@ -1011,7 +1170,4 @@ def pseudonymize(data: pd.DataFrame, columns, *, key, length: int = 16) -> pd.Da
 
     for c in columns:
         out[c] = data[c].astype(object).map(h).astype(object)
-    out.attrs = dict(data.attrs)
-    out.attrs.setdefault("alliance_stats", {})
-    out.attrs["alliance_stats"] = dict(out.attrs["alliance_stats"], pseudonymized=list(columns))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,9 +12,14 @@ from scipy import stats
 from .exceptions import InsufficientDataError, KeyReversalWarning, NestedDataWarning, OptionError, user_stacklevel
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
-from .validation import check_number, check_option, need_columns, numeric_column, require_frame
+from ._format import fmt_num, fmt_pct
+from ._result import Result, accounting_frame
+from .validation import check_number, check_option, check_session_keys, need_columns, numeric_column, require_frame
 
-__all__ = ["reliability", "multilevel_reliability", "cronbach_alpha", "omega_total", "reliable_change", "clinical_cutoffs"]
+__all__ = ["reliability", "multilevel_reliability", "cronbach_alpha", "omega_total", "pre_post", "reliable_change",
+           "ReliableChange", "clinical_cutoffs"]
+
+RC_CATEGORIES = ["recovered", "improved", "unchanged", "deteriorated"]
 
 
 def cronbach_alpha(X: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -205,25 +211,154 @@ def reliability(
     return out
 
 
+def pre_post(data: pd.DataFrame, score: str, *, patient: str = "patient", session: str = "session") -> pd.DataFrame:
+    """Each patient's first and last score: the ``pre`` and ``post`` of :func:`reliable_change`.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session (long), e.g. ``sessions.data`` from
+        :func:`read_sessions`. Not modified.
+    score : str
+        The score column (e.g. ``phq9_total``).
+    patient, session : str
+        ID columns.
+
+    Returns
+    -------
+    DataFrame
+        One row per patient (in order of first appearance): ``patient, n_scores, pre_session,
+        pre, post_session, post``: the first and last sessions with a score. A patient with one
+        score has ``post`` missing (and is not classified by :func:`reliable_change`); a
+        patient with none has both missing.
+
+    Examples
+    --------
+    >>> import pandas as pd, alliance_stats as als
+    >>> d = pd.DataFrame({"patient": ["a", "a", "a", "b"], "session": [1, 2, 3, 1], "phq": [20, 15, 9, 12]})
+    >>> als.pre_post(d, "phq")[["patient", "pre", "post"]].to_dict("list")
+    {'patient': ['a', 'b'], 'pre': [20.0, 12.0], 'post': [9.0, nan]}
+    """
+    require_frame(data)
+    need_columns(data, {"score": score, "patient": patient, "session": session})
+    sess = check_session_keys(data, [patient], session)
+    d = pd.DataFrame({"patient": data[patient], "session": sess, "score": numeric_column(data, score)})
+    order = pd.Index(d["patient"].dropna().unique())
+    d = d.dropna(subset=["score"]).sort_values(["patient", "session"], kind="stable")
+    g = d.groupby("patient", sort=False)
+    out = pd.DataFrame({"n_scores": g.size(), "pre_session": g["session"].first(), "pre": g["score"].first(),
+                        "post_session": g["session"].last(), "post": g["score"].last()}).reindex(order)
+    one = out["n_scores"] < 2
+    out.loc[one, ["post_session", "post"]] = np.nan
+    out["n_scores"] = out["n_scores"].fillna(0).astype(int)
+    for c in ("pre_session", "post_session"):
+        out[c] = out[c].astype("Int64")
+    return out.rename_axis(patient).reset_index()
+
+
+@dataclass(eq=False, repr=False)
+class ReliableChange(Result):
+    """Result of :func:`reliable_change`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Aligned to the data's index: ``pre, post, change, rc, reliable, category``
+        (``to_frame()`` returns a copy).
+    se, s_diff, change_needed : float
+        SE = SD_pre * sqrt(1 - r_xx), S_diff = sqrt(2) * SE, change needed = z * S_diff.
+    sd, reliability, z : float
+        The SD, r_xx and critical |RC| used.
+    cutoff : float or None
+        The clinical cut-off.
+    higher_is_better : bool
+    pre, post : str
+        The columns the scores came from (axis labels of the plot).
+    """
+
+    title = "Reliable change (Jacobson & Truax, 1991)"
+
+    table: pd.DataFrame
+    se: float
+    s_diff: float
+    change_needed: float
+    sd: float
+    reliability: float
+    z: float
+    cutoff: float | None
+    higher_is_better: bool
+    pre: str
+    post: str
+
+    @property
+    def n_not_classified(self) -> int:
+        return int(self.table["category"].isna().sum())
+
+    def counts(self) -> pd.DataFrame:
+        """Patients per category: ``category, patients, percent`` (of those classified)."""
+        n = self.table["category"].value_counts().reindex(RC_CATEGORIES, fill_value=0)
+        tot = int(n.sum())
+        return pd.DataFrame({"category": RC_CATEGORIES, "patients": n.to_numpy(int),
+                             "percent": 100 * n.to_numpy(float) / tot if tot else np.nan})
+
+    def _headline(self) -> str:
+        c = self.counts().set_index("category")["patients"]
+        return (f"{int(c.sum())} patients classified: " + ", ".join(f"{k} {int(v)}" for k, v in c.items())
+                + f"; change needed {fmt_num(self.change_needed)}")
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def _tables(self) -> list:
+        c = self.counts()
+        c["percent"] = [fmt_pct(v) for v in c["percent"]]
+        return [("Patients by category", c.astype(str))]
+
+    def methods(self) -> str:
+        c = self.counts().set_index("category")
+        cut = (f" Recovered: a reliable improvement crossing the clinical cut-off {fmt_num(self.cutoff)} from the "
+               "dysfunctional range." if self.cutoff is not None else "")
+        found = "; ".join(f"{k} {int(r['patients'])} ({fmt_pct(r['percent'])}%)" for k, r in c.iterrows())
+        return (
+            f"Reliable change (Jacobson & Truax, 1991): RC = (post - pre) / S_diff, S_diff = √2 · SD_pre · √(1 - r_xx) "
+            f"with SD = {fmt_num(self.sd)} and r_xx = {fmt_num(self.reliability, leading_zero=False)}; a change is "
+            f"reliable when |RC| > {self.z:g}, i.e. at least {fmt_num(self.change_needed)} points.{cut} Of "
+            f"{int(c['patients'].sum())} patients classified: {found}."
+        )
+
+    def accounting(self) -> pd.DataFrame:
+        n = len(self.table)
+        return accounting_frame("patients", n - self.n_not_classified, {"pre or post score missing": self.n_not_classified})
+
+    def plot(self, *, ax=None):
+        """Post against pre per patient, coloured by category, with the reliable-change band
+        (:func:`~alliance_stats.plot_reliable_change`)."""
+        from .plots.change import plot_reliable_change
+
+        return plot_reliable_change(self, ax=ax)
+
+
 def reliable_change(
     data: pd.DataFrame,
     *,
-    pre: str,
-    post: str,
     reliability: float,
+    pre: str = "pre",
+    post: str = "post",
     sd: float | None = None,
     cutoff: float | None = None,
     higher_is_better: bool = True,
     z: float = 1.96,
-) -> pd.DataFrame:
+) -> ReliableChange:
     """Reliable change index and clinical-significance category (Jacobson & Truax 1991).
 
     Parameters
     ----------
     data : DataFrame
-        One row per patient. Not modified.
+        One row per patient, e.g. from :func:`pre_post` (each patient's first and last score).
+        Not modified.
     pre, post : str
-        Columns with the scores before and after treatment.
+        Columns with the scores before and after treatment (default ``pre`` and ``post``, the
+        columns of :func:`pre_post`).
     reliability : float
         Reliability of the measure, r_xx in (0, 1) (e.g. Cronbach's alpha or test-retest).
     sd : float, optional
@@ -238,11 +373,13 @@ def reliable_change(
 
     Returns
     -------
-    DataFrame
-        Aligned to ``data.index``: ``change`` (post - pre), ``rc``, ``reliable`` (bool),
-        ``category`` (``recovered`` / ``improved`` / ``unchanged`` / ``deteriorated``; missing
-        where pre or post is missing). ``attrs["alliance_stats"]`` holds SE, S_diff, the
-        change needed, and the number of rows not classified.
+    ReliableChange
+        ``.table`` (also ``to_frame()``), aligned to ``data.index``: ``pre``, ``post``,
+        ``change`` (post - pre), ``rc``, ``reliable`` (bool), ``category`` (``recovered`` /
+        ``improved`` / ``unchanged`` / ``deteriorated``; missing where pre or post is
+        missing); ``se``, ``s_diff``, ``change_needed``; ``counts()`` per category,
+        ``accounting()`` of the patients not classified, ``plot()`` (the Jacobson-Truax plot,
+        drawn from the result).
 
     Notes
     -----
@@ -283,9 +420,11 @@ def reliable_change(
     cat[worse] = "deteriorated"
     missing = change.isna()
     cat[missing] = np.nan
-    cats = ["recovered", "improved", "unchanged", "deteriorated"]
+    cats = RC_CATEGORIES
     out = pd.DataFrame(
         {
+            "pre": x0,
+            "post": x1,
             "change": change,
             "rc": rc,
             "reliable": reliable.where(~missing, False).astype(bool),
@@ -293,16 +432,9 @@ def reliable_change(
         },
         index=data.index,
     )
-    out.attrs["alliance_stats"] = {
-        "se": float(se),
-        "s_diff": float(sdiff),
-        "change_needed": float(z * sdiff),
-        "sd": float(sd),
-        "reliability": float(reliability),
-        "cutoff": cutoff,
-        "n_not_classified": int(missing.sum()),
-    }
-    return out
+    return ReliableChange(table=out, se=float(se), s_diff=float(sdiff), change_needed=float(z * sdiff), sd=float(sd),
+                          reliability=float(reliability), z=float(z), cutoff=cutoff, higher_is_better=bool(higher_is_better),
+                          pre=str(pre), post=str(post))
 
 
 def clinical_cutoffs(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
@@ -14,7 +16,49 @@ from .exceptions import OptionError
 from .instruments import Instrument, get_instrument
 from .validation import check_option, check_unique_columns, require_frame
 
-__all__ = ["score", "score_instruments", "resolve_items", "item_matrix"]
+__all__ = ["score", "score_instruments", "resolve_items", "item_matrix", "InstrumentRecord", "EXAMPLE_ROWS"]
+
+#: How many row labels a provenance record keeps as examples of each reason (the counts are exact).
+EXAMPLE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class InstrumentRecord:
+    """What scoring one instrument did, in a record whose size does not grow with the rows.
+
+    Attributes
+    ----------
+    name : str
+        The instrument's registered name (``"wai-sr"``).
+    provenance : str
+        How well its scoring key is verified (``"verified"``, ``"secondary"``, ``"provisional"``).
+    key_source : str
+        Where the key comes from (manual, article).
+    scoring : str
+        ``"mean"`` or ``"sum"``.
+    items : tuple of str
+        The item columns scored, item 1 first.
+    invalid_set_missing : mapping
+        ``{column: number of responses set missing}`` (``on_invalid="nan"``); empty otherwise.
+    invalid_examples : mapping
+        ``{column: row labels}`` of those responses, the first :data:`EXAMPLE_ROWS` of each column.
+    """
+
+    name: str
+    provenance: str
+    key_source: str
+    scoring: str
+    items: tuple
+    invalid_set_missing: Mapping
+    invalid_examples: Mapping
+
+    @classmethod
+    def _make(cls, inst: Instrument, scoring: str, cols, invalid: dict, invalid_rows: dict) -> "InstrumentRecord":
+        return cls(
+            name=inst.name, provenance=inst.provenance, key_source=inst.source, scoring=scoring,
+            items=tuple(cols), invalid_set_missing=MappingProxyType({c: int(k) for c, k in invalid.items()}),
+            invalid_examples=MappingProxyType({c: tuple(r[:EXAMPLE_ROWS]) for c, r in invalid_rows.items()}),
+        )
 
 
 def warn_provisional(inst: Instrument) -> None:
@@ -204,7 +248,8 @@ def score(
     prefix: str | None = None,
     scoring: str | None = None,
     on_invalid: str = "raise",
-) -> pd.DataFrame:
+    with_record: bool = False,
+):
     """Score an instrument's subscales and total by its key.
 
     Parameters
@@ -221,14 +266,17 @@ def score(
         Override the key's convention.
     on_invalid : {"raise", "nan"}
         A response outside the scale, not a number, or (on Likert scales) not a whole number
-        raises :class:`ItemRangeError`; with ``"nan"`` it is set missing, counted in
-        ``result.attrs["alliance_stats"]["invalid"]`` and reported by a warning.
+        raises :class:`ItemRangeError`; with ``"nan"`` it is set missing, counted (per column)
+        in a warning and in the :class:`InstrumentRecord` (``with_record=True``).
+    with_record : bool
+        Also return the :class:`InstrumentRecord` of what was scored: ``scores, record``.
 
     Returns
     -------
     DataFrame
         Aligned to ``data.index``: ``{prefix}_{subscale}`` for each subscale,
-        ``{prefix}_total``, and ``{prefix}_n_missing`` (items missing in the row).
+        ``{prefix}_total``, and ``{prefix}_n_missing`` (items missing in the row). With
+        ``with_record=True``, the pair ``(scores, record)``.
 
     Notes
     -----
@@ -289,18 +337,12 @@ def score(
         out[f"{p}_{scale}"] = val
     out[f"{p}_n_missing"] = (~present).sum(axis=1)
     res = pd.DataFrame(out, index=data.index)
-    res.attrs["alliance_stats"] = {
-        "instrument": inst.name,
-        "provenance": inst.provenance,
-        "scoring": scoring,
-        "items": list(cols),
-        "invalid": invalid,
-        "invalid_rows": invalid_rows,
-    }
+    if with_record:
+        return res, InstrumentRecord._make(inst, scoring, cols, invalid, invalid_rows)
     return res
 
 
-def score_instruments(data: pd.DataFrame, instruments, *, on_invalid: str = "raise") -> pd.DataFrame:
+def score_instruments(data: pd.DataFrame, instruments, *, on_invalid: str = "raise", with_record: bool = False):
     """Score several instruments and append their scores to a copy of the data.
 
     Parameters
@@ -315,14 +357,15 @@ def score_instruments(data: pd.DataFrame, instruments, *, on_invalid: str = "rai
         As in :func:`score`. With ``"nan"`` an invalid response is also set missing in the
         returned *item column*, so that every later step (reliability, models) sees the same
         data the scores were computed from.
+    with_record : bool
+        Also return ``{instrument: InstrumentRecord}`` (the key's provenance, scoring, items,
+        responses set missing per column): ``scored, records``.
 
     Returns
     -------
     DataFrame
         The data, with invalid item responses missing (``on_invalid="nan"``), then the score
-        columns of each instrument. ``attrs["alliance_stats"]["instruments"]`` records, per
-        instrument, the key's provenance, scoring, items and ``invalid_set_missing``
-        (``{column: count}``) and ``invalid_rows`` (``{column: row labels}``).
+        columns of each instrument (with ``with_record=True``, the pair ``(scored, records)``).
     """
     require_frame(data)
     check_option("on_invalid", on_invalid, ("raise", "nan"))
@@ -341,7 +384,7 @@ def score_instruments(data: pd.DataFrame, instruments, *, on_invalid: str = "rai
         inst = get_instrument(name)
         if inst.name in meta:
             raise ColumnError(f"instrument {inst.name!r} is given twice (as {name!r}); pass each instrument once")
-        sc = score(data, inst, items=items, on_invalid=on_invalid)
+        sc, rec = score(data, inst, items=items, on_invalid=on_invalid, with_record=True)
         clash = [c for c in sc.columns if c in out.columns or any(c in p.columns for p in parts)]
         if clash:
             raise ColumnError(
@@ -349,20 +392,13 @@ def score_instruments(data: pd.DataFrame, instruments, *, on_invalid: str = "rai
                 "once, or score it with als.score(..., prefix=...) to choose other names"
             )
         parts.append(sc)
-        a = sc.attrs["alliance_stats"]
-        for col, rows in a["invalid_rows"].items():
-            out[col] = out[col].mask(out.index.isin(rows))
-        meta[inst.name] = {
-            "provenance": inst.provenance,
-            "scoring": a["scoring"],
-            "items": a["items"],
-            "invalid_set_missing": a["invalid"],
-            "invalid_rows": a["invalid_rows"],
-            "key_source": inst.source,
-        }
+        if rec.invalid_set_missing:
+            # the full row lists (the record keeps examples): the scores are NaN-free only where the items are
+            _, _, invalid_rows = item_matrix(data, inst, list(rec.items), on_invalid="nan", with_rows=True)
+            for col, rows in invalid_rows.items():
+                out[col] = out[col].mask(out.index.isin(rows))
+        meta[inst.name] = rec
     if parts:
         out = pd.concat([out] + parts, axis=1)
-    out.attrs = dict(data.attrs)
-    out.attrs["alliance_stats"] = dict(out.attrs.get("alliance_stats", {}), instruments=meta)
-    return out
+    return (out, meta) if with_record else out
 

@@ -120,6 +120,11 @@ def require_frame(data, what: str = "data") -> pd.DataFrame:
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], pd.DataFrame):
         raise DataFileError(f"{what} must be a pandas DataFrame, got a (table, metadata) pair as als.read_table() "
                             "returns it; pass the table: df, meta = als.read_table(path)")
+    if not isinstance(data, pd.DataFrame) and isinstance(getattr(data, "data", None), pd.DataFrame) \
+            and hasattr(data, "provenance"):
+        raise DataFileError(f"{what} must be a pandas DataFrame, got {type(data).__name__} (the table and its "
+                            "provenance, as als.read_sessions() returns them); pass its table: sessions.data, or "
+                            "unpack it: df, prov = als.read_sessions(...)")
     if not isinstance(data, pd.DataFrame):
         raise DataFileError(
             f"{what} must be a pandas DataFrame, got {type(data).__name__}; read a file with "

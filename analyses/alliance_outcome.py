@@ -17,8 +17,8 @@ ALLIANCE, OUTCOME = "wai_sr_total", "phq9_total"
 # -------------------------------------------------------------------------------------------
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "alliance_outcome_results")
-df = als.read_sessions(DATA, instruments=INSTRUMENTS, **IDS)
-print(als.row_accounting(df).to_string(index=False))
+df, prov = als.read_sessions(DATA, instruments=INSTRUMENTS, **IDS)
+print(als.row_accounting(prov).to_string(index=False))
 
 for direction in ("alliance->outcome", "outcome->alliance"):
     res = als.alliance_outcome(df, outcome=OUTCOME, alliance=ALLIANCE, therapist="therapist",

@@ -58,12 +58,27 @@ def bench_loading():
     path = als.sample_path("sessions_csv")
     ids = dict(patient="client_id", session="session_no", therapist="therapist_id")
     inst = {"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}
-    t = best_of(lambda: als.read_sessions(path, instruments=inst, **ids))
+    t = best_of(lambda: als.read_sessions(path, instruments=inst, **ids).data)
     big = pd.concat([als.load_sample("sessions_csv").assign(client_id=lambda d, k=k: d.client_id + f"-{k}") for k in range(50)], ignore_index=True)
-    t2 = best_of(lambda: als.read_sessions(big, instruments=inst, **ids), repeat=3)
+    t2 = best_of(lambda: als.read_sessions(big, instruments=inst, **ids).data, repeat=3)
     return [
         {"benchmark": "read_sessions sample CSV + score 2 instruments", "rows": 1821, "seconds": t},
         {"benchmark": "read_sessions DataFrame + validate IDs + score 2 instruments", "rows": len(big), "seconds": t2},
+    ]
+
+
+def bench_real_path():
+    """The real path: read_sessions on 1,000,000 session rows, then detect_ruptures on what it returned."""
+    rng = np.random.default_rng(0)
+    P, S = 100_000, 10
+    raw = pd.DataFrame({"pid": np.repeat(np.arange(P), S).astype(str), "sess": np.tile(np.arange(1, S + 1), P),
+                        "w": np.round(rng.normal(3.8, 0.4, P * S), 2)})
+    t_read = best_of(lambda: als.read_sessions(raw, patient="pid", session="sess"), repeat=2)
+    df = als.read_sessions(raw, patient="pid", session="sess").data
+    t_detect = best_of(lambda: als.detect_ruptures(df, "w"), repeat=3)
+    return [
+        {"benchmark": "read_sessions DataFrame (1,000,000 rows, 100,000 patients)", "rows": len(raw), "seconds": t_read},
+        {"benchmark": "detect_ruptures on read_sessions' table (real path)", "rows": len(df), "seconds": t_detect},
     ]
 
 
@@ -320,7 +335,7 @@ def main():
         out = pd.DataFrame(bench_lmm())
         print(out.to_markdown(index=False, floatfmt=".3f"))
         return
-    rows = bench_scoring() + bench_loading() + bench_ruptures()
+    rows = bench_scoring() + bench_loading() + bench_real_path() + bench_ruptures()
     out = pd.DataFrame(rows)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {platform.system()} {platform.release()}, "
           f"Python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}")

@@ -64,22 +64,25 @@ you, and you can register the official key from your manual."""),
 (missing IDs, session numbers that are not positive whole numbers, duplicate sessions), sorts the
 table and scores every instrument you name. Each instrument is mapped to its item columns with a
 pattern, where `{}` stands for the item number."""),
-    ("code", """df = als.read_sessions(
+    ("code", """sessions = als.read_sessions(
     als.sample_path("sessions_spss"),
     patient="client_id", session="session_no", therapist="therapist_id",
     instruments={"wai-sr": "WAISR_{}", "calpas-t": "CALPAS_T_{}", "phq-9": "PHQ9_{}"},
 )
+df = sessions.data   # the tidy table; sessions.provenance records where it came from
 df[["therapist", "patient", "session", "therapy", "wai_sr_task", "wai_sr_bond", "wai_sr_goal",
     "wai_sr_total", "calpas_t_total", "phq9_total", "phq9_n_missing"]].head()"""),
     ("md", """The warning above concerns the CALPAS. Its item-to-scale map is not publicly verified, so the
 package ships it as provisional. Before you publish CALPAS subscale scores, register the key from
 the manual, for example `als.register_instrument("calpas-t-official.toml", replace=True)`.
 
-Nothing is dropped silently. The table records where it came from and what happened to every row.
-The SPSS value labels are kept: `therapy` is now a category with the labels `CBT` and `PDT`."""),
-    ("code", """als.row_accounting(df)"""),
-    ("code", """meta = df.attrs["alliance_stats"]
-meta["value_labels"]["therapy"], df["therapy"].cat.categories.tolist(), meta["instruments"]["wai-sr"]["provenance"]"""),
+Nothing is dropped silently. Next to the table, `read_sessions` returns a small provenance record:
+the file and its SHA-256, the keys used, and what happened to every row. It is kept beside the
+table, not on it, so filtering `df` never loses it. The SPSS value labels are kept: `therapy` is
+now a category with the labels `CBT` and `PDT`."""),
+    ("code", """als.row_accounting(sessions)"""),
+    ("code", """prov = sessions.provenance
+prov.value_labels["therapy"], df["therapy"].cat.categories.tolist(), prov.instruments["wai-sr"].provenance, prov.sha256[:12]"""),
     ("md", """### What happens with bad data?
 Suppose someone typed a 6 into a WAI-SR item, which only runs from 1 to 5. You get an error that
 names the column, the row and the value, not a silent wrong mean:"""),
@@ -114,8 +117,8 @@ Lower PHQ-9 scores are better, so we pass `higher_is_better=False`."""),
           .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))
 r_xx = als.reliability(first, "phq-9", items="PHQ9_{}").loc[0, "alpha"]
 rc = als.reliable_change(ends, pre="pre", post="post", reliability=r_xx, cutoff=10, higher_is_better=False)
-print(f"alpha = {r_xx:.2f}; change needed for reliability: {rc.attrs['alliance_stats']['change_needed']:.1f} PHQ-9 points")
-rc["category"].value_counts().reindex(["recovered", "improved", "unchanged", "deteriorated"])"""),
+print(f"alpha = {r_xx:.2f}; change needed for reliability: {rc.change_needed:.1f} PHQ-9 points")
+rc.counts()"""),
     ("md", """If you have norms for a functional and a dysfunctional population, `clinical_cutoffs` gives
 Jacobson & Truax's cut-offs a, b and c. The norms below are made up for illustration:"""),
     ("code", """als.clinical_cutoffs(mean_dysfunctional=15, sd_dysfunctional=5, mean_functional=4, sd_functional=3.5,
@@ -241,7 +244,7 @@ import numpy as np
 import alliance_stats as als
 
 sorts = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id",
-                        rater="judge", items="PQS_{}")
+                        rater="judge", items="PQS_{}").data
 print(f"{len(sorts)} sorts, all valid: {sorts.qsort_valid.all()}")
 sorts.iloc[:3, :8]"""),
     ("md", """`read_qsorts` checks every sort against the forced distribution. A sort with the wrong pile
@@ -250,9 +253,10 @@ counts, a missing item or a pile outside 1–9 raises a `QSortError` that names 
 below."""),
     ("md", """## 1. Item profile
 What is most and least characteristic of the CBT sessions?"""),
-    ("code", """items = als.pqs_items(sorts, by="therapy")
+    ("code", """profile = als.pqs_items(sorts, by="therapy")
+items = profile.table
 cbt = items[items.therapy == "CBT"]
-ax = als.plot_pqs_profile(cbt)
+ax = profile.plot(group="CBT")
 ax.set_title("CBT sessions: PQS items ranked by mean pile")
 cbt[cbt.most_characteristic][["item", "mean", "sd", "rank"]].head()"""),
     ("md", """## 2. Inter-rater reliability
@@ -285,7 +289,7 @@ For this illustration we build *empirical* stand-ins from the held-out first hal
 patients (their mean profile per therapy) and score the other half."""),
     ("code", """patients = sorted(sorts.patient.unique())
 held_out = sorts[sorts.patient.isin(patients[: len(patients) // 2])]
-prototypes = als.pqs_items(held_out, by="therapy").pivot(index="item_number", columns="therapy", values="mean")
+prototypes = als.pqs_items(held_out, by="therapy").table.pivot(index="item_number", columns="therapy", values="mean")
 prototypes.columns = [f"{c}_prototype" for c in prototypes.columns]
 test = sorts[~sorts.patient.isin(held_out.patient)]
 fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True))
@@ -302,7 +306,7 @@ We correlate each item (the judges' mean pile) with the client's WAI-SR in the s
 control the false discovery rate (Benjamini & Hochberg). The simulation linked 12 items to the
 alliance (`truth.json`), and the analysis should find most of them."""),
     ("code", """sessions = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
-                            instruments={"wai-sr": "WAISR_{}"})
+                            instruments={"wai-sr": "WAISR_{}"}).data
 pa = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
 linked = als.load_sample("truth")["pqs_linked_items"]
 print(f"{pa.significant.sum()} items significant at FDR .05; planted: {linked}")
@@ -344,21 +348,22 @@ import pandas as pd
 import alliance_stats as als
 
 df = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
-                       therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
-episodes = {m: als.detect_ruptures(df, "wai_sr_total", method=m, max_decline_sessions=3)
-            for m in ("stiles2004", "strauss2006")}
-episodes["stiles2004"].head()"""),
+                       therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}).data
+results = {m: als.detect_ruptures(df, "wai_sr_total", method=m, max_decline_sessions=3)
+           for m in ("stiles2004", "strauss2006")}
+results["stiles2004"].episodes.head()"""),
     ("md", """## 1. How often, and how often repaired?
 Each rule is applied to the same sessions; here they are side by side. Patients with fewer than
-3 scored sessions are not assessable. They are counted and named in `episodes.attrs`, never
-silently dropped."""),
+3 scored sessions are not assessable. They are counted and named in each result
+(`res.not_assessable`, `res.accounting()`), never silently dropped."""),
     ("code", """rows = []
-for m, ep in episodes.items():
-    s = als.rupture_summary(ep, df)
+for m, res in results.items():
+    s = als.rupture_summary(res, df)
+    ep = res.episodes
     rows.append({"rule": m, "episodes": len(ep), "repaired %": 100 * ep.repaired.mean(),
                  "patients with a rupture %": 100 * s.any_rupture.mean(),
                  "ruptures per 10 sessions": s.ruptures_per_10_sessions.mean(),
-                 "not assessable": ep.attrs["alliance_stats"]["n_not_assessable"]})
+                 "not assessable": res.n_not_assessable})
 pd.DataFrame(rows).round(1)"""),
     ("md", """### Against the planted ruptures
 Because the data are simulated, we know where the ruptures were planted. Recall is the share of
@@ -368,8 +373,8 @@ finds more of the planted ruptures and far more noise."""),
     ("code", """planted = als.load_sample("episodes")
 planted_sessions = {(p, s) for p, r, t in zip(planted.client_id, planted.rupture_session, planted.trough_session)
                     for s in range(r, t + 1)}
-for m, ep in episodes.items():
-    found = set(zip(ep.patient, ep.rupture_session))
+for m, res in results.items():
+    found = set(zip(res.episodes.patient, res.episodes.rupture_session))
     recall = sum(any((p, s) in found for s in range(r, t + 1))
                  for p, r, t in zip(planted.client_id, planted.rupture_session, planted.trough_session)) / len(planted)
     precision = sum(k in planted_sessions for k in found) / len(found)
@@ -377,7 +382,7 @@ for m, ep in episodes.items():
     ("md", """## 2. Example patients
 Each detected episode is drawn from its pre-rupture session to the rupture session: green when
 repaired (a ring marks the repair session), orange when not."""),
-    ("code", """ep = episodes["stiles2004"]
+    ("code", """ep = results["stiles2004"].episodes
 examples = ep.groupby("patient").repaired.agg(["any", "all"])
 ids = [examples[examples["all"]].index[0], examples[~examples["any"]].index[0]]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
@@ -389,8 +394,8 @@ Every episode is aligned on its rupture session (0), from three sessions before 
 Repaired episodes show the V of Stiles et al. (2004) and Strauss et al. (2006). Unrepaired ones
 stay down. The two thresholds are shown side by side."""),
     ("code", """fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-for (m, ep), ax, title in zip(episodes.items(), axes, ["2 SD (Stiles et al. 2004)", "1 SD (Strauss et al. 2006)"]):
-    als.plot_rupture_profile(df, "wai_sr_total", ep, ax=ax, title=title)
+for res, ax, title in zip(results.values(), axes, ["2 SD (Stiles et al. 2004)", "1 SD (Strauss et al. 2006)"]):
+    res.plot(ax=ax, title=title)
 fig.tight_layout()"""),
     ("md", """## 4. Alliance trajectories
 Each patient's series is classified as stable, linear growth, linear decline, U-shaped (high–low–
@@ -438,7 +443,7 @@ check that the estimates recover it."""),
     ("code", """import alliance_stats as als
 
 df = als.read_sessions(als.sample_path("sessions_spss"), patient="client_id", session="session_no",
-                       therapist="therapist_id")
+                       therapist="therapist_id").data
 df[["patient", "session", "alliance_type", "phase"]].head()"""),
     ("md", """## 1. Transitions between alliance types
 Only sessions t and t + 1 of the same patient count. A missed session breaks the sequence and
@@ -502,7 +507,7 @@ df = als.read_sessions(
     als.sample_path("sessions_csv"),
     patient="client_id", session="session_no", therapist="therapist_id",
     instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"},
-)
+).data
 df[["therapist", "patient", "session", "wai_sr_total", "phq9_total"]].head()"""),
     ("md", """## 1. Split the alliance into between- and within-patient parts
 `als.decompose` adds the patient's mean (`_between`), the session's deviation from it
@@ -718,7 +723,7 @@ import alliance_stats as als
 als.set_theme("paper")
 figdir = Path(tempfile.mkdtemp())   # use e.g. Path("figures") for your paper
 df = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
-                       therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
+                       therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}).data
 df[["patient", "therapist", "session", "wai_sr_total", "phq9_total"]].head()"""),
     ("md", """## 1. Trajectories
 One thin line per patient and the session mean with its 95% band. The mean is drawn only where at
@@ -728,7 +733,7 @@ The next figure splits the alliance by the trajectory pattern of each patient (`
     ("code", """ends = (df.dropna(subset=["phq9_total"]).sort_values("session")
           .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))
 rc = als.reliable_change(ends, pre="pre", post="post", reliability=0.89, cutoff=10, higher_is_better=False)
-ends["reliable improvement"] = rc["category"].isin(["recovered", "improved"]).map({True: "yes", False: "no"})
+ends["reliable improvement"] = rc.table["category"].isin(["recovered", "improved"]).map({True: "yes", False: "no"})
 d = df.merge(ends[["reliable improvement"]], left_on="patient", right_index=True)
 
 fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8))
@@ -744,7 +749,7 @@ plt.show()"""),
 First against last PHQ-9 for each patient. The grey band is the region without reliable change
 (±1.96 · S_diff around the diagonal), and the dashed lines mark the clinical cut-off of 10. A
 patient has *recovered* when the improvement is reliable and crosses the cut-off."""),
-    ("code", """ax = als.plot_reliable_change(ends, pre="pre", post="post", reliability=0.89, cutoff=10, higher_is_better=False)
+    ("code", """ax = rc.plot()   # drawn from the result above, nothing is refitted
 plt.show()"""),
     ("md", """## 3. Within- and between-patient alliance effects, and therapists
 The lagged model of notebook 02 separates the within-patient effect (a better alliance than usual
@@ -765,8 +770,9 @@ Episodes are aligned on the rupture session. The 1-SD and 2-SD thresholds are sh
 because published rupture rates depend heavily on this choice."""),
     ("code", """fig, axes = plt.subplots(1, 3, figsize=(10, 3), gridspec_kw={"width_ratios": [1, 1, 1.4]})
 for ax, k in zip(axes[:2], (1.0, 2.0)):
-    ep = als.detect_ruptures(df, "wai_sr_total", threshold=k, max_decline_sessions=3)
-    als.plot_rupture_profile(df, "wai_sr_total", ep, ax=ax, title=f"{k:g}-SD rule: {len(ep)} episodes")
+    res = als.detect_ruptures(df, "wai_sr_total", threshold=k, max_decline_sessions=3)
+    res.plot(ax=ax, title=f"{k:g}-SD rule: {len(res.episodes)} episodes")
+ep = res.episodes
 pid = ep["patient"].value_counts().index[0]
 als.plot_patient_series(df, "wai_sr_total", patient_id=pid, episodes=ep, ax=axes[2])
 fig.tight_layout()
@@ -781,9 +787,8 @@ tr.to_apa()"""),
 The 100 PQS items ranked by their mean pile in the CBT sessions, with the five most and least
 characteristic items numbered."""),
     ("code", """sorts = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id",
-                        rater="judge", items="PQS_{}")
-items = als.pqs_items(sorts, by="therapy")
-ax = als.plot_pqs_profile(items[items.therapy == "CBT"].drop(columns="therapy"))
+                        rater="judge", items="PQS_{}").data
+ax = als.pqs_items(sorts, by="therapy").plot(group="CBT")
 plt.show()"""),
     ("md", """## 7. Forest and funnel plots
 The synthetic table of study correlations is calibrated to Flückiger et al. (2018). Effects are
@@ -907,7 +912,7 @@ feedback and no carry-over of symptoms (`sample_data/README.md`)."""),
     als.sample_path("sessions_csv"),
     patient="client_id", session="session_no", therapist="therapist_id",
     instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"},
-)
+).data
 truth = json.loads(als.sample_path("truth").read_text())
 df.groupby("session").size().to_frame("patients").T"""),
     ("md", """The model has a column for each variable at each session. At session 19 only 19 patients

@@ -28,7 +28,7 @@ def sample_sessions():
         session="session_no",
         therapist="therapist_id",
         instruments={"wai-sr": "WAISR_{}", "calpas-t": "CALPAS_T_{}", "phq-9": "PHQ9_{}"},
-    )
+    ).data
 
 
 @pytest.fixture(scope="session")

@@ -386,7 +386,7 @@ def test_pqs_distribution_verification_label():
     piles = np.repeat(np.arange(1, 10), als.PQS_DISTRIBUTION)
     sorts = pd.DataFrame([rng.permutation(piles) for _ in range(2)], columns=[f"pqs{i}" for i in range(1, 101)])
     sorts.insert(0, "sess", [1, 2])
-    meta = als.read_qsorts(sorts, session="sess").attrs["alliance_stats"]
-    assert meta["distribution_verification"].startswith("secondary")
-    meta = als.read_qsorts(sorts, session="sess", distribution=None).attrs["alliance_stats"]
-    assert meta["distribution_verification"] is None
+    meta = als.read_qsorts(sorts, session="sess").provenance
+    assert meta.distribution_verification.startswith("secondary")
+    meta = als.read_qsorts(sorts, session="sess", distribution=None).provenance
+    assert meta.distribution_verification is None

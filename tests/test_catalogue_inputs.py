@@ -69,10 +69,15 @@ def _rows(sep=",", rows=(("a", 1, 1), ("a", 2, 2), ("b", 1, 3))):
     return "\n".join(out) + "\n"
 
 
+#: The provenance of the last table _read() returned (it is kept next to the table, not on it).
+_LAST: dict = {}
+
+
 def _read(src, **kw):
     kw.setdefault("patient", "pid")
     kw.setdefault("session", "sess")
-    return als.read_sessions(src, **kw)
+    df, _LAST["prov"] = als.read_sessions(src, **kw)
+    return df
 
 
 def _is(actual, expected):
@@ -131,8 +136,8 @@ def _(tmp):
     def check(df):
         assert df["phq9_total"].tolist() == [9.0, 18.0, 27.0]
         assert df["weight"].tolist() == [1.5, 2.25, 0.5]
-        meta = df.attrs["alliance_stats"]
-        assert meta["separator"] == ";" and meta["decimal"] == ","
+        meta = _LAST["prov"]
+        assert meta.separator == ";" and meta.decimal == ","
 
     return Case(lambda: _read(p, instruments=["phq-9"]), [p], check=check)
 
@@ -143,7 +148,7 @@ def _(tmp):
 
     def check(df):
         assert df["phq9_total"].tolist() == [9.0, 18.0, 27.0]
-        assert df.attrs["alliance_stats"]["separator"] == "\t"
+        assert _LAST["prov"].separator == "\t"
 
     return Case(lambda: _read(p, instruments=["phq-9"]), [p], check=check)
 
@@ -201,7 +206,7 @@ def _(tmp):
 
     def check(df):
         assert df["patient"].tolist() == ["a", "a", "b"]
-        assert df.attrs["alliance_stats"]["encoding"] == "utf-8-sig"
+        assert _LAST["prov"].encoding == "utf-8-sig"
 
     return Case(lambda: _read(p), [p], check=check)
 
@@ -354,8 +359,8 @@ def _(tmp):
 
     def check(df):
         assert df["phq9_total"].tolist() == [9.0, 18.0, 27.0]
-        assert df.attrs["alliance_stats"]["sheet"] == "sessions"
-        assert df.attrs["alliance_stats"]["sheets"] == ["sessions", "codebook"]
+        assert _LAST["prov"].sheet == "sessions"
+        assert _LAST["prov"].sheets == ("sessions", "codebook")
 
     return Case(lambda: _read(p, instruments=["phq-9"]), [p], check=check)
 
@@ -398,7 +403,7 @@ def _(tmp):
     def check(out):
         assert np.isnan(out.loc[2, "phq4"]) and out["phq9_n_missing"].tolist() == [0, 0, 1]
         assert out.loc[2, "phq9_total"] == 27.0  # one missing item is prorated by the PHQ-9 key: 3 * 9
-        assert out.attrs["alliance_stats"]["user_missing"] == {
+        assert _LAST["prov"].user_missing == {
             "phq4": {"declared": [{"lo": 99.0, "hi": 99.0}], "n_set_missing": 1}}
 
     return Case(lambda: _read(p, instruments=["phq-9"]), [p], check=check)
@@ -417,7 +422,7 @@ def _(tmp):
     def check(out):
         assert out["therapy"].astype(str).tolist() == ["CBT", "CBT", "PDT"]
         assert out["phq1"].tolist() == [1.0, 2.0, 3.0]  # items keep their numbers
-        assert out.attrs["alliance_stats"]["value_labels"]["phq1"] == {0.0: "not at all", 3.0: "nearly every day"}
+        assert _LAST["prov"].value_labels["phq1"] == {0.0: "not at all", 3.0: "nearly every day"}
 
     return Case(lambda: _read(p, instruments=["phq-9"]), [p], check=check)
 
@@ -517,10 +522,10 @@ def _(tmp):
 
     def check(out):
         assert out["phq4"].isna().tolist() == [False, True, False]
-        acc = als.row_accounting(out)
+        acc = als.row_accounting(_LAST["prov"])
         row = acc[acc["step"] == "values set missing"].iloc[0]
         assert row["rows"] == 1 and row["reason"] == "phq4 (phq-9): invalid response at row(s) 1"
-        assert out.attrs["alliance_stats"]["rows"]["values_set_missing"]["phq4"]["rows"] == [1]
+        assert _LAST["prov"].instruments["phq-9"].invalid_examples == {"phq4": (1,)}
         rel = als.reliability(out, "phq-9")  # accepts the result; the bad row is left out
         assert rel["n"].tolist() == [2] and rel["n_excluded"].tolist() == [1]
 
@@ -535,12 +540,14 @@ def _(tmp):
 
     def call():
         with pytest.warns(als.InvalidValuesWarning):
-            return als.score_instruments(df, {"phq-9": "phq{}"}, on_invalid="nan")
+            return als.score_instruments(df, {"phq-9": "phq{}"}, on_invalid="nan", with_record=True)
 
-    def check(out):
+    def check(res):
+        out, rec = res
         assert np.isnan(out.loc[0, "phq1"]) and out.loc[1, "phq1"] == 2
         assert np.isnan(out.loc[0, "phq2"])
-        assert out.attrs["alliance_stats"]["instruments"]["phq-9"]["invalid_rows"] == {"phq1": [0], "phq2": [0]}
+        assert rec["phq-9"].invalid_examples == {"phq1": (0,), "phq2": (0,)}
+        assert rec["phq-9"].invalid_set_missing == {"phq1": 1, "phq2": 1}
         assert np.isnan(out.loc[0, "phq9_total"]) and out["phq9_total"].tolist()[1:] == [18.0, 27.0]
 
     return Case(call, [df], check=check)
@@ -647,7 +654,7 @@ def _(tmp):
         assert out["patient"].tolist() == ["a", "a", "b"] and out["session"].tolist() == [1, 2, 1]
         assert out["session_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-15", "2024-02-01", "2024-03-09"]
         assert out["phq1"].tolist() == [2, 1, 3]  # the rows moved with their dates
-        acc = als.row_accounting(out)
+        acc = als.row_accounting(_LAST["prov"])
         assert "date order within each patient" in acc.loc[acc["step"] == "sessions numbered from dates", "reason"].iloc[0]
 
     return Case(lambda: _read(df, session_from_dates=True), [df], check=check)
@@ -687,7 +694,7 @@ def _(tmp):
 
     def check(out):
         assert out["patient"].tolist() == ["a", "b"]
-        acc = als.row_accounting(out)
+        acc = als.row_accounting(_LAST["prov"])
         assert acc["step"].tolist() == ["read", "excluded", "kept"]
         assert acc["reason"].iloc[1] == "session 1e+20 is not a positive whole number up to 99999"
 
@@ -751,7 +758,7 @@ def _(tmp):
 
     def check(out):
         assert out["patient"].tolist() == ["P-001", "P-001", "P-002"]
-        acc = als.row_accounting(out)
+        acc = als.row_accounting(_LAST["prov"])
         assert acc.loc[acc["step"] == "IDs trimmed", ["rows", "reason"]].values.tolist() == [[1, "surrounding spaces removed from patient IDs"]]
 
     return Case(lambda: _read(df), [df], check=check)
@@ -769,7 +776,7 @@ def _(tmp):
 
     def check(out):
         assert out["therapist"].tolist() == ["T1", "T1", "T2"]
-        acc = als.row_accounting(out)
+        acc = als.row_accounting(_LAST["prov"])
         assert acc.loc[acc["step"] == "IDs trimmed", "reason"].tolist() == ["surrounding spaces removed from therapist IDs"]
 
     def call():
@@ -809,7 +816,7 @@ def _(tmp):
             return _read(df, therapist="th")
 
     def check(out):
-        assert out.attrs["alliance_stats"]["patients_with_several_therapists"] == {"a": ["T1", "T2"]}
+        assert _LAST["prov"].several_therapists == {"a": ("T1", "T2")} and _LAST["prov"].n_several_therapists == 1
 
     return Case(call, [df], check=check)
 
@@ -817,13 +824,13 @@ def _(tmp):
 @case("id-same-column-for-two-roles")
 def _(tmp):
     df = _phq()
-    return Case(lambda: als.read_sessions(df, patient="pid", session="pid"), [df], als.ColumnError, ("'pid'", "more than one of"))
+    return Case(lambda: als.read_sessions(df, patient="pid", session="pid").data, [df], als.ColumnError, ("'pid'", "more than one of"))
 
 
 @case("id-column-misspelt")
 def _(tmp):
     df = _phq()
-    return Case(lambda: als.read_sessions(df, patient="pidd", session="sess"), [df], als.ColumnError, ("patient='pidd'", "did you mean ['pid']"))
+    return Case(lambda: als.read_sessions(df, patient="pidd", session="sess").data, [df], als.ColumnError, ("patient='pidd'", "did you mean ['pid']"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -913,7 +920,7 @@ def _(tmp):
     df = _sorts()
     one = df.columns[(df.loc[0] == 9).to_numpy()][0]
     df.loc[0, one] = 8  # pile 9 loses an item, pile 8 gains one
-    return Case(lambda: als.read_qsorts(df, session="sid"), [df], als.QSortError,
+    return Case(lambda: als.read_qsorts(df, session="sid").data, [df], als.QSortError,
                 ("session 1 (row 0)", "found [5, 8, 12, 16, 18, 16, 12, 9, 4]", "expected [5, 8, 12, 16, 18, 16, 12, 8, 5]"))
 
 
@@ -921,7 +928,7 @@ def _(tmp):
 def _(tmp):
     df = _sorts()
     df.loc[1, "pqs7"] = 10
-    return Case(lambda: als.read_qsorts(df, session="sid"), [df], als.QSortError, ("session 2", "outside 1..9"))
+    return Case(lambda: als.read_qsorts(df, session="sid").data, [df], als.QSortError, ("session 2", "outside 1..9"))
 
 
 @case("qsort-flagged-not-raised")
@@ -931,7 +938,7 @@ def _(tmp):
 
     def call():
         with pytest.warns(als.InvalidValuesWarning, match="1 of 2 Q-sorts"):
-            return als.read_qsorts(df, session="sid", on_invalid="flag")
+            return als.read_qsorts(df, session="sid", on_invalid="flag").data
 
     return Case(call, [df], check=lambda q: _is(q["qsort_valid"].tolist(), [True, False]))
 
@@ -939,26 +946,26 @@ def _(tmp):
 @case("qsort-distribution-wrong-sum")
 def _(tmp):
     df = _sorts()
-    return Case(lambda: als.read_qsorts(df, session="sid", distribution=[10] * 9), [df], als.QSortError, ("sums to 90", "not 100"))
+    return Case(lambda: als.read_qsorts(df, session="sid", distribution=[10] * 9).data, [df], als.QSortError, ("sums to 90", "not 100"))
 
 
 @case("qsort-distribution-not-numbers")
 def _(tmp):
     df = _sorts()
-    return Case(lambda: als.read_qsorts(df, session="sid", distribution="5,8,12"), [df], als.OptionError, ("distribution='5,8,12'", "whole numbers"))
+    return Case(lambda: als.read_qsorts(df, session="sid", distribution="5,8,12").data, [df], als.OptionError, ("distribution='5,8,12'", "whole numbers"))
 
 
 @case("qsort-on-invalid-option")
 def _(tmp):
     df = _sorts()
-    return Case(lambda: als.read_qsorts(df, session="sid", on_invalid="drop"), [df], als.OptionError, ("on_invalid='drop'", "'raise', 'flag'"))
+    return Case(lambda: als.read_qsorts(df, session="sid", on_invalid="drop").data, [df], als.OptionError, ("on_invalid='drop'", "'raise', 'flag'"))
 
 
 @case("qsort-patient-ids-as-text")
 def _(tmp):
     df = _sorts()
     df.insert(0, "pid", [7, 7.0])
-    return Case(lambda: als.read_qsorts(df, session="sid", patient="pid"), [df], check=lambda q: _is(q["patient"].tolist(), ["7", "7"]))
+    return Case(lambda: als.read_qsorts(df, session="sid", patient="pid").data, [df], check=lambda q: _is(q["patient"].tolist(), ["7", "7"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1141,8 +1148,8 @@ def test_loader_and_pseudonymize_group_ids_alike(raw):
     """Two raw IDs are one patient for read_sessions exactly when pseudonymize gives them one
     pseudonym (the one ID rule), whatever mix of numbers, text, zeros and spaces."""
     df = pd.DataFrame({"pid": pd.Series(raw, dtype=object), "sess": range(1, len(raw) + 1)})
-    out = als.read_sessions(df, patient="pid", session="sess")
-    loaded = dict(zip(out.attrs["alliance_stats"]["source_rows"], out["patient"]))
+    out = als.read_sessions(df, patient="pid", session="sess").data
+    loaded = dict(zip(out["session"] - 1, out["patient"]))  # session i + 1 was row i
     pseudo = als.pseudonymize(df, "pid", key="a secret key")["pid"]
     for i in range(len(raw)):
         for j in range(len(raw)):
@@ -1182,7 +1189,7 @@ def test_models_refuse_infinite_scores(call, words):
 
 
 def test_pqs_alliance_refuses_infinite_alliance():
-    sorts = als.read_qsorts(_sorts(4), session="sid")
+    sorts = als.read_qsorts(_sorts(4), session="sid").data
     data = pd.DataFrame({"sid": [1, 2, 3, 4], "wai": [4.0, np.inf, 3.0, 2.5]})
     with pytest.raises(als.ColumnError, match=r"'wai' holds infinite values at rows 1"):
         als.pqs_alliance(sorts, data.rename(columns={"sid": "session"}), alliance="wai")

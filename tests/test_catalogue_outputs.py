@@ -263,7 +263,7 @@ def test_score_writes_the_format_its_extension_names(sav_input, tmp_path, ext):
     out = tmp_path / f"scored{ext}"
     assert main(_score_args(sav_input, out)) == 0
     want = als.read_sessions(sav_input, patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"},
-                             apply_labels=ext not in (".sav", ".dta"))
+                             apply_labels=ext not in (".sav", ".dta")).data
     got, meta = _read_back(out)
     assert list(got.columns) == list(want.columns) and len(got) == len(want) == 1821
     for col in ("session", "wai_sr_total", "wai_sr_bond", "WAISR_1", "age"):

@@ -176,10 +176,10 @@ def _figure():
 
 #: (id, option, bad value, call with the bad value)
 BAD_OPTIONS = [
-    ("read_sessions-shape", "shape", "tall", lambda v: als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", shape=v)),
-    ("read_sessions-on_bad_rows", "on_bad_rows", "skip", lambda v: als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", on_bad_rows=v)),
+    ("read_sessions-shape", "shape", "tall", lambda v: als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", shape=v).data),
+    ("read_sessions-on_bad_rows", "on_bad_rows", "skip", lambda v: als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", on_bad_rows=v).data),
     ("read_table-sep", "sep", "#", lambda v: als.read_table(als.sample_path("sessions_csv"), sep=v)),
-    ("read_qsorts-on_invalid", "on_invalid", "drop", lambda v: als.read_qsorts(als.sample_path("pqs"), session="session", on_invalid=v)),
+    ("read_qsorts-on_invalid", "on_invalid", "drop", lambda v: als.read_qsorts(als.sample_path("pqs"), session="session", on_invalid=v).data),
     ("score-on_invalid", "on_invalid", "drop", lambda v: als.score(_PHQ, "phq-9", items="phq{}", on_invalid=v)),
     ("score_instruments-on_invalid", "on_invalid", "drop", lambda v: als.score_instruments(_PHQ, {"phq-9": "phq{}"}, on_invalid=v)),
     ("reliability-on_invalid", "on_invalid", "drop", lambda v: als.reliability(_PHQ, "phq-9", items="phq{}", on_invalid=v)),

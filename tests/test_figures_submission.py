@@ -25,7 +25,7 @@ def sessions():
     return als.read_sessions(
         als.sample_path("sessions_csv"), patient="client_id", session="session_no", therapist="therapist_id",
         instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"},
-    )
+    ).data
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,8 @@ def _within_between():
 
 
 def _pqs_items():
-    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
-    return als.pqs_items(q[q.therapy == "CBT"])
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
+    return als.pqs_items(q[q.therapy == "CBT"]).table
 
 
 def standard_figures(sessions, meta):
@@ -53,7 +53,7 @@ def standard_figures(sessions, meta):
     small, full = meta
     s = sessions[sessions.patient.isin(sessions.patient.unique()[:40])]
     ep = als.detect_ruptures(s, "wai_sr_total")
-    pid = ep["patient"].iloc[0]
+    pid = ep.episodes["patient"].iloc[0]
     last = s.sort_values("session").groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last"))
     last = last.rename(columns={"pre": "phq9_total_pre", "post": "phq9_total_post"})
     tr = als.transitions(s, "alliance_type", states=als.ALLIANCE_TYPES)
@@ -65,14 +65,14 @@ def standard_figures(sessions, meta):
         ("pqs_profile", als.plot_pqs_profile(_pqs_items()), []),
         ("transitions", als.plot_transitions(tr), []),
         ("patient_series", als.plot_patient_series(s, "wai_sr_total", patient_id=pid, episodes=ep), ["x"]),
-        ("rupture_profile", als.plot_rupture_profile(s, "wai_sr_total", ep), ["x"]),
+        ("rupture_profile", als.plot_rupture_profile(ep), ["x"]),
         ("within_between", als.plot_within_between(_within_between()), []),
         ("caterpillar", als.plot_therapist_effects(m), []),
         ("trajectories", als.plot_trajectories(s, "phq9_total", max_patients=20), ["x"]),
         ("trajectories_hue", als.plot_trajectories(s.assign(grp=s.patient.map(lambda p: hash(p) % 2)), "wai_sr_total",
                                                    hue="grp", min_n=2), ["x"]),
-        ("reliable_change", als.plot_reliable_change(last, pre="phq9_total_pre", post="phq9_total_post", reliability=0.84,
-                                                     cutoff=10, higher_is_better=False), []),
+        ("reliable_change", als.plot_reliable_change(als.reliable_change(
+            last, pre="phq9_total_pre", post="phq9_total_post", reliability=0.84, cutoff=10, higher_is_better=False)), []),
     ]
     return figs
 
@@ -167,7 +167,7 @@ def test_axis_labels_name_the_instrument_not_the_column(sessions):
     ax = als.plot_trajectories(sessions, "phq9_total", max_patients=5)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Session", "PHQ-9 total")
     d = pd.DataFrame({"phq9_total_pre": [20.0, 12, 9], "phq9_total_post": [8.0, 13, 3]})
-    ax = als.plot_reliable_change(d, pre="phq9_total_pre", post="phq9_total_post", reliability=0.84, sd=5)
+    ax = als.reliable_change(d, pre="phq9_total_pre", post="phq9_total_post", reliability=0.84, sd=5).plot()
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("PHQ-9 total (pre)", "PHQ-9 total (post)")
     ax = als.plot_within_between(_within_between())
     assert ax.get_xlabel() == "Effect on WAI-SR total (95% CI)"

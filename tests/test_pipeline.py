@@ -73,7 +73,7 @@ def test_demo_tables_versions_seed_and_checksums(demo):
     assert ex["same_scores_as_csv"].all()
     # the within-patient effect in the report is the model's
     ao = als.alliance_outcome(als.read_sessions(src, patient="client_id", session="session_no", therapist="therapist_id",
-                                                instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}),
+                                                instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}).data,
                               outcome="phq9_total", alliance="wai_sr_total", therapist="therapist", covariates=["session"])
     w = ao.effects.iloc[0]
     assert f"b = {w['estimate']:.2f}, 95% CI [{w['ci_low']:.2f}, {w['ci_high']:.2f}]" in html
@@ -182,7 +182,7 @@ def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):
     cfg = _config(tmp_path, body)
     out = run_study(load_config(cfg), tmp_path / "r", progress=False)
     df = als.read_sessions(tmp_path / "sessions.csv", patient="client_id", session="session_no", therapist="therapist_id",
-                           instruments={"wai-sr": "WAISR_{}"})
+                           instruments={"wai-sr": "WAISR_{}"}).data
     first = df.sort_values("session").groupby("patient").head(1)
     r = als.reliability(first, "wai-sr", items="WAISR_{}")
     bond = r.loc[r["scale"] == "bond", "alpha"].iloc[0]
@@ -201,7 +201,7 @@ def test_demo_has_dynamics_and_dropout_and_says_why_agreement_is_skipped(demo):
     assert "Not run: the client&#x27;s (wai-sr, mean of items 1–5) and the therapist&#x27;s (calpas-t" in body
     assert "different scales" in body and "<table" not in body
     s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
-                          therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
+                          therapist="therapist_id", instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}).data
     dyn = als.dynamic_panel(s, x="wai_sr_total", y="phq9_total", max_session=12)
     assert f"**Methods.** {dyn.methods()}" in (demo / "report.md").read_text()
     assert pd.read_csv(demo / "tables" / "dynamics_apa.csv", dtype=str).to_numpy().tolist() == dyn.to_apa().to_numpy().tolist()
@@ -259,7 +259,7 @@ def test_item_lists_score_like_the_pattern(tmp_path):
     body = BASE.replace('"phq-9" = "PHQ9_{}"', f'"phq-9" = [{items}]') + '\n[analyses]\nrun = ["reliability"]\n'
     out = run_study(load_config(_config(tmp_path, body)), tmp_path / "r", progress=False)
     rel = pd.read_csv(out / "tables" / "reliability.csv")
-    s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"phq-9": "PHQ9_{}"})
+    s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"phq-9": "PHQ9_{}"}).data
     ref = als.reliability(s, "phq-9", items="PHQ9_{}")
     assert rel.loc[rel["instrument"] == "phq-9", "alpha"].to_numpy() == pytest.approx(ref["alpha"].to_numpy(), abs=1e-12)
     short = BASE.replace('"phq-9" = "PHQ9_{}"', '"phq-9" = ["PHQ9_1", "PHQ9_2"]')
@@ -297,12 +297,13 @@ def test_figures_table_sets_formats_dpi_and_width(tmp_path):
 def test_pre_post_and_score_reliability():
     df = pd.DataFrame({"patient": ["a", "a", "a", "b", "c"], "session": [3, 1, 2, 1, 1],
                        "phq9_total": [12.0, 20.0, None, 15.0, None]})
-    pp = als.pre_post(df, "phq9_total")
+    pp = als.pre_post(df, "phq9_total").set_index("patient")
     assert pp.loc["a", ["pre", "post", "pre_session", "post_session", "n_scores"]].tolist() == [20.0, 12.0, 1, 3, 2]
     assert pp.loc["b", "pre"] == 15.0 and pd.isna(pp.loc["b", "post"])
-    assert pp.attrs["alliance_stats"] == {"score": "phq9_total", "n_patients": 1, "n_single": 1, "n_none": 1}
+    assert pp["n_scores"].tolist() == [2, 1, 0]  # c has no score: kept, both ends missing
+    assert pd.isna(pp.loc["c", "pre"])
     s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
-                          instruments={"wai-sr": "WAISR_{}"})
+                          instruments={"wai-sr": "WAISR_{}"}).data
     got = als.score_reliability(s, "wai_sr_bond", {"wai-sr": "WAISR_{}"})
     first = s[s.groupby("patient")["session"].transform("min") == s["session"]]
     ref = als.reliability(first, "wai-sr", items="WAISR_{}").set_index("scale").loc["bond"]

@@ -79,8 +79,8 @@ def test_plots_refuse_meta_regression():
 
 
 def test_pqs_profile():
-    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
-    items = als.pqs_items(q[q.therapy == "CBT"])
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
+    items = als.pqs_items(q[q.therapy == "CBT"]).table
     ax = als.plot_pqs_profile(items, n_label=3)
     pts = ax.collections[1].get_offsets()
     assert len(pts) == 100
@@ -89,7 +89,7 @@ def test_pqs_profile():
     assert [t.get_text() for t in ax.texts][:3] == top and len(ax.texts) == 6
     assert ax.get_ylim() == (1, 9)
     with pytest.raises(als.AllianceStatsError, match="several groups"):
-        als.plot_pqs_profile(als.pqs_items(q, by="therapy"))
+        als.plot_pqs_profile(als.pqs_items(q, by="therapy").table)
 
 
 def test_patient_series_and_rupture_profile():
@@ -102,10 +102,13 @@ def test_patient_series_and_rupture_profile():
     assert len(ax.lines) == 2  # the series and one episode segment
     assert ax.lines[1].get_xdata().tolist() == [3, 4]
     assert len(ax.collections) == 1  # the repair ring
-    prof = als.rupture_profile(d, "w", ep, window=3)
+    prof = ep.profile(window=3)
     a = prof[prof.patient == "a"].set_index("offset")["score"]
     assert a.to_dict() == {-3: 4.0, -2: 4.0, -1: 4.0, 0: 2.0, 1: 4.0, 2: 4.0, 3: 4.0}
-    ax2 = als.plot_rupture_profile(d, "w", ep)
+    ax2 = ep.plot()
+    assert ax2.get_xlabel() == "Sessions from the rupture session" and ax2.get_ylabel().startswith("Mean")
+    ax3 = als.plot_rupture_profile(prof)  # the profile table draws the same figure
+    assert ax3.lines[0].get_ydata().tolist() == ax2.lines[0].get_ydata().tolist()
     labels = [t.get_text() for t in ax2.get_legend().get_texts()]
     assert labels == ["repaired (n = 1)", "unrepaired (n = 1)"]
     assert ax2.lines[0].get_ydata()[3] == 2.0 and ax2.lines[1].get_ydata()[3] == 2.0
@@ -171,13 +174,15 @@ def test_plot_trajectories_facets_and_errors():
     with pytest.raises(als.AllianceStatsError, match=r"'grp' is missing for patient\(s\) \['P3'\]"):
         als.plot_trajectories(gap, "score", hue="grp")
     with pytest.raises(als.AllianceStatsError, match="no patient has both 'pre' and 'post'"):
-        als.plot_reliable_change(pd.DataFrame({"pre": [1.0, np.nan], "post": [np.nan, 2.0]}), pre="pre", post="post", reliability=0.8, sd=1)
+        als.reliable_change(pd.DataFrame({"pre": [1.0, np.nan], "post": [np.nan, 2.0]}), pre="pre", post="post", reliability=0.8, sd=1).plot()
 
 
 def test_plot_reliable_change_categories_band_and_cutoff():
     # SD 5, r .84: S_diff = 2.828, change needed 5.544 (as the hand-worked reliable_change test)
     d = pd.DataFrame({"pre": [20, 20, 20, 10, 11, 15], "post": [10, 16, 27, 13, 2, np.nan]})
-    ax = als.plot_reliable_change(d, pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    rc = als.reliable_change(d, pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    ax = rc.plot()
+    assert als.plot_reliable_change(rc).get_legend() is not None
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "recovered (1)" in labels and "improved (1)" in labels and "unchanged (2)" in labels and "deteriorated (1)" in labels
     pts = {c.get_label(): c.get_offsets() for c in ax.collections if c.get_label().split(" ")[0] in als.plots.RCI_COLORS}

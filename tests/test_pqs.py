@@ -1,3 +1,4 @@
+import matplotlib.pyplot as plt
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,14 @@ PILES = np.repeat(np.arange(1, 10), als.PQS_DISTRIBUTION)
 
 @pytest.fixture(scope="module")
 def sorts():
-    return als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}")
+    return als.read_qsorts(als.sample_path("pqs"), session="session_no", patient="client_id", rater="judge", items="PQS_{}").data
 
 
 def _sort_frame(rows, **ids):
     df = pd.DataFrame(rows, columns=[f"pqs{i}" for i in range(1, 101)])
     for k, v in ids.items():
         df.insert(0, k, v)
-    return als.read_qsorts(df, session="session", rater="rater" if "rater" in ids else None)
+    return als.read_qsorts(df, session="session", rater="rater" if "rater" in ids else None).data
 
 
 def test_prototype_fit_hand_worked():
@@ -56,8 +57,10 @@ def test_flagged_sorts_never_enter(sorts):
     bad.loc[0, "qsort_valid"] = False
     fit = als.pqs_prototype_fit(bad, pd.DataFrame({"p": np.arange(100)}))
     assert len(fit) == len(sorts) - 1 and fit.attrs["alliance_stats"]["n_excluded"] == 1
-    items = als.pqs_items(bad)
-    assert items["n"].iloc[0] == len(sorts) - 1
+    res = als.pqs_items(bad)
+    items = res.table
+    assert items["n"].iloc[0] == len(sorts) - 1 and res.n_excluded == 1 and res.n_sorts == len(sorts) - 1
+    assert res.accounting()["n"].tolist() == [len(sorts) - 1, 1]
     raw = sorts.drop(columns=["qsort_valid", "qsort_problem"])
     with pytest.raises(als.ColumnError, match="read them with als.read_qsorts"):
         als.pqs_items(raw)
@@ -66,7 +69,7 @@ def test_flagged_sorts_never_enter(sorts):
 def test_pqs_items_hand_worked():
     a, b = PILES.copy(), PILES[::-1].copy()
     sorts = _sort_frame([a, a, b], session=[1, 2, 3])
-    it = als.pqs_items(sorts, n_extreme=5).set_index("item")
+    it = als.pqs_items(sorts, n_extreme=5).table.set_index("item")
     # item 100: piles 9, 9, 1 -> mean 19/3; item 1: 1, 1, 9 -> 11/3
     assert it.loc["pqs100", "mean"] == pytest.approx(19 / 3) and it.loc["pqs1", "mean"] == pytest.approx(11 / 3)
     assert it.loc["pqs100", "sd"] == pytest.approx(np.std([9, 9, 1], ddof=1))
@@ -75,7 +78,13 @@ def test_pqs_items_hand_worked():
 
 
 def test_pqs_items_by_group(sorts):
-    by = als.pqs_items(sorts, by="therapy")
+    res = als.pqs_items(sorts, by="therapy")
+    by = res.table
+    ax = res.plot(group="CBT")
+    assert len(ax.collections[1].get_offsets()) == 100
+    with pytest.raises(als.OptionError, match="group=None"):
+        res.plot()
+    plt.close("all")
     assert set(by["therapy"]) == {"CBT", "PDT"} and len(by) == 200
     assert (by.groupby("therapy")["most_characteristic"].sum() == 10).all()
 
@@ -127,7 +136,7 @@ def test_q_factor_rule_finds_the_two_therapy_types(sorts):
 
 
 def test_pqs_alliance_recovers_linked_items(sorts):
-    d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"})
+    d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
     pa = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])
     linked = {f"pqs{i}" for i in als.load_sample("truth")["pqs_linked_items"]}
     top = set(pa.head(12)["item"])

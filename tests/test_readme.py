@@ -21,9 +21,9 @@ def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
     finally:
         mpl.rcdefaults()
         plt.close("all")
-    assert len(ns["df"]) == 1821
+    assert len(ns["df"]) == 1821 and ns["prov"].n_kept == 1821 and ns["prov"].format == "spss"
     assert ns["ao"].effects["level"].tolist() == ["within-patient", "between-patient", "therapist"]
-    assert len(ns["ep"]) > 0 and ns["meta"].k == ns["studies"]["study"].nunique()
+    assert len(ns["ep"].episodes) > 0 and ns["meta"].k == ns["studies"]["study"].nunique()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure2.pdf", "figure2.png", "table2.docx"]
 
 
@@ -39,5 +39,6 @@ def test_readme_examples_run_as_written():
     assert ns["m"].n_groups == {"therapist": 20, "therapist:patient": 160}
     assert round(ns["ar"].residual_params["phi"], 2) == 0.25  # the AR(1) example's comment
     assert ns["res"].three_level and ns["re"].test == "knha"
-    assert len(ns["ep"]) > 0 and ns["ep"].attrs["alliance_stats"]["rules"]["threshold"] == 2.0
+    assert len(ns["ep"].episodes) > 0 and ns["ep"].rules["threshold"] == 2.0
+    assert ns["sessions"].provenance.n_kept == 1821 and ns["sessions"].provenance.format == "spss"
     plt.close("all")

@@ -56,24 +56,28 @@ def test_constant_item_is_an_error():
 def test_reliable_change_hand_worked():
     # SD_pre = 5, r_xx = .84: SE = 5 * sqrt(.16) = 2, S_diff = 2 * sqrt(2) = 2.8284, 1.96 * S_diff = 5.544
     df = pd.DataFrame({"pre": [20, 20, 20, 10, 20], "post": [10, 16, 27, 13, np.nan]})
-    out = als.reliable_change(df, pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    res = als.reliable_change(df, pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    out = res.table
     np.testing.assert_allclose(out["rc"].iloc[:4], [-10 / np.sqrt(8), -4 / np.sqrt(8), 7 / np.sqrt(8), 3 / np.sqrt(8)])
     assert out["category"].astype(object).iloc[:4].tolist() == ["recovered", "unchanged", "deteriorated", "unchanged"]
     assert out["reliable"].tolist() == [True, False, True, False, False]
     assert pd.isna(out["category"].iloc[4])
-    meta = out.attrs["alliance_stats"]
-    assert meta["s_diff"] == pytest.approx(2 * np.sqrt(2)) and meta["n_not_classified"] == 1
+    assert res.s_diff == pytest.approx(2 * np.sqrt(2)) and res.n_not_classified == 1
+    assert res.se == pytest.approx(2.0) and res.change_needed == pytest.approx(1.96 * 2 * np.sqrt(2))
+    assert res.counts()["patients"].tolist() == [1, 0, 2, 1]
+    assert res.accounting()["n"].tolist() == [4, 1] and df.shape == (5, 2)
+    assert "at least 5.54 points" in res.methods() and res.to_frame()["pre"].tolist()[:4] == [20, 20, 20, 10]
     # the same improvement without passing the cut-off is "improved"
-    out2 = als.reliable_change(pd.DataFrame({"pre": [25], "post": [15]}), pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    out2 = als.reliable_change(pd.DataFrame({"pre": [25], "post": [15]}), pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False).table
     assert out2["category"].iloc[0] == "improved"
     # a reliable improvement that starts below the cut-off crosses nothing: "improved", not "recovered"
-    out3 = als.reliable_change(pd.DataFrame({"pre": [11], "post": [2]}), pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False)
+    out3 = als.reliable_change(pd.DataFrame({"pre": [11], "post": [2]}), pre="pre", post="post", reliability=0.84, sd=5, cutoff=12, higher_is_better=False).table
     assert out3["rc"].iloc[0] == pytest.approx(-9 / np.sqrt(8)) and out3["category"].iloc[0] == "improved"
 
 
 def test_reliable_change_default_sd_and_direction():
     df = pd.DataFrame({"pre": [2.0, 4.0, 3.0], "post": [4.0, 4.0, 3.0]})  # SD of pre = 1
-    out = als.reliable_change(df, pre="pre", post="post", reliability=0.75)
+    out = als.reliable_change(df, pre="pre", post="post", reliability=0.75).table
     # SE = 1 * .5, S_diff = .7071: change of 2 -> RC = 2.828 (improved, higher is better)
     assert out["rc"].iloc[0] == pytest.approx(2 / np.sqrt(0.5))
     assert out["category"].astype(object).tolist() == ["improved", "unchanged", "unchanged"]
@@ -98,3 +102,17 @@ def test_clinical_cutoffs_hand_worked():
     assert up.loc["a", "value"] == 4.0 and up.loc["b", "value"] == 4.0
     with pytest.raises(als.AllianceStatsError, match="sd_functional must be positive"):
         als.clinical_cutoffs(mean_dysfunctional=1, sd_dysfunctional=1, mean_functional=1, sd_functional=0)
+
+
+def test_pre_post_feeds_reliable_change():
+    # first and last scored session per patient; one score: no post; session order, not row order
+    d = pd.DataFrame({"patient": ["a", "a", "a", "b", "c", "c"], "session": [3, 1, 2, 1, 1, 2],
+                      "phq": [9, 20, 15, 12, np.nan, 14]})
+    pp = als.pre_post(d, "phq")
+    assert pp["patient"].tolist() == ["a", "b", "c"]
+    assert pp["pre"].tolist() == [20.0, 12.0, 14.0] and pp["post"].tolist()[0] == 9.0
+    assert pp["post"].isna().tolist() == [False, True, True] and pp["n_scores"].tolist() == [3, 1, 1]
+    res = als.reliable_change(pp, reliability=0.84, sd=5, higher_is_better=False)
+    # a: change -11, S_diff 2.828: RC = -3.89, reliable improvement
+    assert res.table["rc"].iloc[0] == pytest.approx(-11 / np.sqrt(8)) and res.table["category"].iloc[0] == "improved"
+    assert res.n_not_classified == 2

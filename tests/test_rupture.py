@@ -12,8 +12,7 @@ def series(vals, pid="a", sessions=None):
 
 
 def one(df, **kw):
-    ep = als.detect_ruptures(df, "w", **kw)
-    return ep
+    return als.detect_ruptures(df, "w", **kw).episodes
 
 
 # Hand-worked SDs (sample SD of the patient's scores):
@@ -66,11 +65,14 @@ def test_multi_session_decline(method):
 def test_flat_series_and_gap(method):
     assert len(one(series([4.0] * 6), method=method)) == 0
     gap = series([4, 4, 4, 2, 4], sessions=[1, 2, 3, 5, 6])  # the drop spans a missed session
-    ep = one(gap, method=method)
-    assert len(ep) == 0 and ep.attrs["alliance_stats"]["steps_not_assessed"] == 1
+    res = als.detect_ruptures(gap, "w", method=method)
+    assert len(res.episodes) == 0 and res.steps_not_assessed == 1
+    # 6 rows, 5 steps: 3 compared, 1 across the missed session
+    assert res.accounting()[["unit", "status", "n"]].values.tolist() == [
+        ["patients", "used", 1], ["session steps", "used", 3], ["session steps", "excluded", 1]]
     miss = series([4, 4, 4, np.nan, 2, 4, 4])  # a missing score breaks the step too
-    ep = one(miss, method=method)
-    assert len(ep) == 0 and ep.attrs["alliance_stats"]["steps_not_assessed"] == 2
+    res = als.detect_ruptures(miss, "w", method=method)
+    assert len(res.episodes) == 0 and res.steps_not_assessed == 2 and res.steps_assessed == 4
 
 
 def test_repair_found_across_a_missed_session():
@@ -81,9 +83,8 @@ def test_repair_found_across_a_missed_session():
 
 def test_not_assessable_reported_not_dropped():
     df = pd.concat([series([4, 4, 4, 2, 4, 4], "a"), series([4, 2], "b")], ignore_index=True)
-    ep = one(df)
-    meta = ep.attrs["alliance_stats"]
-    assert meta["not_assessable"] == ["b"] and meta["n_not_assessable"] == 1 and meta["n_patients"] == 2
+    ep = als.detect_ruptures(df, "w")
+    assert ep.not_assessable == ("b",) and ep.n_not_assessable == 1 and ep.n_patients == 2
     summ = als.rupture_summary(ep, df).set_index("patient")
     assert summ.loc["a", "ruptures"] == 1 and summ.loc["a", "repaired"] == 1 and summ.loc["a", "unrepaired"] == 0
     assert summ.loc["a", "ruptures_per_10_sessions"] == pytest.approx(10 / 6)
@@ -119,7 +120,7 @@ def test_recovers_planted_ruptures():
     st = als.simulate_study(seed=3, n_therapists=20, patients_per_therapist=10, missed_session_rate=0)
     d = st.sessions.assign(w=als.score(st.sessions, "wai-sr", items="wai{}")["wai_sr_total"])
     pl = st.episodes
-    ep = als.detect_ruptures(d, "w", method="stiles2004", max_decline_sessions=3)
+    ep = als.detect_ruptures(d, "w", method="stiles2004", max_decline_sessions=3).episodes
     det = set(zip(ep.patient, ep.rupture_session))
     hits = sum(any((p, s) in det for s in range(r, t + 1)) for p, r, t in zip(pl.patient, pl.rupture_session, pl.trough_session))
     assert hits / len(pl) > 0.75  # recall of the 2-SD rule; 0.82 at this seed
@@ -159,7 +160,7 @@ def test_trajectories_closed_forms_and_patterns():
     assert tr.loc["flat", "pattern"] == "stable" and tr.loc["down", "pattern"] == "linear decline"
     assert tr.loc["U", "pattern"] == "U-shaped" and tr.loc["V", "pattern"] == "V-shaped"
     assert tr.loc["V", "repaired_rupture"] and pd.isna(tr.loc["short", "pattern"])
-    assert tr.attrs["alliance_stats"]["not_assessable"] == ["short"]
+    assert tr.loc[tr["pattern"].isna()].index.tolist() == ["short"] and tr.loc["short", "n_sessions"] == 3
 
 
 def _outcome_data():
@@ -218,7 +219,7 @@ def test_rupture_outcome_exclusions_and_errors():
         als.rupture_outcome(d, ep, outcome="phq")
     with pytest.raises(als.InsufficientDataError, match="at least two patients without ruptures"):
         als.rupture_outcome(d[~d.patient.str.startswith("none")], als.detect_ruptures(d[~d.patient.str.startswith("none")], "w"), outcome="phq")
-    with pytest.raises(als.ArgumentError, match="from als.detect_ruptures"):
+    with pytest.raises(als.ArgumentError, match="the result of als.detect_ruptures"):
         als.rupture_outcome(d, pd.DataFrame(), outcome="phq")
 
 
@@ -247,3 +248,40 @@ def test_rupture_outcome_with_therapists_uses_the_mixed_model():
     assert "lmerTest" in res.model
     e = res.effects.set_index("contrast")
     assert e.loc["repaired vs none", "df"] == pytest.approx(ref.loc["status[T.repaired]", "df"])
+
+
+def test_episodes_result_filters_profiles_and_reports():
+    d = pd.DataFrame({"patient": ["a"] * 8 + ["b"] * 8 + ["c"] * 2, "session": list(range(1, 9)) * 2 + [1, 2],
+                      "w": [4, 4, 4, 2, 4, 4, 4, 4] + [4, 4, 4, 4, 2, 2, 2, 2] + [4, 3]})
+    before = d.copy()
+    res = als.detect_ruptures(d, "w", threshold=1.5)
+    pd.testing.assert_frame_equal(d, before)
+    assert isinstance(res, als._result.Result) and res.to_frame().equals(res.episodes) and res.to_frame() is not res.episodes
+    assert repr(res) == "<RuptureEpisodes: 2 episodes (1 repaired) in 2 of 2 assessable patients; rule 1.5 SD (within)>"
+    acc = res.accounting()
+    assert acc.loc[acc.status == "excluded", ["unit", "reason", "n"]].values.tolist() == [
+        ["patients", "fewer than 3 scored sessions", 1]]
+    assert "not assessable (1 of 3)" in res.methods() and "1 (50.0%) were repaired" in res.methods()
+    # a filtered result keeps its rules: the summary counts only the kept episodes, c stays not assessable
+    rep = res.filter(res.episodes["repaired"])
+    assert rep.episodes["patient"].tolist() == ["a"] and rep.rules == res.rules
+    summ = als.rupture_summary(rep, d).set_index("patient")
+    assert summ.loc["a", "ruptures"] == 1 and summ.loc["b", "ruptures"] == 0 and not summ.loc["c", "assessable"]
+    with pytest.raises(als.ArgumentError, match="boolean mask"):
+        res.filter([0, 1])
+    # the profile by hand: a's V 4,4,4,[2],4,4,4; b's drop 4,4,4,[2],2,2,2 around session 5 (session 8 is b's last)
+    prof = res.profile(window=3)
+    assert prof[prof.patient == "a"].set_index("offset")["score"].to_dict() == {-3: 4.0, -2: 4.0, -1: 4.0, 0: 2.0, 1: 4.0, 2: 4.0, 3: 4.0}
+    assert prof[prof.patient == "b"].set_index("offset")["score"].to_dict() == {-3: 4.0, -2: 4.0, -1: 4.0, 0: 2.0, 1: 2.0, 2: 2.0, 3: 2.0}
+    assert res.profile(window=1)["offset"].tolist() == [-1, 0, 1, -1, 0, 1]
+    assert als.rupture_profile(res, window=1).equals(res.profile(window=1))
+    with pytest.raises(als.ArgumentError, match="result of als.detect_ruptures"):
+        als.rupture_summary(res.episodes, d)
+
+
+def test_profile_skips_missed_sessions_and_missing_scores():
+    d = pd.DataFrame({"patient": "a", "session": [1, 2, 3, 4, 6, 7], "w": [4, 4, 4, 2, np.nan, 4.0]})
+    res = als.detect_ruptures(d, "w", threshold=1.0)
+    prof = res.profile(window=3)
+    # session 5 was missed and session 6 has no score: offsets +1 and +2 are absent, +3 (session 7) is there
+    assert prof.set_index("offset")["score"].to_dict() == {-3: 4.0, -2: 4.0, -1: 4.0, 0: 2.0, 3: 4.0}

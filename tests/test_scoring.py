@@ -149,8 +149,10 @@ def test_on_invalid_nan_counts_and_warns():
     df = pd.DataFrame({f"p{i}": [1, 1] for i in range(1, 10)})
     df.loc[1, "p1"] = 9
     with pytest.warns(als.InvalidValuesWarning, match="1 invalid value"):
-        out = als.score(df, "phq-9", items="p{}", on_invalid="nan")
-    assert out.attrs["alliance_stats"]["invalid"] == {"p1": 1}
+        out, rec = als.score(df, "phq-9", items="p{}", on_invalid="nan", with_record=True)
+    assert out.attrs == {}
+    assert rec.invalid_set_missing == {"p1": 1} and rec.invalid_examples == {"p1": (1,)}
+    assert rec.name == "phq-9" and rec.items == tuple(f"p{i}" for i in range(1, 10)) and rec.scoring == "sum"
     assert out.loc[1, "phq9_total"] == 9.0 and out.loc[1, "phq9_n_missing"] == 1
 
 

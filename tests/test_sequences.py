@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+import matplotlib.pyplot as plt
 
 import alliance_stats as als
 
@@ -69,12 +70,12 @@ def test_transition_errors():
 def test_lag_sequential_worked_example():
     # X Y X Y Z X Y: lag-1 pairs XY YX XY YZ ZX XY (N = 6); given X: 3, target Y: 3, X->Y: 3
     d = pd.DataFrame({"patient": "a", "session": range(1, 8), "code": list("XYXYZXY")})
-    r = als.lag_sequential(d, "code", given="X", target="Y").iloc[0]
+    r = als.lag_sequential(d, "code", given="X", target="Y").table.iloc[0]
     assert (r.n_pairs, r.n_given, r.n_target, r.n_given_target) == (6, 3, 3, 3)
     assert r.p_target_given == 1.0 and r.p_target == 0.5
     assert r.z == pytest.approx(0.5 / np.sqrt(0.5 * 0.5 * 0.5 / 3))  # 2.449
     assert r.yules_q == 1.0
-    lag2 = als.lag_sequential(d, "code", given=["X"], target=["X", "Z"], lag=2)
+    lag2 = als.lag_sequential(d, "code", given=["X"], target=["X", "Z"], lag=2).table
     assert lag2["n_pairs"].tolist() == [5, 5]
     # X at 1,3,6 -> t+2 = X(3), Z(5), (8 absent): X->X 1, X->Z 1
     assert lag2["n_given_target"].tolist() == [1, 1]
@@ -83,9 +84,15 @@ def test_lag_sequential_worked_example():
 def test_lag_sequential_gap_breaks_pairs():
     d = pd.DataFrame({"patient": "a", "session": [1, 2, 4, 5], "code": list("XYXY")})
     res = als.lag_sequential(d, "code", given="X", target="Y")
-    r = res.iloc[0]
+    r = res.table.iloc[0]
     assert r.n_pairs == 2 and r.n_given_target == 2
-    assert res.attrs["alliance_stats"]["pairs_not_counted"] == 1  # sessions 2 -> 4 span a gap
+    assert res.pairs_not_counted == 1  # sessions 2 -> 4 span a gap
+    assert res.accounting()["n"].tolist() == [2, 1] and res.to_frame().equals(res.table)
+    assert "2 pairs of sessions 1 apart (1 not counted" in res.methods()
+    ax = res.plot()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["X → Y"]
+    assert len(ax.containers) == 1 and len(ax.containers[0]) == 1  # one bar (z is undefined here: P(T) = 1)
+    plt.close("all")
 
 
 def test_plot_transitions():

@@ -31,12 +31,12 @@ def test_structure_and_truth(small_study):
     assert s[[f"phq{i}" for i in range(1, 10)]].stack().dropna().between(0, 3).all()
     assert s[[f"calpas{i}" for i in range(1, 25)]].stack().dropna().between(1, 7).all()
     # the simulated table scores and reads without errors
-    df = als.read_sessions(s, patient="patient", session="session", therapist="therapist", instruments={"wai-sr": "wai{}", "phq-9": "phq{}"})
+    df = als.read_sessions(s, patient="patient", session="session", therapist="therapist", instruments={"wai-sr": "wai{}", "phq-9": "phq{}"}).data
     assert df["wai_sr_total"].notna().mean() > 0.99
 
 
 def test_qsorts_follow_the_forced_distribution(small_study):
-    q = als.read_qsorts(small_study.qsorts, session="session", patient="patient", rater="judge")
+    q = als.read_qsorts(small_study.qsorts, session="session", patient="patient", rater="judge").data
     assert len(q) > 0 and q["qsort_valid"].all()
 
 

@@ -140,7 +140,7 @@ def test_to_apa_on_every_result(sample_sessions):
     p, lo, hi = tr.probabilities.iat[0, 0], tr.ci_low.iat[0, 0], tr.ci_high.iat[0, 0]
     assert t.loc[0, "magical"] == f"{p:.2f} [{lo:.2f}, {hi:.2f}]".replace("0.", ".")  # probabilities: no leading zero
 
-    qs = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}")
+    qs = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}").data
     qf = als.q_factor_analysis(qs[qs.rater == "J1"])
     q = qf.to_apa()
     assert q["Factor"].tolist() == qf.variance["factor"].tolist()

@@ -10,15 +10,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import ColumnError, DataFileError, InsufficientDataError, QSortError, SessionDataError
+from ..exceptions import ColumnError, DataFileError, OptionError, InsufficientDataError, QSortError, SessionDataError
 from ..exceptions import _fmt_labels, _show
 from .._format import fmt_num, fmt_pct
+from .._result import Result, accounting_frame
 from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
 import html
 
 __all__ = [
     "pqs_prototype_fit",
     "pqs_items",
+    "PQSItems",
     "pqs_reliability",
     "q_factor_analysis",
     "QFactorResult",
@@ -121,7 +123,69 @@ def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
     return out
 
 
-def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10) -> pd.DataFrame:
+@dataclass(eq=False, repr=False)
+class PQSItems(Result):
+    """Result of :func:`pqs_items`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``[by], item, item_number, mean, sd, n, rank, most_characteristic,
+        least_characteristic`` (``to_frame()`` is a copy).
+    by : str or None
+        The group column.
+    n_extreme : int
+        Items flagged at each end.
+    n_sorts : int
+        Valid sorts used; ``n_excluded`` sorts flagged invalid by :func:`read_qsorts` were left out.
+    """
+
+    title = "PQS item profile"
+
+    table: pd.DataFrame
+    by: str | None
+    n_extreme: int
+    n_sorts: int
+    n_excluded: int
+
+    def _groups(self) -> list:
+        return [None] if self.by is None else list(dict.fromkeys(self.table[self.by]))
+
+    def _headline(self) -> str:
+        g = "" if self.by is None else f" by {self.by} ({len(self._groups())} groups)"
+        return f"{self.n_sorts} sorts{g}; {self.n_extreme} most and least characteristic items flagged"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def methods(self) -> str:
+        parts = []
+        for g in self._groups():
+            t = self.table if g is None else self.table[self.table[self.by] == g]
+            top = ", ".join(str(int(n)) for n in t.loc[t["most_characteristic"], "item_number"])
+            parts.append(("" if g is None else f"{g}: ") + f"most characteristic items {top}")
+        return (f"Each PQS item's mean pile (1-9) and SD were computed over {self.n_sorts} valid sorts"
+                + ("" if self.by is None else f" within each {self.by}")
+                + f" and ranked; the {self.n_extreme} highest are the most characteristic. " + "; ".join(parts) + ".")
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("sorts", self.n_sorts, {"flagged invalid by read_qsorts": self.n_excluded})
+
+    def plot(self, *, ax=None, group=None, n_label: int = 5):
+        """The item profile (:func:`~alliance_stats.plot_pqs_profile`) of all sorts, or of one
+        ``group`` when the profile was made ``by`` a column."""
+        from ..plots.pqs import plot_pqs_profile
+
+        t = self.table
+        if self.by is not None:
+            groups = self._groups()
+            if group not in groups:
+                raise OptionError("group", group, tuple(groups), hint=f"the profile is by {self.by!r}: name the group to draw")
+            t = t[t[self.by] == group].drop(columns=self.by)
+        return plot_pqs_profile(t, ax=ax, n_label=n_label)
+
+
+def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10) -> PQSItems:
     """Item profile: mean pile, SD and rank of each item, overall or by group.
 
     Parameters
@@ -135,9 +199,11 @@ def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10
 
     Returns
     -------
-    DataFrame
-        ``[by], item, item_number, mean, sd, n, rank, most_characteristic,
-        least_characteristic``; rank 1 is the highest mean pile (ties get their mean rank).
+    PQSItems
+        ``.table`` (also ``to_frame()``): ``[by], item, item_number, mean, sd, n, rank,
+        most_characteristic, least_characteristic``; rank 1 is the highest mean pile (ties get
+        their mean rank). ``accounting()`` counts the flagged sorts left out; ``plot()`` draws
+        the profile.
     """
     valid, n_bad = _valid_sorts(sorts)
     if by is not None:
@@ -162,8 +228,7 @@ def pqs_items(sorts: pd.DataFrame, *, by: str | None = None, n_extreme: int = 10
             d.insert(0, by, g)
         parts.append(d.sort_values("rank", kind="stable"))
     out = pd.concat(parts, ignore_index=True)
-    out.attrs["alliance_stats"] = {"n_excluded": n_bad}
-    return out
+    return PQSItems(table=out, by=by, n_extreme=int(n_extreme), n_sorts=int(len(valid)), n_excluded=int(n_bad))
 
 
 def _icc2(m: np.ndarray) -> tuple[float, float]:

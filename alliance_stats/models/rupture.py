@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..exceptions import ArgumentError, InsufficientDataError, SessionDataError
-from .._format import apa_p, fmt_ci, fmt_df, fmt_num
+from .._format import apa_p, fmt_ci, fmt_df, fmt_num, fmt_pct
+from .._result import Result, accounting_frame
 from ..io import check_session_keys
 from ..validation import check_number, check_option, check_whole_number, need_columns, numeric_column, require_frame
 
-__all__ = ["detect_ruptures", "rupture_summary", "alliance_trajectories", "rupture_outcome", "RuptureOutcomeResult", "RUPTURE_PRESETS"]
+__all__ = ["detect_ruptures", "RuptureEpisodes", "rupture_profile", "rupture_summary", "alliance_trajectories", "rupture_outcome",
+           "RuptureOutcomeResult", "RUPTURE_PRESETS"]
 
 RUPTURE_PRESETS = {
     # Stiles et al. (2004): V-shaped deflections of at least 2 SD
@@ -48,12 +50,172 @@ def _prepare(data, alliance, patient, session):
     return codes, uniq, sv, a
 
 
-def _episodes_meta(episodes) -> dict:
-    meta = getattr(episodes, "attrs", {}).get("alliance_stats") if isinstance(episodes, pd.DataFrame) else None
-    if meta is None:
-        raise ArgumentError(f"episodes must come from als.detect_ruptures() (got {type(episodes).__name__} without "
-                            "its record of the columns used)")
-    return meta
+PROFILE_COLUMNS = ["patient", "rupture_session", "repaired", "offset", "score"]
+
+
+@dataclass(eq=False, repr=False)
+class RuptureEpisodes(Result):
+    """Result of :func:`detect_ruptures`: the episodes and the rules and counts that go with them.
+
+    Attributes
+    ----------
+    episodes : DataFrame
+        One row per episode: ``patient, pre_session, rupture_session, pre_score,
+        rupture_score, drop, drop_sd, repair_session, repair_score, repaired,
+        sessions_to_repair, n_decline_sessions`` (``to_frame()`` returns a copy).
+    rules : dict
+        The rules used (threshold, sd_source, min_sessions, repair_window, repair_to,
+        max_decline_sessions, method).
+    alliance, patient, session : str
+        The columns of the data the episodes were found in.
+    n_patients : int
+        Patients in the data.
+    not_assessable : tuple
+        Patients with fewer than ``min_sessions`` scored sessions (no episode can be found).
+    steps_assessed, steps_not_assessed : int
+        Session-to-session steps compared, and steps not compared because a score is missing
+        or a session was missed.
+    sd_pooled : float
+        SD of all alliance scores in the sample.
+
+    The episodes table can be filtered and kept with its rules: ``res.filter(res.episodes.drop_sd
+    > 3)`` is the same result with fewer episodes, and :func:`rupture_summary`,
+    :func:`rupture_outcome` and :meth:`profile` accept it.
+    """
+
+    title = "Rupture-repair episodes"
+
+    episodes: pd.DataFrame
+    rules: dict
+    alliance: str
+    patient: str
+    session: str
+    n_patients: int
+    not_assessable: tuple
+    steps_assessed: int
+    steps_not_assessed: int
+    sd_pooled: float
+    # the detection's arrays (patient codes, labels, sessions, scores): the profile is read from them
+    _series: tuple = field(default=(), repr=False)
+
+    @property
+    def n_not_assessable(self) -> int:
+        return len(self.not_assessable)
+
+    def filter(self, rows) -> "RuptureEpisodes":
+        """The same result with only the episodes selected by ``rows`` (a boolean mask over
+        :attr:`episodes`, or a subset of its rows)."""
+        if isinstance(rows, pd.DataFrame):
+            if not rows.index.isin(self.episodes.index).all():
+                raise ArgumentError("filter() takes rows of res.episodes (a subset of it, or a boolean mask over it)")
+            sub = self.episodes.loc[rows.index]
+        else:
+            mask = pd.Series(rows, index=self.episodes.index) if not isinstance(rows, pd.Series) else rows
+            if mask.dtype != bool or not mask.index.equals(self.episodes.index):
+                raise ArgumentError("filter() takes a boolean mask over res.episodes, e.g. res.episodes['drop_sd'] > 3")
+            sub = self.episodes[mask.to_numpy()]
+        return replace(self, episodes=sub.reset_index(drop=True))
+
+    # -- Result interface ---------------------------------------------------------------------
+    def _headline(self) -> str:
+        ep = self.episodes
+        n_ass = self.n_patients - self.n_not_assessable
+        rule = self.rules.get("method") or f"{self.rules['threshold']:g} SD ({self.rules['sd_source']})"
+        return (f"{len(ep)} episodes ({int(ep['repaired'].sum()) if len(ep) else 0} repaired) in "
+                f"{ep['patient'].nunique()} of {n_ass} assessable patients; rule {rule}")
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.episodes.copy()
+
+    def methods(self) -> str:
+        r = self.rules
+        ep = self.episodes
+        n_ass = self.n_patients - self.n_not_assessable
+        window = ("a drop from one scored session to the next" if r["max_decline_sessions"] == 1 else
+                  f"a run of up to {r['max_decline_sessions']} consecutive declines")
+        sd = {"within": "the patient's own SD", "pooled": "the pooled SD of the sample",
+              "both": "the larger of the patient's own and the pooled SD"}[r["sd_source"]]
+        target = "the pre-rupture score" if r["repair_to"] == "pre" else f"{r['repair_to']:g} of the drop"
+        win = "" if r["repair_window"] is None else f" within {r['repair_window']} sessions"
+        rep = int(ep["repaired"].sum()) if len(ep) else 0
+        return (
+            f"Rupture-repair episodes in {self.alliance} were defined as {window} of at least {r['threshold']:g} × {sd}"
+            f" (Stiles et al., 2004; Strauss et al., 2006), repaired when a later session{win} returned to {target}. "
+            f"Patients with fewer than {r['min_sessions']} scored sessions were not assessable ({self.n_not_assessable} of "
+            f"{self.n_patients}); {self.steps_not_assessed} session-to-session steps spanning a missing score or a missed "
+            f"session were not compared. {len(ep)} episodes were found in {ep['patient'].nunique() if len(ep) else 0} of "
+            f"{n_ass} patients; {rep} ({fmt_pct(100 * rep / len(ep)) if len(ep) else 'NA'}%) were repaired."
+        )
+
+    def accounting(self) -> pd.DataFrame:
+        steps = accounting_frame("session steps", self.steps_assessed,
+                                 {"missing score or missed session": self.steps_not_assessed})
+        return accounting_frame("patients", self.n_patients - self.n_not_assessable,
+                                {f"fewer than {self.rules['min_sessions']} scored sessions": self.n_not_assessable},
+                                more=[steps])
+
+    def _notes(self) -> list:
+        if not self.not_assessable:
+            return []
+        shown = ", ".join(map(str, self.not_assessable[:8])) + (" ..." if self.n_not_assessable > 8 else "")
+        return [f"not assessable: {shown}"]
+
+    def profile(self, window: int = 3) -> pd.DataFrame:
+        """Alliance aligned on each episode's rupture session (offsets ``-window..+window``).
+
+        Returns a long table ``patient, rupture_session, repaired, offset, score``; missed
+        sessions and missing scores are absent rows.
+        """
+        window = check_whole_number("window", window, 0)
+        if not self._series:
+            raise ArgumentError("this result was built without its detection data; call als.detect_ruptures() again")
+        codes, uniq, sv, a = self._series
+        ep = self.episodes
+        if not len(ep):
+            return pd.DataFrame(columns=PROFILE_COLUMNS)
+        # the trough row of each episode: sessions are unique and sorted within a patient
+        pcode = pd.Index(uniq).get_indexer(ep["patient"])
+        key = pd.MultiIndex.from_arrays([codes, sv])
+        trough = key.get_indexer(pd.MultiIndex.from_arrays([pcode, ep["rupture_session"].to_numpy(np.int64)]))
+        n = len(a)
+        k = np.arange(-window, window + 1)
+        rows = trough[:, None] + k[None, :]  # a session offset within +-window is a row offset within +-window
+        inside = (rows >= 0) & (rows < n)
+        rc = np.clip(rows, 0, max(n - 1, 0))
+        off = sv[rc] - sv[trough][:, None]
+        ok = inside & (codes[rc] == pcode[:, None]) & (np.abs(off) <= window) & np.isfinite(a[rc])
+        e_idx, _ = np.nonzero(ok)
+        out = pd.DataFrame({
+            "patient": ep["patient"].to_numpy()[e_idx],
+            "rupture_session": ep["rupture_session"].to_numpy(np.int64)[e_idx],
+            "repaired": ep["repaired"].to_numpy(bool)[e_idx],
+            "offset": off[ok].astype(np.int64),
+            "score": a[rc[ok]].astype(float),
+        })
+        return out.sort_values(["patient", "rupture_session", "offset"], kind="stable").reset_index(drop=True)
+
+    def plot(self, *, ax=None, window: int = 3, title: str | None = None):
+        """The rupture profile: mean alliance aligned on the rupture session, repaired vs
+        unrepaired, with 95% CIs (:func:`~alliance_stats.plot_rupture_profile`)."""
+        from ..plots.rupture import plot_rupture_profile
+
+        return plot_rupture_profile(self.profile(window), alliance=self.alliance, window=window, ax=ax, title=title)
+
+
+def rupture_profile(episodes: RuptureEpisodes, *, window: int = 3) -> pd.DataFrame:
+    """Alliance aligned on each episode's rupture session: ``episodes.profile(window)``
+    (see :meth:`RuptureEpisodes.profile`)."""
+    return _episodes(episodes).profile(window)
+
+
+def _episodes(episodes) -> RuptureEpisodes:
+    if not isinstance(episodes, RuptureEpisodes):
+        what = "a DataFrame" if isinstance(episodes, pd.DataFrame) else type(episodes).__name__
+        raise ArgumentError(
+            f"episodes must be the result of als.detect_ruptures() (got {what}); it carries the rules and the "
+            "patients not assessable. To use some of the episodes, filter the result: res.filter(res.episodes['repaired'])"
+        )
+    return episodes
 
 
 def detect_ruptures(
@@ -69,7 +231,7 @@ def detect_ruptures(
     repair_to="pre",
     max_decline_sessions: int = 1,
     method: str | None = None,
-) -> pd.DataFrame:
+) -> RuptureEpisodes:
     """Find rupture-repair episodes in session-by-session alliance scores.
 
     Parameters
@@ -104,14 +266,15 @@ def detect_ruptures(
 
     Returns
     -------
-    DataFrame
-        One row per episode: ``patient, pre_session, rupture_session, pre_score,
-        rupture_score, drop, drop_sd, repair_session, repair_score, repaired,
-        sessions_to_repair, n_decline_sessions``. ``rupture_session`` is the lowest session of
-        the episode; ``sessions_to_repair`` counts sessions from it to the repair.
-        ``attrs["alliance_stats"]`` holds the rules used, the patients not assessable (count
-        and IDs, fewer than ``min_sessions`` scores), and the number of session-to-session steps
-        not assessed because of a missing score or a missed session.
+    RuptureEpisodes
+        ``.episodes`` (also ``to_frame()``): one row per episode: ``patient, pre_session,
+        rupture_session, pre_score, rupture_score, drop, drop_sd, repair_session,
+        repair_score, repaired, sessions_to_repair, n_decline_sessions``. ``rupture_session``
+        is the lowest session of the episode; ``sessions_to_repair`` counts sessions from it
+        to the repair. The result also holds the rules used, the patients not assessable
+        (fewer than ``min_sessions`` scores), the number of session-to-session steps not
+        assessed because of a missing score or a missed session (``accounting()``), the
+        rupture profile (``profile()``) and its figure (``plot()``).
 
     Notes
     -----
@@ -239,32 +402,23 @@ def detect_ruptures(
                 "n_decline_sessions": n_decl,
             }
         )
-    not_ass = uniq[~assessable_p].tolist()
-    episodes.attrs["alliance_stats"] = {
-        "rules": {
-            "threshold": threshold, "sd_source": sd_source, "min_sessions": min_sessions,
-            "repair_window": repair_window, "repair_to": repair_to,
-            "max_decline_sessions": kmax, "method": method,
-        },
-        "n_patients": int(len(uniq)),
-        "n_not_assessable": len(not_ass),
-        "not_assessable": not_ass,
-        "steps_not_assessed": int(not_assessed.sum()),
-        "sd_pooled": sd_pooled,
-        "alliance": alliance,
-        "patient": patient,
-        "session": session,
-    }
-    return episodes
+    return RuptureEpisodes(
+        episodes=episodes,
+        rules={"threshold": threshold, "sd_source": sd_source, "min_sessions": min_sessions,
+               "repair_window": repair_window, "repair_to": repair_to, "max_decline_sessions": kmax, "method": method},
+        alliance=alliance, patient=patient, session=session, n_patients=int(len(uniq)),
+        not_assessable=tuple(uniq[~assessable_p].tolist()), steps_assessed=int(step_ok.sum()),
+        steps_not_assessed=int(not_assessed.sum()), sd_pooled=sd_pooled, _series=(codes, uniq, sv, a),
+    )
 
 
-def rupture_summary(episodes: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+def rupture_summary(episodes: RuptureEpisodes, data: pd.DataFrame) -> pd.DataFrame:
     """One row per patient: sessions, ruptures, repaired, unrepaired, flags and rate.
 
     Parameters
     ----------
-    episodes : DataFrame
-        From :func:`detect_ruptures`.
+    episodes : RuptureEpisodes
+        From :func:`detect_ruptures` (or ``res.filter(...)`` of it).
     data : DataFrame
         The session table the episodes were found in.
 
@@ -275,8 +429,10 @@ def rupture_summary(episodes: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
         unrepaired, any_rupture, any_unrepaired, ruptures_per_10_sessions, assessable``.
         Patients who were not assessable have missing counts.
     """
-    meta = _episodes_meta(episodes)
-    p, alliance = meta["patient"], meta["alliance"]
+    res = _episodes(episodes)
+    episodes = res.episodes
+    p, alliance = res.patient, res.alliance
+    require_frame(data)
     need_columns(data, {"patient (used by detect_ruptures)": p, "alliance (used by detect_ruptures)": alliance})
     sessions = data.groupby(p, sort=False)[alliance].count()
     out = pd.DataFrame({"patient": sessions.index, "sessions": sessions.to_numpy()})
@@ -289,7 +445,7 @@ def rupture_summary(episodes: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     out["any_rupture"] = out["ruptures"] > 0
     out["any_unrepaired"] = out["unrepaired"] > 0
     out["ruptures_per_10_sessions"] = 10 * out["ruptures"] / out["sessions"].where(out["sessions"] > 0)
-    na = set(meta["not_assessable"])
+    na = set(res.not_assessable)
     out["assessable"] = ~out["patient"].isin(na)
     for c in ("ruptures", "repaired", "unrepaired", "ruptures_per_10_sessions"):
         out[c] = out[c].where(out["assessable"])
@@ -317,7 +473,8 @@ def alliance_trajectories(
     alliance : str
         Alliance score column.
     min_sessions : int
-        Patients with fewer scored sessions get no pattern (counted in attrs).
+        Patients with fewer scored sessions keep their row, with the pattern and the growth
+        terms missing.
     alpha : float
         Significance level of the linear and quadratic terms.
     rupture_method : str or None
@@ -397,6 +554,7 @@ def alliance_trajectories(
     rep = np.zeros(P, bool)
     if rupture_method is not None:
         ep = detect_ruptures(data, alliance, patient=patient, session=session, method=rupture_method, min_sessions=min_sessions)
+        ep = ep.episodes
         if len(ep):
             rep_ids = set(ep.loc[ep["repaired"].astype(bool), "patient"])
             rep = np.array([u in rep_ids for u in uniq])
@@ -414,8 +572,6 @@ def alliance_trajectories(
     })
     for col in ("slope", "slope_p", "r2_linear"):
         out.loc[~enough, col] = np.nan
-    out.attrs["alliance_stats"] = {"n_not_assessable": int((~enough).sum()), "not_assessable": uniq[~enough].tolist(),
-                                   "alpha": alpha, "rupture_method": rupture_method, "min_sessions": max(min_sessions, 4)}
     return out
 
 
@@ -501,7 +657,7 @@ class RuptureOutcomeResult:
 
 def rupture_outcome(
     data: pd.DataFrame,
-    episodes: pd.DataFrame,
+    episodes: RuptureEpisodes,
     *,
     outcome: str,
     patient: str = "patient",
@@ -516,7 +672,7 @@ def rupture_outcome(
     ----------
     data : DataFrame
         Session table with the outcome measured per session. Not modified.
-    episodes : DataFrame
+    episodes : RuptureEpisodes
         From :func:`detect_ruptures` on the same patients.
     outcome : str
         Outcome column (e.g. ``phq9_total``).
@@ -542,7 +698,8 @@ def rupture_outcome(
     """
     import statsmodels.formula.api as smf
 
-    meta = _episodes_meta(episodes)
+    res = _episodes(episodes)
+    episodes, not_assessable = res.episodes, list(res.not_assessable)
     check_option("analysis", analysis, ("ancova", "change"))
     require_frame(data)
     need_columns(data, {role: c for role, c in (("outcome", outcome), ("patient", patient), ("session", session),
@@ -558,10 +715,10 @@ def rupture_outcome(
     all_patients = pd.Index(data[patient].dropna().unique())
     per = per.reindex(all_patients)
     excluded = {
-        "not assessable for ruptures": int(per.index.isin(meta["not_assessable"]).sum()),
-        "fewer than two outcome scores": int(((per["n_scores"].fillna(0) < 2) & ~per.index.isin(meta["not_assessable"])).sum()),
+        "not assessable for ruptures": int(per.index.isin(not_assessable).sum()),
+        "fewer than two outcome scores": int(((per["n_scores"].fillna(0) < 2) & ~per.index.isin(not_assessable)).sum()),
     }
-    keep = (per["n_scores"].fillna(0) >= 2) & ~per.index.isin(meta["not_assessable"])
+    keep = (per["n_scores"].fillna(0) >= 2) & ~per.index.isin(not_assessable)
     if therapist is not None:
         multi = keep & per["therapist"].isna()
         excluded["seen by more than one therapist"] = int(multi.sum())

@@ -9,13 +9,67 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._format import apa_p, fmt_est_ci
+from .._format import apa_p, fmt_est_ci, fmt_num
+from .._result import Result, accounting_frame
 from ..exceptions import ColumnError, InsufficientDataError, OptionError
 from ..io import check_session_keys
 from ..validation import check_whole_number, need_columns, require_frame
 from ..simulate import ALLIANCE_TYPES, TREATMENT_PHASES
 
-__all__ = ["transitions", "TransitionResult", "lag_sequential", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
+__all__ = ["transitions", "TransitionResult", "lag_sequential", "LagSequentialResult", "ALLIANCE_TYPES", "TREATMENT_PHASES"]
+
+
+@dataclass(eq=False, repr=False)
+class LagSequentialResult(Result):
+    """Result of :func:`lag_sequential`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Per given -> target: ``given, target, lag, n_pairs, n_given, n_target,
+        n_given_target, p_target_given, p_target, z, p, yules_q`` (``to_frame()`` is a copy).
+    code : str
+        The code column.
+    lag : int
+    pairs_not_counted : int
+        Session pairs at the lag not counted because of a missed session or a missing code.
+    """
+
+    title = "Lag-sequential analysis"
+
+    table: pd.DataFrame
+    code: str
+    lag: int
+    pairs_not_counted: int
+
+    def _headline(self) -> str:
+        n = int(self.table["n_pairs"].iloc[0]) if len(self.table) else 0
+        return f"{len(self.table)} transition(s) of {self.code!r} at lag {self.lag}, {n} pairs"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def methods(self) -> str:
+        t = self.table
+        parts = [f"{g} -> {tg}: P(T|G) = {fmt_num(pt, leading_zero=False)} vs base rate {fmt_num(pb, leading_zero=False)}, "
+                 f"z = {fmt_num(z)}, p {apa_p(p, eq=True)}, Yule's Q = {fmt_num(q, leading_zero=False)}"
+                 for g, tg, pt, pb, z, p, q in zip(t["given"], t["target"], t["p_target_given"], t["p_target"], t["z"], t["p"], t["yules_q"])]
+        return (f"Lag-sequential analysis of {self.code} at lag {self.lag} (Bakeman & Quera, 2011): transitional "
+                "probabilities were compared with the base rate of the target by the Allison-Liker (1982) adjusted "
+                f"residual z, and association given by Yule's Q; {int(t['n_pairs'].iloc[0]) if len(t) else 0} pairs of "
+                f"sessions {self.lag} apart ({self.pairs_not_counted} not counted: a missed session or a missing code). "
+                + "; ".join(parts) + ".")
+
+    def accounting(self) -> pd.DataFrame:
+        n = int(self.table["n_pairs"].iloc[0]) if len(self.table) else 0
+        return accounting_frame("session pairs", n, {"missed session or missing code": self.pairs_not_counted})
+
+    def plot(self, *, ax=None):
+        """Adjusted residual z of each given -> target with the +-1.96 band."""
+        from ..plots.sequences import plot_lag_sequential
+
+        return plot_lag_sequential(self, ax=ax)
+
 
 
 def _pairs(data, code, patient, session, lag=1):
@@ -210,7 +264,7 @@ def lag_sequential(
     lag: int = 1,
     patient: str = "patient",
     session: str = "session",
-) -> pd.DataFrame:
+) -> LagSequentialResult:
     """Lag-sequential analysis: does code ``target`` follow code ``given`` more than chance?
 
     Parameters
@@ -227,12 +281,12 @@ def lag_sequential(
 
     Returns
     -------
-    DataFrame
-        Per given -> target: ``n_pairs, n_given, n_target, n_given_target,
-        p_target_given`` (transitional probability), ``p_target`` (its expected value: the base
-        rate of the target), ``z`` (Allison-Liker adjusted residual), ``p`` (two-sided),
-        ``yules_q``. ``attrs["alliance_stats"]["pairs_not_counted"]`` counts session pairs at
-        the lag that were not counted because of a missed session or a missing code.
+    LagSequentialResult
+        ``.table`` (also ``to_frame()``): per given -> target: ``n_pairs, n_given, n_target,
+        n_given_target, p_target_given`` (transitional probability), ``p_target`` (its
+        expected value: the base rate of the target), ``z`` (Allison-Liker adjusted residual),
+        ``p`` (two-sided), ``yules_q``. ``pairs_not_counted`` counts session pairs at the lag
+        that were not counted because of a missed session or a missing code.
 
     Notes
     -----
@@ -274,6 +328,4 @@ def lag_sequential(
             rows.append({"given": g, "target": t, "lag": int(lag), "n_pairs": N, "n_given": nG, "n_target": nT,
                          "n_given_target": a, "p_target_given": ptg, "p_target": pT, "z": z,
                          "p": 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan, "yules_q": q})
-    out = pd.DataFrame(rows)
-    out.attrs["alliance_stats"] = {"pairs_not_counted": n_not_counted}
-    return out
+    return LagSequentialResult(table=pd.DataFrame(rows), code=str(code), lag=int(lag), pairs_not_counted=n_not_counted)

@@ -8,9 +8,9 @@ from .alliance import plot_therapist_effects, plot_trajectories, plot_within_bet
 from .change import plot_reliable_change
 from .meta import forest_plot, funnel_plot
 from .pqs import plot_pqs_profile
-from .rupture import plot_patient_series, plot_rupture_profile, rupture_profile
+from .rupture import plot_patient_series, plot_rupture_profile
 from .sequences import plot_transitions
 
 __all__ = ["forest_plot", "funnel_plot", "plot_pqs_profile", "plot_transitions", "plot_patient_series", "plot_rupture_profile",
-           "rupture_profile", "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change",
+           "plot_within_between", "plot_therapist_effects", "plot_trajectories", "plot_reliable_change",
            "set_theme", "save_figure", "score_label"]

@@ -6,32 +6,34 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from ..exceptions import InsufficientDataError
+from ..exceptions import ArgumentError, InsufficientDataError
 from ._style import INK, MUTED, RCI_COLORS, score_label
 
 
-def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability: float, cutoff: float | None = None,
-                         higher_is_better: bool = True, sd: float | None = None, z: float = 1.96, ax=None):
+def plot_reliable_change(result, *, ax=None):
     """Jacobson & Truax (1991) plot: post against pre score per patient, coloured by category.
 
     Draws the no-change diagonal, the reliable-change band (diagonal +/- the change needed,
     z x S_diff), the clinical cut-off on both axes, and one point per patient coloured
-    recovered / improved / unchanged / deteriorated (from :func:`reliable_change`; the legend
-    gives the count in each). Patients without both scores are left out and counted in the
-    title.
+    recovered / improved / unchanged / deteriorated (the legend gives the count in each).
+    Patients without both scores are left out and counted in the title.
+
+    Parameters
+    ----------
+    result : ReliableChange
+        From :func:`~alliance_stats.reliable_change` (drawn as it is; nothing is refitted).
 
     Returns
     -------
     Axes
     """
-    from ..reliability import reliable_change
-
-    rc = reliable_change(data, pre=pre, post=post, reliability=reliability, sd=sd, cutoff=cutoff,
-                         higher_is_better=higher_is_better, z=z)
-    info = rc.attrs["alliance_stats"]
-    x = pd.to_numeric(data[pre], errors="coerce")
-    yv = pd.to_numeric(data[post], errors="coerce")
-    ok = rc["category"].notna()
+    tab = getattr(result, "table", None)
+    if not isinstance(tab, pd.DataFrame) or not {"pre", "post", "category"} <= set(tab.columns):
+        raise ArgumentError(f"plot_reliable_change() draws the result of als.reliable_change(), got {type(result).__name__}; "
+                            "e.g. als.reliable_change(als.pre_post(df, 'phq9_total'), reliability=.84).plot()")
+    pre, post, cutoff, cn = result.pre, result.post, result.cutoff, result.change_needed
+    x, yv = tab["pre"], tab["post"]
+    ok = tab["category"].notna()
     if not ok.any():
         raise InsufficientDataError(f"no patient has both {pre!r} and {post!r}; nothing to plot")
     if ax is None:
@@ -41,14 +43,13 @@ def plot_reliable_change(data: pd.DataFrame, *, pre: str, post: str, reliability
     pad = 0.05 * (hi - lo if hi > lo else 1.0)
     lo, hi = lo - pad, hi + pad
     line = np.array([lo, hi])
-    cn = info["change_needed"]
     ax.fill_between(line, line - cn, line + cn, color=MUTED, alpha=0.18, lw=0, label=f"no reliable change (±{cn:.1f})")
     ax.plot(line, line, color=INK, lw=0.8)
     if cutoff is not None:
         ax.axhline(cutoff, color=INK, lw=0.8, ls="--", label=f"clinical cut-off ({cutoff:g})")
         ax.axvline(cutoff, color=INK, lw=0.8, ls="--")
     for cat, colr in RCI_COLORS.items():
-        sel = ok & (rc["category"] == cat)
+        sel = ok & (tab["category"] == cat)
         if sel.any():
             ax.scatter(x[sel], yv[sel], s=16, color=colr, edgecolor="white", lw=0.4, zorder=3, label=f"{cat} ({int(sel.sum())})")
     ax.set_xlim(lo, hi)

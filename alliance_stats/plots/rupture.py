@@ -1,4 +1,5 @@
-"""Rupture-repair figures: a patient's series with episodes, the rupture profile."""
+"""Rupture-repair figures: a patient's series with episodes, the rupture profile (computed by
+:meth:`~alliance_stats.RuptureEpisodes.profile`; these functions only draw)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from ..validation import need_columns
 from ._style import ACCENT, MUTED, REPAIRED, UNREPAIRED, _integer_ticks, score_label
 
 
-def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episodes: pd.DataFrame | None = None,
+def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episodes=None,
                         patient: str = "patient", session: str = "session", ax=None, color: str = ACCENT):
     """One patient's session-by-session alliance with detected rupture episodes marked.
 
     Each episode is drawn from its pre-rupture session to its rupture session (green when
-    repaired, with a ring at the repair session; orange when not).
+    repaired, with a ring at the repair session; orange when not). ``episodes`` is the result of
+    :func:`~alliance_stats.detect_ruptures` or its ``episodes`` table.
 
     Returns
     -------
@@ -31,6 +33,7 @@ def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episod
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
     ax.plot(d[session], d[alliance], "-o", color=color, ms=4, lw=1.2, zorder=2)
+    episodes = getattr(episodes, "episodes", episodes)
     if episodes is not None and len(episodes):
         e = episodes[episodes["patient"] == patient_id]
         a = d.set_index(session)[alliance]
@@ -49,26 +52,19 @@ def plot_patient_series(data: pd.DataFrame, alliance: str, *, patient_id, episod
     return ax
 
 
-def rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFrame, *, patient: str = "patient",
-                    session: str = "session", window: int = 3) -> pd.DataFrame:
-    """Alliance aligned on each episode's rupture session (offsets -window..+window).
-
-    Returns a long table ``patient, rupture_session, repaired, offset, score`` (missing
-    sessions are absent rows).
-    """
-    a = data.set_index([patient, session])[alliance]
-    rows = []
-    for _, r in episodes.iterrows():
-        for k in range(-window, window + 1):
-            v = a.get((r["patient"], int(r["rupture_session"]) + k), np.nan)
-            if np.isfinite(v):
-                rows.append({"patient": r["patient"], "rupture_session": int(r["rupture_session"]), "repaired": bool(r["repaired"]), "offset": k, "score": float(v)})
-    return pd.DataFrame(rows, columns=["patient", "rupture_session", "repaired", "offset", "score"])
-
-
-def plot_rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFrame, *, patient: str = "patient",
-                         session: str = "session", window: int = 3, ax=None, title: str | None = None):
+def plot_rupture_profile(profile, *, alliance: str = "alliance", window: int | None = None, ax=None,
+                         title: str | None = None):
     """Mean alliance aligned on the rupture session (the V), repaired vs unrepaired, 95% CIs.
+
+    Parameters
+    ----------
+    profile : RuptureEpisodes or DataFrame
+        The result of :func:`~alliance_stats.detect_ruptures` (its ``profile(window)`` is
+        drawn), or such a profile table (``patient, rupture_session, repaired, offset, score``).
+    alliance : str
+        The alliance column, for the axis label (a result supplies its own).
+    window : int, optional
+        Sessions either side of the rupture (default 3; for a table, its largest offset).
 
     Returns
     -------
@@ -76,7 +72,14 @@ def plot_rupture_profile(data: pd.DataFrame, alliance: str, episodes: pd.DataFra
     """
     from scipy import stats as st
 
-    prof = rupture_profile(data, alliance, episodes, patient=patient, session=session, window=window)
+    if hasattr(profile, "profile") and hasattr(profile, "episodes"):  # a detect_ruptures result
+        alliance = profile.alliance
+        profile = profile.profile(3 if window is None else window)
+    need_columns(profile, {c: c for c in ("patient", "rupture_session", "repaired", "offset", "score")})
+    prof = profile
+    if window is None:
+        window = int(prof["offset"].abs().max()) if len(prof) else 3
+    episodes = prof.drop_duplicates(["patient", "rupture_session"])
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3.5))
     for rep, col, lab in ((True, REPAIRED, "repaired"), (False, UNREPAIRED, "unrepaired")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import pyplot as plt
 
-from ._style import INK
+from ._style import ACCENT, INK, MUTED
 
 
 def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blues", show_counts: bool = False):
@@ -42,3 +42,23 @@ def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blu
     return ax
 
 
+def plot_lag_sequential(result, *, ax=None):
+    """The adjusted residual z of each given -> target transition of a
+    :func:`~alliance_stats.lag_sequential` result, with the +-1.96 band (p < .05).
+
+    Returns
+    -------
+    Axes
+    """
+    t = result.table
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 0.5 + 0.4 * max(len(t), 2)))
+    y = np.arange(len(t))[::-1]
+    ax.axvspan(-1.96, 1.96, color=MUTED, alpha=0.18, lw=0)
+    ax.axvline(0, color=INK, lw=0.8)
+    ax.barh(y, t["z"], color=ACCENT, height=0.6)
+    ax.set_yticks(y, [f"{g} → {tg}" for g, tg in zip(t["given"], t["target"])])
+    ax.set_xlabel(f"Adjusted residual z (lag {result.lag})")
+    for sp in ("right", "top"):
+        ax.spines[sp].set_visible(False)
+    return ax

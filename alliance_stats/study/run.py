@@ -79,6 +79,7 @@ class Study:
         self.rng = np.random.default_rng(self.seed)
         self.var = cfg.values["variables"]
         self.sessions: pd.DataFrame | None = None
+        self.provenance = None  # the loader's Provenance record (after load)
 
     def column(self, table: str, key: str, df: pd.DataFrame | None = None, value=None) -> str:
         """The column named by ``[table] key`` (or ``value``), checked to be in ``df``
@@ -115,8 +116,8 @@ class Study:
         ids = {k: d.get(k) for k in ("patient", "session", "therapist", "rater")}
         instruments = self.cfg.instruments()
         try:
-            self.sessions = read_sessions(src, instruments=instruments, sheet=d.get("sheet"),
-                                          on_invalid=d.get("on_invalid", "raise"), on_bad_rows=d.get("on_bad_rows", "raise"), **ids)
+            self.sessions, self.provenance = read_sessions(src, instruments=instruments, sheet=d.get("sheet"),
+                                                           on_invalid=d.get("on_invalid", "raise"), on_bad_rows=d.get("on_bad_rows", "raise"), **ids)
         except ConfigError:
             raise
         except AllianceStatsError as exc:
@@ -138,7 +139,7 @@ class Study:
         sec.text.append(f"{s['patient'].nunique()} patients"
                         + (f", {s['therapist'].nunique()} therapists" if self.has_therapist else "")
                         + f", {len(s)} sessions (median {s.groupby('patient').size().median():.0f} sessions per patient).")
-        sec.add_table("row_accounting", "Row accounting: rows read, excluded with the reason, kept", row_accounting(s))
+        sec.add_table("row_accounting", "Row accounting: rows read, excluded with the reason, kept", row_accounting(self.provenance))
         sec.add_file("sessions_scored", s)
         sec.text.append("The scored session table is in tables/sessions_scored.csv.")
         used = pd.DataFrame([
@@ -249,11 +250,11 @@ def _demo_exports(study: Study) -> Section:
     checks = []
     base = study.sessions
     for name in ("sessions_spss", "sessions_excel"):
-        other = read_sessions(sample_path(name), instruments=DEMO_INSTRUMENTS, **DEMO_IDS)
+        other = read_sessions(sample_path(name), instruments=DEMO_INSTRUMENTS, **DEMO_IDS).data
         same = other["wai_sr_total"].round(10).equals(base["wai_sr_total"].round(10))
         checks.append({"file": sample_path(name).name, "rows": len(other), "same_scores_as_csv": same})
         study.inputs.append((name, sample_path(name)))
-    long = read_sessions(sample_path("sessions_long"), instruments={"wai-sr": "WAISR_{}"}, **DEMO_IDS)
+    long = read_sessions(sample_path("sessions_long"), instruments={"wai-sr": "WAISR_{}"}, **DEMO_IDS).data
     sub = base[base["patient"].isin(long["patient"].unique())]
     same = np.allclose(long["wai_sr_total"].to_numpy(), sub["wai_sr_total"].to_numpy(), equal_nan=True) if len(long) == len(sub) else False
     checks.append({"file": sample_path("sessions_long").name, "rows": len(long), "same_scores_as_csv": same})

@@ -30,7 +30,7 @@ def run(study) -> Section:
     src = cfg.path("pqs")
     study.inputs.append(("PQS sorts", src))
     try:
-        sorts = read_qsorts(src, session=c["session"], patient=c.get("patient"), rater=c.get("rater"), items=c.get("items", "pqs{}"))
+        sorts = read_qsorts(src, session=c["session"], patient=c.get("patient"), rater=c.get("rater"), items=c.get("items", "pqs{}")).data
     except AllianceStatsError as exc:
         raise exc.with_context(f"reading {src.name} as configured in {cfg.where('pqs')}") from None
     group = c.get("group")
@@ -42,7 +42,7 @@ def run(study) -> Section:
                    "judges' sorts with Spearman–Brown, and per-item ICC(2,1)/ICC(2,k), Shrout & Fleiss 1979), a Q-factor "
                    "analysis (principal components of the correlations between sorts, varimax), and item-alliance "
                    "correlations with Benjamini–Hochberg FDR.")
-    items = pqs_items(sorts, by=group)
+    items = pqs_items(sorts, by=group).table
     sec.add_file("pqs_items", items)
     for key, sub in ([(None, items)] if not group else list(items.groupby(group, sort=True))):
         ax = plot_pqs_profile(sub.drop(columns=[group]) if group else sub)

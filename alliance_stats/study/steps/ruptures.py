@@ -20,11 +20,12 @@ def run(study) -> Section:
 
     cfg, a, y = study.cfg, study.alliance, study.outcome
     kw = {k.name: cfg.get("ruptures", k.name) for k in KEYS if cfg.get("ruptures", k.name) is not None}
-    ep = detect_ruptures(study.sessions, a, **kw)
-    summ = rupture_summary(ep, study.sessions)
+    rup = detect_ruptures(study.sessions, a, **kw)
+    ep = rup.episodes
+    summ = rupture_summary(rup, study.sessions)
     th = "therapist" if study.has_therapist else None
-    ro = rupture_outcome(study.sessions, ep, outcome=y, therapist=th, higher_is_better=study.higher_is_better)
-    info = ep.attrs.get("alliance_stats", {})
+    ro = rupture_outcome(study.sessions, rup, outcome=y, therapist=th, higher_is_better=study.higher_is_better)
+    info = rup.rules
     sec = Section("ruptures", STEP.title)
     # RuptureOutcomeResult: methods()/accounting() come with the Result base (#16).
     sec.methods = (
@@ -46,7 +47,7 @@ def run(study) -> Section:
                    figure="rupture_outcome", figure_caption="Change in outcome by status with 95% CIs")
     if len(ep):
         sec.add_figure("rupture_profile", "Alliance aligned on the rupture session, repaired vs unrepaired",
-                       plot_rupture_profile(study.sessions, a, ep))
+                       plot_rupture_profile(rup))
         counts = ep.groupby("patient").size()
         pid = counts.sort_values(ascending=False, kind="stable").index[0]
         sec.add_figure("rupture_example_patient", f"Patient {pid}: detected episodes marked",
