@@ -173,7 +173,7 @@ class _Study:
 
     def trajectories(self) -> None:
         from .models.rupture import alliance_trajectories
-        from .plots import plot_trajectories
+        from .plots import plot_trajectories, trajectories_grid
 
         s = self.sessions
         sec = Section("trajectories", "Trajectories")
@@ -195,7 +195,7 @@ class _Study:
         sec.tables.append((self.o.table(counts, "trajectory_patterns"), "Alliance trajectory patterns", counts))
         self.o.table(traj, "trajectories_by_patient")
         merged = s.merge(traj[["patient", "pattern"]].dropna(), on="patient")
-        grid = plot_trajectories(merged, self.alliance, col="pattern", min_n=3)
+        grid = trajectories_grid(merged, self.alliance, col="pattern", min_n=3)
         sec.figures.append((self.o.figure(grid, "trajectories_by_pattern"), "Alliance trajectories by pattern"))
         n_out = int(traj["pattern"].isna().sum())
         sec.accounting.append(f"{len(traj) - n_out} patients classified; {n_out} with fewer than 4 scored sessions not classified.")

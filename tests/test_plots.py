@@ -157,9 +157,17 @@ def test_plot_trajectories_hue_min_n_and_subset():
 
 def test_plot_trajectories_facets_and_errors():
     d = _traj_data()
-    grid = als.plot_trajectories(d, "score", col="grp", min_n=1)
+    grid = als.trajectories_grid(d, "score", col="grp", min_n=1)
     assert [a.get_title() for a in grid.axes.flat] == ["a (n = 2)", "b (n = 2)"]
     assert len(grid.axes.flat[0].get_lines()) == 2 + 1
+    np.testing.assert_allclose(grid.axes.flat[1].get_lines()[-1].get_ydata(), 2.5 + 0.1 * np.arange(1, 7))  # P2, P3
+    assert grid.axes.flat[0].get_xlabel() == "Session"
+    with pytest.raises(als.ArgumentError, match=r"for one panel per value of col='grp' use als.trajectories_grid\(data, 'score'"):
+        als.plot_trajectories(d, "score", col="grp")
+    with pytest.raises(als.AllianceStatsError, match="constant within a patient.*P0"):
+        bad = d.copy()
+        bad.loc[0, "grp"] = "b"
+        als.trajectories_grid(bad, "score", col="grp")
     bad = d.copy()
     bad.loc[0, "grp"] = "b"
     with pytest.raises(als.AllianceStatsError, match="constant within a patient.*P0"):
