@@ -199,7 +199,10 @@ def test_invalid_input_named(r, n, message):
         als.meta_analysis(r=r, n=n)
     res = als.meta_analysis(r=r, n=n, on_invalid="drop")
     assert res.k == 2 and res.excluded["label"].tolist() == ["Study 2"]
-    assert "Excluded: 1 effect size" in res.summary()
+    assert "Left out: 1 effect sizes: " in res.summary()
+    acc = res.accounting()
+    assert acc["status"].tolist() == ["used", "excluded"] and acc["n"].tolist() == [2, 1]
+    assert "1 effect size(s) were left out" in res.methods()
 
 
 def test_other_errors():
@@ -231,7 +234,14 @@ def test_other_errors():
 def test_result_presentation():
     res = fit("alliance_sample")
     s = res.summary()
-    assert "k = 104" in s and "Pooled correlation" in s and "I^2" in s
+    lo, hi = (f"{x:.2f}".removeprefix("0") for x in res.ci)
+    assert s.splitlines()[:2] == ["Meta-analysis", repr(res)[len("<MetaResult: "):-1]]
+    assert f"k = 104; pooled r = {res.estimate:.2f}".replace("0.", ".") + f", 95% CI [{lo}, {hi}]" in s
+    assert "Heterogeneity:" in s and f"{res.q:.2f}" in s and f"{res.i2:.1f}" in s
+    assert repr(res).startswith("<MetaResult: random-effects model (REML), k = 104") and "\n" not in repr(res)
+    m = res.methods()
+    assert f"k = 104 correlations (N = {int(res.table['n'].sum()):,} participants)" in m
+    assert f"Q(103) = {res.q:.2f}" in m and "prediction interval" in m and "restricted maximum likelihood" in m
     apa = res.to_apa()
     assert apa.loc[0, "r"] == f"{res.estimate:.2f}".removeprefix("0") and apa.loc[0, "p"] == "< .001"  # r: no leading zero
     assert apa.loc[0, "r 95% CI"].startswith("[") and "<table" in res._repr_html_()
