@@ -240,7 +240,7 @@ def test_result_presentation():
     assert "Heterogeneity:" in s and f"{res.q:.2f}" in s and f"{res.i2:.1f}" in s
     assert repr(res).startswith("<MetaResult: random-effects model (REML), k = 104") and "\n" not in repr(res)
     m = res.methods()
-    assert f"k = 104 correlations (N = {int(res.table['n'].sum()):,} participants)" in m
+    assert f"k = 104 correlations (summed n = {int(res.table['n'].sum()):,})" in m
     assert f"Q(103) = {res.q:.2f}" in m and "prediction interval" in m and "restricted maximum likelihood" in m
     apa = res.to_apa()
     assert apa.loc[0, "r"] == f"{res.estimate:.2f}".removeprefix("0") and apa.loc[0, "p"] == "< .001"  # r: no leading zero

@@ -445,7 +445,7 @@ class MetaResult(Result):
         n = self._n_total()
         what = "correlations" if is_r else "effect sizes"
         s = [f"A {self._model_name()} was fitted to k = {k_obs} {what}"
-             + (f" (N = {n:,} participants)" if n is not None else "")
+             + (f" (summed n = {n:,})" if n is not None else "")
              + ((" analysed as Fisher's z (variance 1/(n - 3))" + (", coefficients on the z scale" if self.qm is not None
                                                                    else " and back-transformed to r for reporting"))
                if is_r else "")]
