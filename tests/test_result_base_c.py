@@ -99,7 +99,7 @@ def test_on_the_base_without_own_repr(case):
 
 
 def test_tables(case):
-    name, res, *_ = case
+    _, res, *_ = case
     f = res.to_frame()
     assert isinstance(f, pd.DataFrame) and len(f)
     f.iloc[:, -1] = 0  # a copy: the result is unchanged
@@ -113,7 +113,7 @@ def test_tables(case):
 
 
 def test_methods_paragraph(case):
-    name, res, *_ = case
+    _, res, *_ = case
     m = res.methods()
     assert isinstance(m, str) and m.endswith(".") and len(m.split(". ")) >= 2
 
@@ -138,7 +138,7 @@ def test_plot_takes_ax_by_keyword_and_returns_it(case):
         with pytest.raises(als.MetaAnalysisError, match="intercept-only"):
             res.plot()
         return
-    fig, axes = plt.subplots(1, 2)
+    _, axes = plt.subplots(1, 2)
     assert res.plot(ax=axes[1]) is axes[1]
     assert len(axes[0].get_children()) == len(plt.subplots()[1].get_children())  # the other Axes untouched
 
