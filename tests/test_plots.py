@@ -284,3 +284,17 @@ def test_plot_q_loadings():
     assert ax.get_ylabel() == "Sort (patient, session, rater)"
     with pytest.raises(als.ArgumentError, match="q_factor_analysis"):
         als.plot_q_loadings(pd.DataFrame())
+
+
+def test_forest_plot_subgroup_diamonds_are_the_subgroup_models(small_meta):
+    sg = small_meta.subgroups("rater").set_index("group")
+    ax = small_meta.forest_plot(group=small_meta.data["rater"].to_numpy())  # labels work as the column does
+    texts = _texts(ax)
+    for g, row in sg.iterrows():
+        if row["k"] >= 2:
+            assert f"Subtotal {g} (k = {int(row['k'])})" in texts
+            assert f"{row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in texts
+    diamonds = [p.get_xy()[:, 0] for p in ax.patches if isinstance(p, Polygon)]
+    spans = sorted((x.min(), x.max()) for x in diamonds[:-1])
+    expected = sorted((r["ci_low"], r["ci_high"]) for _, r in sg.iterrows() if r["k"] >= 2)
+    np.testing.assert_allclose(spans, expected, rtol=1e-12)

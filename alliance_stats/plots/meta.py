@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.transforms import blended_transform_factory
 
@@ -27,16 +28,16 @@ def forest_plot(
 
     One row per effect size with its label, n and ``r [95% CI]`` as text columns and a square
     sized by its weight, then the pooled diamond with the prediction interval as a line
-    through it. With ``group`` (a column of the data given to :func:`meta_analysis`), rows
-    are grouped with a subgroup diamond (the same model fitted within each group).
+    through it. With ``group``, rows are grouped with a subgroup diamond: the same model
+    fitted within each group, as :meth:`MetaResult.subgroups` gives it.
 
     Parameters
     ----------
     result : MetaResult
     ax : Axes, optional
         Drawn into; a new figure sized to the number of rows otherwise.
-    group : str, optional
-        Moderator column to group by.
+    group : str or array-like, optional
+        A column of the data given to :func:`meta_analysis`, or one label per effect size.
     sort : {"estimate", "weight", None}
         Order of the rows within each group (default: data order).
     show_pi : bool
@@ -54,8 +55,9 @@ def forest_plot(
     is_r = result.measure == "r"
     t["est"] = t["r"] if is_r else t["yi"]
     if group is not None:
-        sub_fits = result.subgroups(group).set_index("group")
-        t["group"] = result.data[group].astype(str).to_numpy()
+        sub_fits = result.subgroups(group).set_index("group")  # checks the column or the labels
+        labels = result.data[group] if isinstance(group, str) else pd.Series(np.asarray(group, dtype=object).ravel())
+        t["group"] = labels.astype(str).to_numpy()
     else:
         t["group"] = ""
     if sort in ("estimate", "weight"):
