@@ -53,7 +53,9 @@ from .plots import (
     funnel_plot,
     plot_patient_series,
     plot_pqs_profile,
+    plot_q_loadings,
     plot_reliable_change,
+    plot_rupture_outcome,
     plot_rupture_profile,
     plot_therapist_effects,
     plot_trajectories,
@@ -62,6 +64,7 @@ from .plots import (
     save_figure,
     score_label,
     set_theme,
+    trajectories_grid,
 )
 from .tables import export_table
 from .power import PowerResult, power_analysis
@@ -167,7 +170,10 @@ __all__ = [
     "plot_within_between",
     "plot_therapist_effects",
     "plot_trajectories",
+    "trajectories_grid",
     "plot_reliable_change",
+    "plot_q_loadings",
+    "plot_rupture_outcome",
     "set_theme",
     "save_figure",
     "score_label",

@@ -21,6 +21,8 @@ print(three.summary())
 per_study = als.aggregate_effects(effects, by="study", r="r", n="n", r_between=0.5)
 res = als.meta_analysis(per_study, r="r", n="n", study="study")
 print(res.summary())
+print(res.methods())                                   # a draft methods-and-results paragraph
+print(res.subgroups("rater").round(3).to_string(index=False))   # the model within each rater group
 print("Egger:", res.egger().round(3).to_dict("records")[0], "| trim-and-fill k0 =", res.trim_and_fill().k0)
 als.export_table(res.to_apa(), out / "pooled_r.docx", caption="Pooled alliance-outcome correlation (REML)")
 als.save_figure(res.forest_plot(group="rater"), out / "forest", formats=("pdf", "png"), width="double")

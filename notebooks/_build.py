@@ -189,6 +189,9 @@ There is one row per study. The square's area shows its weight, the line its 95%
 diamond the pooled r with its CI. The line through the diamond is the prediction interval. Here
 the rows are grouped by who rated the alliance, with a subgroup diamond for each rater."""),
     ("code", """ax = res.forest_plot(group="rater", sort="estimate")"""),
+    ("md", """The subgroup diamonds are the same model fitted within each rater group; `subgroups()` gives
+their numbers (metafor: `rma(yi, vi, subset = rater == "client")`)."""),
+    ("code", """res.subgroups("rater")[["group", "k", "estimate", "ci_low", "ci_high", "tau2", "i2", "q_p"]]"""),
     ("md", """## 5. Publication bias
 The funnel plot shows each effect against its standard error. In the contour-enhanced version
 (Peters et al. 2008) the shading marks where effects are (non-)significant. If small studies with
@@ -201,7 +204,13 @@ print(f"trim-and-fill imputes k0 = {tf.k0} studies on the {tf.side}; adjusted r 
     ("md", """## 6. Sensitivity: leave one out"""),
     ("code", """loo = res.leave_one_out()
 loo.sort_values("estimate").iloc[[0, -1]][["left_out", "estimate", "ci_low", "ci_high", "i2"]]"""),
-    ("md", """## 7. Moderators
+    ("md", """## 7. A methods paragraph
+`methods()` drafts the methods-and-results text of the model: estimator, k and N, the pooled r with
+its CI, heterogeneity and the prediction interval. `accounting()` lists what was analysed and what
+was left out."""),
+    ("code", """print(res.methods())
+res.accounting()"""),
+    ("md", """## 8. Moderators
 Does the correlation depend on who rated the alliance, or on the publication year? In a
 mixed-effects meta-regression, QM tests all moderators together. Text columns are dummy coded
 against their first level, as in R."""),
@@ -706,7 +715,7 @@ The figures are modelled on published ones:
 
 | figure | function | after |
 |---|---|---|
-| session-by-session trajectories | `plot_trajectories` | Stiles et al. (2004), Kivlighan & Shaughnessy (2000) |
+| session-by-session trajectories | `plot_trajectories`, `trajectories_grid` | Stiles et al. (2004), Kivlighan & Shaughnessy (2000) |
 | reliable and clinically significant change | `plot_reliable_change` | Jacobson & Truax (1991) |
 | within- vs between-patient effects | `plot_within_between` | Falkenström et al. (2013, 2017) |
 | therapist caterpillar plot | `plot_therapist_effects` | Baldwin, Wampold & Imel (2007) |
@@ -729,7 +738,8 @@ df[["patient", "therapist", "session", "wai_sr_total", "phq9_total"]].head()""")
 One thin line per patient and the session mean with its 95% band. The mean is drawn only where at
 least five patients were seen, so that a few long treatments do not make a ragged tail. Below, the
 PHQ-9 trajectories of patients who improved reliably are set against those who did not (`hue`).
-The next figure splits the alliance by the trajectory pattern of each patient (`col`)."""),
+The next figure, `trajectories_grid`, draws one panel per trajectory pattern (`col`) and returns a
+seaborn FacetGrid; `plot_trajectories` draws into one Axes."""),
     ("code", """ends = (df.dropna(subset=["phq9_total"]).sort_values("session")
           .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))
 rc = als.reliable_change(ends, pre="pre", post="post", reliability=0.89, cutoff=10, higher_is_better=False)
@@ -742,7 +752,7 @@ als.plot_trajectories(d, "phq9_total", hue="reliable improvement", ax=axes[1], m
 als.save_figure(fig, figdir / "trajectories", width="double")
 plt.show()"""),
     ("code", """patterns = als.alliance_trajectories(df, "wai_sr_total")
-grid = als.plot_trajectories(df.merge(patterns[["patient", "pattern"]].dropna(), on="patient"),
+grid = als.trajectories_grid(df.merge(patterns[["patient", "pattern"]].dropna(), on="patient"),
                              "wai_sr_total", col="pattern", min_n=3)
 plt.show()"""),
     ("md", """## 2. Reliable and clinically significant change

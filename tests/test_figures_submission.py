@@ -156,7 +156,7 @@ def test_session_axes_tick_at_whole_numbers(sessions, meta):
                 locs = axis.get_majorticklocs()
                 assert len(locs) >= 3 and np.allclose(locs, np.round(locs)), (name, locs)
         plt.close(fig)
-    grid = als.plot_trajectories(sessions, "wai_sr_total", col="therapy", max_patients=10)
+    grid = als.trajectories_grid(sessions, "wai_sr_total", col="therapy", max_patients=10)
     for ax in grid.axes.flat:
         grid.figure.canvas.draw()
         locs = ax.xaxis.get_majorticklocs()

@@ -199,7 +199,10 @@ def test_invalid_input_named(r, n, message):
         als.meta_analysis(r=r, n=n)
     res = als.meta_analysis(r=r, n=n, on_invalid="drop")
     assert res.k == 2 and res.excluded["label"].tolist() == ["Study 2"]
-    assert "Excluded: 1 effect size" in res.summary()
+    assert "Left out: 1 effect sizes: " in res.summary()
+    acc = res.accounting()
+    assert acc["status"].tolist() == ["used", "excluded"] and acc["n"].tolist() == [2, 1]
+    assert "1 effect size(s) were left out" in res.methods()
 
 
 def test_other_errors():
@@ -231,7 +234,14 @@ def test_other_errors():
 def test_result_presentation():
     res = fit("alliance_sample")
     s = res.summary()
-    assert "k = 104" in s and "Pooled correlation" in s and "I^2" in s
+    lo, hi = (f"{x:.2f}".removeprefix("0") for x in res.ci)
+    assert s.splitlines()[:2] == ["Meta-analysis", repr(res)[len("<MetaResult: "):-1]]
+    assert f"k = 104; pooled r = {res.estimate:.2f}".replace("0.", ".") + f", 95% CI [{lo}, {hi}]" in s
+    assert "Heterogeneity:" in s and f"{res.q:.2f}" in s and f"{res.i2:.1f}" in s
+    assert repr(res).startswith("<MetaResult: random-effects model (REML), k = 104") and "\n" not in repr(res)
+    m = res.methods()
+    assert f"k = 104 correlations (summed n = {int(res.table['n'].sum()):,})" in m
+    assert f"Q(103) = {res.q:.2f}" in m and "prediction interval" in m and "restricted maximum likelihood" in m
     apa = res.to_apa()
     assert apa.loc[0, "r"] == f"{res.estimate:.2f}".removeprefix("0") and apa.loc[0, "p"] == "< .001"  # r: no leading zero
     assert apa.loc[0, "r 95% CI"].startswith("[") and "<table" in res._repr_html_()
@@ -318,3 +328,60 @@ def test_trim_and_fill_reports_convergence():
     assert short.converged is False and short.k0 == 0 and short.fill_iterations == 1
     with pytest.raises(als.OptionError, match="max_iter=0"):
         res.trim_and_fill(max_iter=0)
+
+
+# ---------------------------------------------------------------------------------------
+# subgroups: the model within each level (metafor's rma(..., subset = by == level))
+
+
+@pytest.mark.parametrize("ds, by, method, test", [
+    ("alliance_sample", "rater", "REML", "z"),
+    ("alliance_sample", "rater", "DL", "z"),
+    ("alliance_sample", "rater", "REML", "knha"),
+    ("mcdaniel1994", "type", "REML", "z"),
+])
+def test_subgroups_against_metafor(ds, by, method, test):
+    _, r, n, st = SETS[ds]
+    d = data(ds).dropna(subset=[by])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.DependentEffectsWarning)
+        res = als.meta_analysis(d, r=r, n=n, study=st, method=method, test=test)
+    sg = res.subgroups(by)
+    assert sg["group"].tolist() == pd.unique(d[by].astype(str)).tolist()  # order of first appearance
+    for _, row in sg.iterrows():
+        an = f"subgroup_{by}_{method}_{test}_{row['group']}"
+        assert row["k"] == ref(ds, an, "k")[0]
+        close(row["z"], ref(ds, an, "b"))
+        close(row["se_z"], ref(ds, an, "se"))
+        close(row["pval"], ref(ds, an, "pval"), atol=1e-300)
+        close([row["ci_low"], row["ci_high"]], np.tanh(np.r_[ref(ds, an, "ci_lb"), ref(ds, an, "ci_ub")]))
+        close([row["pi_low"], row["pi_high"]], np.tanh(np.r_[ref(ds, an, "pi_lb"), ref(ds, an, "pi_ub")]))
+        close(row["tau2"], ref(ds, an, "tau2"), atol=1e-12)
+        close(row["i2"], ref(ds, an, "I2"), atol=1e-8)
+        close(row["q"], ref(ds, an, "QE"))
+        close(row["q_p"], ref(ds, an, "QEp"))
+        assert row["converged"] and row["estimate"] == pytest.approx(np.tanh(row["z"]), rel=1e-15)
+
+
+def test_subgroups_labels_and_refusals():
+    m = als.load_sample("meta")
+    res = als.meta_analysis(m, r="r", n="n")
+    by_col = res.subgroups("rater")
+    by_arr = res.subgroups(m["rater"].to_numpy())
+    pd.testing.assert_frame_equal(by_col, by_arr)
+    # a subgroup of one effect size is listed with nothing pooled
+    one = res.subgroups(["a"] + ["b"] * (res.k - 1))
+    assert one["k"].tolist() == [1, res.k - 1] and one.loc[0, ["estimate", "tau2"]].isna().all()
+    assert one.loc[1, "estimate"] == pytest.approx(als.meta_analysis(m.iloc[1:], r="r", n="n").estimate, rel=1e-12)
+    with pytest.raises(als.ColumnError, match="by='nope'"):
+        res.subgroups("nope")
+    with pytest.raises(als.ArgumentError, match="3 labels for 104 effect sizes"):
+        res.subgroups(["a", "b", "c"])
+    arrays = als.meta_analysis(r=m["r"], n=m["n"])
+    with pytest.raises(als.ArgumentError, match="keeps no data"):
+        arrays.subgroups("rater")
+    gap = m.assign(rater=m["rater"].where(m.index != 3))
+    with pytest.raises(als.MetaAnalysisError, match="by='rater' is missing for effect size"):
+        als.meta_analysis(gap, r="r", n="n").subgroups("rater")
+    with pytest.raises(als.MetaAnalysisError, match="a subgroup analysis is defined"):
+        als.meta_analysis(m, r="r", n="n", moderators="year").subgroups("rater")

@@ -160,9 +160,17 @@ def test_plot_trajectories_hue_min_n_and_subset():
 
 def test_plot_trajectories_facets_and_errors():
     d = _traj_data()
-    grid = als.plot_trajectories(d, "score", col="grp", min_n=1)
+    grid = als.trajectories_grid(d, "score", col="grp", min_n=1)
     assert [a.get_title() for a in grid.axes.flat] == ["a (n = 2)", "b (n = 2)"]
     assert len(grid.axes.flat[0].get_lines()) == 2 + 1
+    np.testing.assert_allclose(grid.axes.flat[1].get_lines()[-1].get_ydata(), 2.5 + 0.1 * np.arange(1, 7))  # P2, P3
+    assert grid.axes.flat[0].get_xlabel() == "Session"
+    with pytest.raises(als.ArgumentError, match=r"for one panel per value of col='grp' use als.trajectories_grid\(data, 'score'"):
+        als.plot_trajectories(d, "score", col="grp")
+    with pytest.raises(als.AllianceStatsError, match="constant within a patient.*P0"):
+        bad = d.copy()
+        bad.loc[0, "grp"] = "b"
+        als.trajectories_grid(bad, "score", col="grp")
     bad = d.copy()
     bad.loc[0, "grp"] = "b"
     with pytest.raises(als.AllianceStatsError, match="constant within a patient.*P0"):
@@ -229,3 +237,69 @@ def test_set_theme_and_save_figure(tmp_path):
         als.save_figure(fig, tmp_path / "x", formats=("gif",))
     with pytest.raises(als.ArgumentError, match="takes a matplotlib Figure"):
         als.save_figure([1, 2], tmp_path / "x")
+
+
+# ---------------------------------------------------------------------------------------
+# the plots API: plots only draw (no model module imported), ax keyword-only everywhere
+
+
+def test_no_plot_module_imports_the_models():
+    import ast
+    from pathlib import Path
+
+    pkg = Path(als.plots.__file__).parent
+    offending = []
+    for f in sorted(pkg.glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = "." * node.level + (node.module or "")
+                names = [a.name for a in node.names]
+                if (mod.startswith("..models") or mod.startswith("alliance_stats.models")
+                        or (mod == ".." and "models" in names)):
+                    offending.append((f.name, node.lineno, mod))
+            elif isinstance(node, ast.Import):
+                offending += [(f.name, node.lineno, a.name) for a in node.names if a.name.startswith("alliance_stats.models")]
+    assert len(list(pkg.glob("*.py"))) >= 8 and offending == []
+
+
+def test_every_public_plot_function_takes_ax_by_keyword_only():
+    import inspect
+
+    funcs = {n: getattr(als.plots, n) for n in als.plots.__all__ if callable(getattr(als.plots, n))}
+    with_ax = {n: inspect.signature(f).parameters["ax"] for n, f in funcs.items() if "ax" in inspect.signature(f).parameters}
+    assert {"forest_plot", "funnel_plot", "plot_pqs_profile", "plot_q_loadings", "plot_transitions", "plot_trajectories",
+            "plot_within_between", "plot_therapist_effects", "plot_rupture_outcome"} <= set(with_ax)
+    assert {n: p.kind for n, p in with_ax.items() if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is not None} == {}
+    # figure-level functions are named *_grid and take no ax
+    assert "ax" not in inspect.signature(als.trajectories_grid).parameters and "trajectories_grid" in als.__all__
+    with pytest.raises(TypeError):
+        als.forest_plot(als.meta_analysis(r=[0.1, 0.2, 0.3], n=[50, 60, 70]), plt.gca())  # ax is not positional
+
+
+def test_plot_q_loadings():
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}")
+    res = als.q_factor_analysis(q[q.rater == "J1"])
+    ax = res.plot()
+    img = ax.images[0].get_array()
+    np.testing.assert_allclose(img, res.loadings[res.variance["factor"]].to_numpy())
+    framed = [p for p in ax.patches if p.get_width() == 1]
+    assert len(framed) == res.loadings["defines"].notna().sum()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{f}\n({p:.0f}%)" for f, p in zip(res.variance["factor"],
+                                                                                             res.variance["variance_pct"])]
+    assert ax.get_ylabel() == "Sort (patient, session, rater)"
+    with pytest.raises(als.ArgumentError, match="q_factor_analysis"):
+        als.plot_q_loadings(pd.DataFrame())
+
+
+def test_forest_plot_subgroup_diamonds_are_the_subgroup_models(small_meta):
+    sg = small_meta.subgroups("rater").set_index("group")
+    ax = small_meta.forest_plot(group=small_meta.data["rater"].to_numpy())  # labels work as the column does
+    texts = _texts(ax)
+    for g, row in sg.iterrows():
+        if row["k"] >= 2:
+            assert f"Subtotal {g} (k = {int(row['k'])})" in texts
+            assert f"{row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in texts
+    diamonds = [p.get_xy()[:, 0] for p in ax.patches if isinstance(p, Polygon)]
+    spans = sorted((x.min(), x.max()) for x in diamonds[:-1])
+    expected = sorted((r["ci_low"], r["ci_high"]) for _, r in sg.iterrows() if r["k"] >= 2)
+    np.testing.assert_allclose(spans, expected, rtol=1e-12)

@@ -229,7 +229,10 @@ def test_rupture_outcome_counts_a_status_group_too_small_to_model():
     res = als.rupture_outcome(d, als.detect_ruptures(d, "w"), outcome="phq")
     assert res.excluded["in a status group of fewer than 2 patients (unrepaired)"] == 1
     assert res.groups["status"].tolist() == ["none", "repaired"]
-    assert "1 in a status group" in res.summary()
+    assert "Left out: 1 patients: in a status group of fewer than 2 patients (unrepaired)" in res.summary()
+    acc = res.accounting()
+    assert acc[acc.status == "used"]["n"].tolist() == [6]
+    assert "in a status group of fewer than 2 patients (unrepaired)" in res.methods()
 
 
 def test_rupture_outcome_with_therapists_uses_the_mixed_model():

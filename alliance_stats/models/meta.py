@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass, field
 
@@ -23,7 +22,8 @@ from ..exceptions import (
 from ..exceptions import _fmt_labels, _show
 from ..validation import check_number, check_option, check_whole_number, need_columns, numeric_column, require_frame
 from ._meta_fit import MAX_ITER, METHODS, TESTS, fit_three_level, fit_uni
-from .._format import apa_p, fmt_ci, fmt_num
+from .._format import apa_p, fmt_ci, fmt_df, fmt_num, fmt_pct
+from .._result import ACCOUNTING_COLUMNS, Result, accounting_frame
 
 __all__ = ["meta_analysis", "MetaResult", "aggregate_effects"]
 
@@ -64,8 +64,8 @@ def _design(data: pd.DataFrame, terms: list[str]) -> tuple[np.ndarray, list[str]
     return np.column_stack(cols), names
 
 
-@dataclass
-class MetaResult:
+@dataclass(repr=False)
+class MetaResult(Result):
     """Result of :func:`meta_analysis`. Plain data: no refitting happens behind attributes.
 
     Attributes
@@ -271,75 +271,250 @@ class MetaResult:
     def _back(self, x):
         return np.tanh(x) if self.measure == "r" else x
 
+    def subgroups(self, by) -> pd.DataFrame:
+        """The same model fitted within each subgroup of effect sizes.
+
+        Each level of ``by`` gets its own intercept-only model with this result's estimator,
+        test and level (as ``rma(yi, vi, subset = by == level)`` in metafor). Subgroups are
+        in the order of their first effect size.
+
+        Parameters
+        ----------
+        by : str or array-like
+            A column of the data given to :func:`meta_analysis` (e.g. ``"rater"``), or one
+            group label per effect size of :attr:`table`.
+
+        Returns
+        -------
+        DataFrame
+            One row per subgroup: ``group, k, estimate, ci_low, ci_high`` (back-transformed
+            for correlations), ``z, se_z, statistic, df, pval`` (analysis scale),
+            ``pi_low, pi_high, tau2, i2, q, q_df, q_p, converged``. A subgroup of a single
+            effect size is listed with ``k = 1`` and missing pooled values (nothing to pool).
+        """
+        self._check_simple("a subgroup analysis")
+        groups = self._group_labels(by)
+        y, v = self._inputs["y"], self._inputs["v"]
+        rows = []
+        for g in pd.unique(groups):
+            keep = groups == g
+            row = {"group": g, "k": int(keep.sum())}
+            if keep.sum() >= 2:
+                f = self._refit(y[keep], v[keep])
+                half = f["crit"] * np.sqrt(f["se"][0] ** 2 + f["tau2"])
+                b = f["b"][0]
+                row.update(estimate=float(self._back(b)), ci_low=float(self._back(f["ci_lb"][0])),
+                           ci_high=float(self._back(f["ci_ub"][0])), z=float(b), se_z=float(f["se"][0]),
+                           statistic=float(f["stat"][0]), df=float(f["df"]), pval=float(f["pval"][0]),
+                           pi_low=float(self._back(b - half)), pi_high=float(self._back(b + half)),
+                           tau2=float(f["tau2"]), i2=float(f["I2"]), q=float(f["QE"]), q_df=int(f["df_q"]),
+                           q_p=float(f["QEp"]), converged=bool(f["converged"]))
+            rows.append(row)
+        cols = ["group", "k", "estimate", "ci_low", "ci_high", "z", "se_z", "statistic", "df", "pval", "pi_low",
+                "pi_high", "tau2", "i2", "q", "q_df", "q_p", "converged"]
+        return pd.DataFrame(rows).reindex(columns=cols)
+
+    def _group_labels(self, by) -> np.ndarray:
+        """One label (str) per effect size of ``table`` from a column name or an array."""
+        if isinstance(by, str):
+            data = self._inputs["data"]
+            if data is None:
+                raise ArgumentError(f"by={by!r} names a column, but this result keeps no data (meta_analysis() was given "
+                                    "arrays, or it is a trim-and-fill result); pass the group labels themselves, one "
+                                    "per row of result.table")
+            need_columns(data, {"by": by})
+            s = data[by]
+            if s.isna().any():
+                where = [self.table["label"].iloc[i] for i in np.flatnonzero(s.isna().to_numpy())]
+                raise MetaAnalysisError(f"by={by!r} is missing for effect size(s) {_fmt_labels(where, 5)}; "
+                                        "give each a group (e.g. 'unknown')")
+            return s.astype(str).to_numpy()
+        labels = np.asarray(by, dtype=object).ravel()
+        if len(labels) != self.k:
+            raise ArgumentError(f"by= holds {len(labels)} labels for {self.k} effect sizes; give one per row of result.table")
+        return labels.astype(str)
+
+    @property
+    def data(self) -> pd.DataFrame | None:
+        """The rows of the data given to :func:`meta_analysis` that were analysed, in the order
+        of :attr:`table` (a copy), or None when arrays were given."""
+        d = self._inputs["data"] if self._inputs else None
+        return None if d is None else d.copy()
+
     # ------------------------------------------------------------------ presentation
-    def summary(self) -> str:
-        what = "correlation (r; analysed as Fisher z)" if self.measure == "r" else "effect"
-        model = "three-level random-effects" if self.three_level else ("mixed-effects meta-regression" if self.qm is not None else ("fixed-effect" if self.method == "FE" else "random-effects"))
-        lv = int(round(self.level * 100))
-        lines = [
-            f"Meta-analysis ({model}, {self.method}, {'Knapp-Hartung t' if self.test == 'knha' else 'z'} test)",
-            f"k = {self.k} effect sizes" + (f" in {self.table['cluster'].nunique()} clusters" if self.three_level else ""),
-            f"Pooled {what}: {self.estimate:.3f}, {lv}% CI [{self.ci[0]:.3f}, {self.ci[1]:.3f}]"
-            + (f", {lv}% PI [{self.pi[0]:.3f}, {self.pi[1]:.3f}]" if self.method != "FE" else ""),
-            f"Test: {'t' if self.test == 'knha' else 'z'}{'' if np.isinf(self.df) else f'({self.df:.0f})'} = {self.statistic:.2f}, p {apa_p(self.pval, eq=True)}",
-            f"Heterogeneity: Q({self.q_df}) = {self.q:.2f}, p {apa_p(self.q_p, eq=True)}; tau^2 = {self.tau2:.4f}, tau = {self.tau:.4f}, I^2 = {self.i2:.1f}%"
-            + ("" if self.three_level else f", H^2 = {self.h2:.2f}"),
-        ]
+    title = "Meta-analysis"
+
+    def _model_name(self) -> str:
         if self.three_level:
-            for _, r in self.variance_components.iterrows():
-                lines.append(f"  {r['level']}: variance {r['variance']:.4f} (I^2 {r['i2']:.1f}%)")
+            return "three-level random-effects model"
         if self.qm is not None:
-            df = f"{self.qm_df[0]}" + (f", {self.qm_df[1]}" if self.qm_df[1] is not None else "")
+            return "mixed-effects meta-regression"
+        return "fixed-effect model" if self.method == "FE" else "random-effects model"
+
+    def _n_total(self) -> int | None:
+        if self.measure != "r" or "n" not in self.table or not self.table["n"].notna().all():
+            return None
+        t = self.table if "filled" not in self.table else self.table[~self.table["filled"]]
+        return int(round(t["n"].sum()))
+
+    def _headline(self) -> str:
+        lv = int(round(self.level * 100))
+        what = "r" if self.measure == "r" else "estimate"
+        lz = self.measure != "r"
+        k = f"k = {self.k}" + (f" in {self.table['cluster'].nunique()} clusters" if self.three_level else "")
+        if self.qm is not None:
             stat = "F" if self.test == "knha" else "QM"
-            lines.append(f"Moderators: {stat}({df}) = {self.qm:.2f}, p {apa_p(self.qm_p, eq=True)}" + (f"; R^2 = {self.r2:.1f}%" if self.r2 is not None else ""))
-            lines.append(self.coefficients.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-        if len(self.excluded):
-            lines.append(f"Excluded: {len(self.excluded)} effect size(s): " + "; ".join(f"{a} ({b})" for a, b in self.excluded.itertuples(index=False)))
-        return "\n".join(lines)
+            return (f"{self._model_name()} ({self.method}), {k}; moderators {stat} = {fmt_num(self.qm)}, "
+                    f"p {apa_p(self.qm_p, eq=True)}")
+        pi = f", {lv}% PI {fmt_ci(*self.pi, leading_zero=lz)}" if self.method != "FE" else ""
+        return (f"{self._model_name()} ({self.method}), {k}; pooled {what} = {fmt_num(self.estimate, leading_zero=lz)}, "
+                f"{lv}% CI {fmt_ci(*self.ci, leading_zero=lz)}{pi}; I² = {fmt_pct(self.i2)}%")
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficients (analysis scale: Fisher z for correlations): ``term, estimate, se,
+        statistic, pval, ci_low, ci_high``; for an intercept-only model of correlations also
+        the pooled ``r, r_ci_low, r_ci_high``."""
+        out = self.coefficients.copy()
+        if self.measure == "r" and self.qm is None:
+            out.insert(1, "r", self.estimate)
+            out.insert(2, "r_ci_low", self.ci[0])
+            out.insert(3, "r_ci_high", self.ci[1])
+        return out
 
-    def to_apa(self) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style coefficient table (estimates to 2 decimals, p as '< .001', CIs in brackets)."""
+        d = 2 if digits is None else check_whole_number("digits", digits, lo=0)
         lv = int(round(self.level * 100))
         c = self.coefficients
         rows = []
         for _, r in c.iterrows():
             rows.append({
                 "Term": r["term"],
-                "Estimate": fmt_num(r["estimate"]),
-                "SE": fmt_num(r["se"]),
-                ("t" if self.test == "knha" else "z"): fmt_num(r["statistic"]),
+                "Estimate": fmt_num(r["estimate"], d),
+                "SE": fmt_num(r["se"], d),
+                ("t" if self.test == "knha" else "z"): fmt_num(r["statistic"], d),
                 "p": apa_p(r["pval"]),
-                f"{lv}% CI": fmt_ci(r["ci_low"], r["ci_high"]),
+                f"{lv}% CI": fmt_ci(r["ci_low"], r["ci_high"], d),
             })
         out = pd.DataFrame(rows)
         if self.measure == "r" and self.qm is None:
-            out.insert(1, "r", fmt_num(self.estimate, leading_zero=False))
-            out.insert(2, f"r {lv}% CI", fmt_ci(*self.ci, leading_zero=False))
+            out.insert(1, "r", fmt_num(self.estimate, d, leading_zero=False))
+            out.insert(2, f"r {lv}% CI", fmt_ci(*self.ci, d, leading_zero=False))
         return out
 
-    def _repr_html_(self) -> str:
-        head = html.escape(self.summary().split("\n")[0])
-        body = "<br>".join(html.escape(x) for x in self.summary().split("\n")[1:5])
-        return f"<div><strong>{head}</strong><br>{body}{self.to_apa().to_html(index=False)}</div>"
+    def _tables(self) -> list[tuple[str, pd.DataFrame]]:
+        row = {"tau2": fmt_num(self.tau2, 4), "tau": fmt_num(self.tau, 4), "I2 (%)": fmt_pct(self.i2)}
+        if not self.three_level:
+            row["H2"] = fmt_num(self.h2)
+        row.update({"Q": fmt_num(self.q), "df": fmt_df(self.q_df), "p": apa_p(self.q_p)})
+        out = [("Heterogeneity", pd.DataFrame([row]))]
+        if self.three_level:
+            vc = pd.DataFrame({"Level": self.variance_components["level"],
+                               "Variance": [fmt_num(x, 4) for x in self.variance_components["variance"]],
+                               "SD": [fmt_num(x, 4) for x in self.variance_components["sd"]],
+                               "I2 (%)": [fmt_pct(x) for x in self.variance_components["i2"]]})
+            out.append(("Variance components", vc))
+        if self.qm is not None:
+            stat = "F" if self.test == "knha" else "QM"
+            df2 = "" if self.qm_df[1] is None else f", {fmt_df(self.qm_df[1])}"
+            row = {"Test": f"{stat}({self.qm_df[0]}{df2})", "Value": fmt_num(self.qm), "p": apa_p(self.qm_p)}
+            if self.r2 is not None:
+                row["R2 (%)"] = fmt_pct(self.r2)
+            out.append(("Moderators", pd.DataFrame([row])))
+        return out
 
-    def forest_plot(self, ax=None, **kw):
+    def _notes(self) -> list[str]:
+        notes = super()._notes()
+        if self.k0 is not None:
+            notes.append(f"trim-and-fill: {self.k0} effect size(s) filled on the {self.side} side")
+        if not self.converged:
+            notes.append("an iterative estimation did not converge (result.converged is False)")
+        return notes
+
+    def methods(self) -> str:
+        """A methods-and-results paragraph: model and estimator, k and N, the pooled value with
+        its CI, heterogeneity (tau2, I2, Q), the prediction interval, clusters, moderators and
+        trim-and-fill where used, and the effect sizes left out."""
+        lv = int(round(self.level * 100))
+        est_names = {"REML": "restricted maximum likelihood (REML)", "ML": "maximum likelihood (ML)",
+                     "DL": "the DerSimonian-Laird (DL) estimator", "PM": "the Paule-Mandel (PM) estimator",
+                     "HE": "the Hedges (HE) estimator", "FE": None}
+        is_r = self.measure == "r"
+        lz = not is_r
+        k_obs = self.k - (self.k0 or 0)
+        n = self._n_total()
+        what = "correlations" if is_r else "effect sizes"
+        s = [f"A {self._model_name()} was fitted to k = {k_obs} {what}"
+             + (f" (summed n = {n:,})" if n is not None else "")
+             + ((" analysed as Fisher's z (variance 1/(n - 3))" + (", coefficients on the z scale" if self.qm is not None
+                                                                   else " and back-transformed to r for reporting"))
+               if is_r else "")]
+        if self.three_level:
+            nc = self.table["cluster"].nunique()
+            s[0] += (f", with effect sizes nested in {nc} clusters (three levels: sampling error, effects within "
+                     f"clusters, clusters; as metafor's rma.mv with random = ~ 1 | cluster/effect)")
+        if self.method != "FE":
+            s[0] += f"; the between-study variance was estimated by {est_names[self.method]}"
+        test = ("Knapp-Hartung-adjusted t tests and CIs" if self.test == "knha" else "Wald z tests")
+        s[0] += f", with {test}."
+        if self.qm is not None:
+            terms = [t for t in self.coefficients["term"] if t != "intercept"]
+            stat = "F" if self.test == "knha" else "QM"
+            df2 = "" if self.qm_df[1] is None else f", {fmt_df(self.qm_df[1])}"
+            s.append(f"The omnibus test of the moderators ({', '.join(terms)}) gave {stat}({self.qm_df[0]}{df2}) = "
+                     f"{fmt_num(self.qm)}, p {apa_p(self.qm_p, eq=True)}"
+                     + (f"; they accounted for R² = {fmt_pct(self.r2)}% of the between-study variance"
+                        if self.r2 is not None else "") + ".")
+        else:
+            name = "pooled correlation was r" if is_r else "pooled effect was"
+            stat = "t" if self.test == "knha" else "z"
+            dfs = "" if np.isinf(self.df) else f"({fmt_df(self.df)})"
+            s.append(f"The {name} = {fmt_num(self.estimate, leading_zero=lz)}, {lv}% CI {fmt_ci(*self.ci, leading_zero=lz)}, "
+                     f"{stat}{dfs} = {fmt_num(self.statistic)}, p {apa_p(self.pval, eq=True)}.")
+        het = (f"{'Residual heterogeneity' if self.qm is not None else 'Heterogeneity'}: τ² = {fmt_num(self.tau2, 3)}, "
+               f"I² = {fmt_pct(self.i2)}%, Q({self.q_df}) = {fmt_num(self.q)}, p {apa_p(self.q_p, eq=True)}")
+        if self.three_level:
+            het += "; " + ", ".join(f"variance {r['level']} = {fmt_num(r['variance'], 3)} (I² = {fmt_pct(r['i2'])}%)"
+                                    for _, r in self.variance_components.iterrows())
+        s.append(het + ".")
+        if self.method != "FE" and self.qm is None:
+            s.append(f"The {lv}% prediction interval, the range of true effects expected in a new study, was "
+                     f"{fmt_ci(*self.pi, leading_zero=lz)}.")
+        if self.k0 is not None:
+            s.append(f"Trim-and-fill (Duval & Tweedie, 2000) imputed {self.k0} effect size(s) on the {self.side} side; "
+                     "the values above include them.")
+        if len(self.excluded):
+            reasons = self.excluded["reason"].value_counts()
+            s.append(f"{len(self.excluded)} effect size(s) were left out ("
+                     + "; ".join(f"{reason}: {c}" for reason, c in reasons.items()) + ").")
+        if not self.converged:
+            s.append("Note: an iterative estimation did not reach its convergence criterion.")
+        return " ".join(s)
+
+    def accounting(self) -> pd.DataFrame:
+        """Effect sizes analysed and left out (``on_invalid='drop'``), by reason; effect sizes
+        imputed by trim-and-fill are counted on a row of their own."""
+        reasons = self.excluded["reason"].value_counts(sort=False) if len(self.excluded) else {}
+        more = [pd.DataFrame([["effect sizes", "used", "imputed by trim-and-fill", int(self.k0)]],
+                             columns=list(ACCOUNTING_COLUMNS))] if self.k0 else []
+        return accounting_frame("effect sizes", self.k - (self.k0 or 0), dict(reasons), more=more)
+
+    def forest_plot(self, *, ax=None, **kw):
         """Forest plot; see :func:`alliance_stats.forest_plot`."""
         from ..plots import forest_plot
 
         return forest_plot(self, ax=ax, **kw)
 
-    def funnel_plot(self, ax=None, **kw):
+    def funnel_plot(self, *, ax=None, **kw):
         """Funnel plot; see :func:`alliance_stats.funnel_plot`."""
         from ..plots import funnel_plot
 
         return funnel_plot(self, ax=ax, **kw)
 
-    def plot(self, ax=None, **kw):
-        """The forest plot."""
-        return self.forest_plot(ax=ax, **kw)
+    def plot(self, *, ax=None, kind: str = "forest", **kw):
+        """The forest plot (``kind="funnel"``: the funnel plot)."""
+        check_option("kind", kind, ("forest", "funnel"))
+        return self.forest_plot(ax=ax, **kw) if kind == "forest" else self.funnel_plot(ax=ax, **kw)
 
 
 def _build(y, v, X, names, labels, clusters, method, test, level, measure, n, excluded=None, data=None,

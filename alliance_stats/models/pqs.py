@@ -15,7 +15,6 @@ from ..exceptions import _fmt_labels, _show
 from .._format import fmt_num, fmt_pct
 from .._result import Result, accounting_frame
 from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
-import html
 
 __all__ = [
     "pqs_prototype_fit",
@@ -324,8 +323,8 @@ def _varimax(L: np.ndarray, tol: float = 1e-14, max_iter: int = 10_000) -> np.nd
     return (A @ T) * h[:, None]
 
 
-@dataclass
-class QFactorResult:
+@dataclass(repr=False)
+class QFactorResult(Result):
     """Result of :func:`q_factor_analysis`.
 
     Attributes
@@ -345,6 +344,10 @@ class QFactorResult:
     n_factors : int
     rule : str
         How the number of factors was chosen.
+    rotation : str
+        ``"varimax"`` or ``"none"``.
+    n_excluded : int
+        Sorts left out because :func:`read_qsorts` flagged them (``qsort_valid`` false).
     """
 
     loadings: pd.DataFrame
@@ -353,32 +356,74 @@ class QFactorResult:
     eigenvalues: np.ndarray
     n_factors: int
     rule: str
+    rotation: str = "varimax"
+    n_excluded: int = 0
 
-    def summary(self) -> str:
-        v = self.variance
-        lines = [f"Q-factor analysis: {len(self.loadings)} sorts, {self.n_factors} factors ({self.rule}); varimax rotation"]
-        for _, r in v.iterrows():
-            k = int((self.loadings["defines"] == r["factor"]).sum())
-            lines.append(f"  {r['factor']}: {r['variance_pct']:.1f}% of variance, defined by {k} sort(s)")
-        return "\n".join(lines)
+    title = "Q-factor analysis"
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def _n_defining(self) -> list[int]:
+        return [int((self.loadings["defines"] == f).sum()) for f in self.variance["factor"]]
 
-    def to_apa(self) -> pd.DataFrame:
+    def _rotation_text(self) -> str:
+        return "varimax rotation" if self.rotation == "varimax" and self.n_factors > 1 else "unrotated"
+
+    def _headline(self) -> str:
+        total = self.variance["cumulative_pct"].iloc[-1]
+        return (f"{len(self.loadings)} sorts, {self.n_factors} factor(s) ({self.rule}; {self._rotation_text()}), "
+                f"{fmt_pct(total)}% of the variance")
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per factor: ``factor, eigenvalue`` (of the correlation matrix), ``ss_loadings``
+        (after rotation), ``variance_pct, cumulative_pct, n_defining`` (sorts defining it)."""
+        out = self.variance.copy()
+        out["n_defining"] = self._n_defining()
+        return out
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the factors: eigenvalue (after rotation), % of variance,
         cumulative %, and the number of sorts defining each factor."""
+        d = 2 if digits is None else check_whole_number("digits", digits, lo=0)
         v = self.variance
         return pd.DataFrame({
             "Factor": v["factor"],
-            "Eigenvalue": [fmt_num(x) for x in v["ss_loadings"]],
+            "Eigenvalue": [fmt_num(x, d) for x in v["ss_loadings"]],
             "% variance": [fmt_pct(x) for x in v["variance_pct"]],
             "Cumulative %": [fmt_pct(x) for x in v["cumulative_pct"]],
-            "Defining sorts": [int((self.loadings["defines"] == f).sum()) for f in v["factor"]],
+            "Defining sorts": self._n_defining(),
         })
 
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>" + self.to_apa().to_html(index=False)
+    def methods(self) -> str:
+        """A methods-and-results paragraph: Q-technique, extraction, rotation, the number of
+        factors and why, variance explained, defining sorts, and the sorts left out."""
+        n = len(self.loadings)
+        total = self.variance["cumulative_pct"].iloc[-1]
+        per = "; ".join(f"{f}: {fmt_pct(p)}% of the variance, defined by {k} sort(s)"
+                        for f, p, k in zip(self.variance["factor"], self.variance["variance_pct"], self._n_defining()))
+        undefined = int(self.loadings["defines"].isna().sum())
+        s = [f"A Q-technique factor analysis (Stephenson, 1953) treated the {n} valid Q-sorts as variables and the "
+             f"{N_ITEMS} PQS items as cases: principal components of the correlations between sorts were extracted"
+             + (" and rotated by varimax with Kaiser normalization." if self._rotation_text() == "varimax rotation"
+                else " and not rotated."),
+             f"{self.n_factors} factor(s) were retained ({self.rule}), together explaining {fmt_pct(total)}% of the "
+             f"variance ({per}).",
+             "A sort defines the factor on which it loads significantly (|loading| > 2.58 / sqrt(100) = .26, p < .01; "
+             "Brown, 1980) and highest; factor arrays are the z-scored averages of the defining sorts weighted by "
+             "f / (1 - f²)."
+             + (f" {undefined} sort(s) defined no factor." if undefined else "")]
+        if self.n_excluded:
+            s.append(f"{self.n_excluded} sort(s) flagged by the check of the forced distribution were left out.")
+        return " ".join(s)
+
+    def accounting(self) -> pd.DataFrame:
+        """Q-sorts analysed and left out (flagged by :func:`read_qsorts`)."""
+        return accounting_frame("Q-sorts", len(self.loadings),
+                                {"not a valid forced distribution (qsort_valid false)": self.n_excluded})
+
+    def plot(self, *, ax=None, **kw):
+        """Loadings of each sort on each factor; see :func:`alliance_stats.plot_q_loadings`."""
+        from ..plots import plot_q_loadings
+
+        return plot_q_loadings(self, ax=ax, **kw)
 
 
 def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rotation: str = "varimax", max_factors: int = 7) -> QFactorResult:
@@ -455,7 +500,8 @@ def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rota
     ss = (L**2).sum(axis=0)
     variance = pd.DataFrame({"factor": names, "eigenvalue": vals[:nf], "ss_loadings": ss,
                              "variance_pct": 100 * ss / n_sorts, "cumulative_pct": np.cumsum(100 * ss / n_sorts)})
-    res = QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule)
+    res = QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule,
+                        rotation=rotation, n_excluded=n_bad)
     res.loadings.attrs["alliance_stats"] = {"n_excluded": n_bad}
     return res
 

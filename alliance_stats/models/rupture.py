@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -575,8 +574,8 @@ def alliance_trajectories(
     return out
 
 
-@dataclass
-class RuptureOutcomeResult:
+@dataclass(repr=False)
+class RuptureOutcomeResult(Result):
     """Result of :func:`rupture_outcome`.
 
     Attributes
@@ -595,6 +594,15 @@ class RuptureOutcomeResult:
         Patients left out, by reason.
     model : str
         What was fitted.
+    data : DataFrame
+        One row per patient analysed: first and last outcome, status, change.
+    outcome : str
+        The outcome column.
+    analysis : {"ancova", "change"}
+    higher_is_better : bool
+        Direction of the outcome, as given.
+    rules : dict
+        The rupture-detection rules of the episodes (threshold, SD source, ...).
     """
 
     table: pd.DataFrame
@@ -603,56 +611,86 @@ class RuptureOutcomeResult:
     excluded: dict
     model: str
     data: pd.DataFrame
+    outcome: str = ""
+    analysis: str = "ancova"
+    higher_is_better: bool = False
+    rules: dict = field(default_factory=dict)
 
-    def summary(self) -> str:
-        e = self.effects.set_index("contrast")
-        lines = [f"Rupture-repair and outcome: {self.model}", f"n = {int(self.groups['n'].sum())} patients"
-                 + (f"; excluded: {', '.join(f'{v} {k}' for k, v in self.excluded.items() if v)}" if any(self.excluded.values()) else ""),
-                 self.groups.round(2).to_string(index=False)]
-        for c, r in e.iterrows():
-            lines.append(f"{c}: estimate {r['estimate']:.2f} (SE {r['se']:.2f}), p {apa_p(r['p'], eq=True)}, r-equivalent {r['r_equivalent']:.2f}")
-        return "\n".join(lines)
+    title = "Rupture-repair and outcome"
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def _headline(self) -> str:
+        n = ", ".join(f"{s} {k}" for s, k in zip(self.groups["status"], self.groups["n"]))
+        return f"{self.model}; n = {int(self.groups['n'].sum())} patients ({n})"
 
-    def to_apa(self) -> pd.DataFrame:
-        """APA-style table of the status contrasts: b, SE, t, df, p, 95% CI and the r-equivalent."""
-        e = self.effects
+    def to_frame(self) -> pd.DataFrame:
+        """The status contrasts: ``contrast, estimate, se, statistic, df, p, ci_low, ci_high,
+        r_equivalent`` (95% CIs from t on df)."""
+        e = self.effects.copy()
         crit = stats.t.ppf(0.975, e["df"].to_numpy(float))
-        lo = e["estimate"] - crit * e["se"]
-        hi = e["estimate"] + crit * e["se"]
+        e.insert(6, "ci_low", e["estimate"] - crit * e["se"])
+        e.insert(7, "ci_high", e["estimate"] + crit * e["se"])
+        return e
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
+        """APA-style table of the status contrasts: b, SE, t, df, p, 95% CI and the r-equivalent."""
+        d = 2 if digits is None else check_whole_number("digits", digits, lo=0)
+        e = self.to_frame()
         return pd.DataFrame({
             "Contrast": e["contrast"],
-            "b": [fmt_num(v) for v in e["estimate"]],
-            "SE": [fmt_num(v) for v in e["se"]],
-            "t": [fmt_num(v) for v in e["statistic"]],
+            "b": [fmt_num(v, d) for v in e["estimate"]],
+            "SE": [fmt_num(v, d) for v in e["se"]],
+            "t": [fmt_num(v, d) for v in e["statistic"]],
             "df": [fmt_df(v) for v in e["df"]],
             "p": [apa_p(v) for v in e["p"]],
-            "95% CI": [fmt_ci(a, b) for a, b in zip(lo, hi)],
-            "r (equivalent)": [fmt_num(v, leading_zero=False) for v in e["r_equivalent"]],
+            "95% CI": [fmt_ci(a, b, d) for a, b in zip(e["ci_low"], e["ci_high"])],
+            "r (equivalent)": [fmt_num(v, d, leading_zero=False) for v in e["r_equivalent"]],
         })
 
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>" + self.to_apa().to_html(index=False)
-
-    def plot(self, ax=None):
-        """Mean change in outcome by rupture-repair status with 95% CIs."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(4.5, 3.5))
+    def _tables(self) -> list[tuple[str, pd.DataFrame]]:
         g = self.groups
-        se = g["sd_change"] / np.sqrt(g["n"])
-        crit = stats.t.ppf(0.975, np.maximum(g["n"] - 1, 1))
-        x = np.arange(len(g))
-        ax.errorbar(x, g["mean_change"], yerr=crit * se, fmt="o", color="#0072B2", capsize=4)
-        ax.axhline(0, color="#999999", lw=0.8)
-        ax.set_xticks(x, [f"{s}\n(n = {n})" for s, n in zip(g["status"], g["n"])])
-        ax.set_ylabel("change in outcome (last - first)")
-        for sp in ("right", "top"):
-            ax.spines[sp].set_visible(False)
-        return ax
+        return [("Outcome by rupture-repair status", pd.DataFrame({
+            "Status": g["status"].astype(str), "n": g["n"].astype(int),
+            "First": [fmt_num(x) for x in g["mean_first"]], "Last": [fmt_num(x) for x in g["mean_last"]],
+            "Change M": [fmt_num(x) for x in g["mean_change"]], "Change SD": [fmt_num(x) for x in g["sd_change"]]}))]
+
+    def methods(self) -> str:
+        """A methods-and-results paragraph: status groups, the model, the contrasts with their
+        r-equivalents, and the patients left out."""
+        from ..plots import score_label
+
+        out = score_label(self.outcome) if self.outcome else "the outcome"
+        r = self.rules
+        rule = ""
+        if r.get("threshold") is not None:
+            rule = (f" (episodes detected with a {r['threshold']:g}-SD threshold"
+                    + (f", {r['sd_source']} SD" if r.get("sd_source") else "") + ")")
+        n = ", ".join(f"{s}: n = {k}" for s, k in zip(self.groups["status"], self.groups["n"]))
+        what = (f"the last {out} score adjusted for the first (ANCOVA)" if self.analysis == "ancova"
+                else f"the change in {out} from the first to the last score")
+        s = [f"Patients were grouped by rupture-repair status{rule}: none (no episode), repaired (every episode "
+             f"repaired), unrepaired (at least one episode not repaired) ({n}).",
+             f"Status was related to {what}: {self.model}."]
+        parts = [f"{row['contrast']}: b = {fmt_num(row['estimate'])}, 95% CI {fmt_ci(row['ci_low'], row['ci_high'])}, "
+                 f"t({fmt_df(row['df'])}) = {fmt_num(row['statistic'])}, p {apa_p(row['p'], eq=True)}, "
+                 f"r = {fmt_num(row['r_equivalent'], leading_zero=False)}" for _, row in self.to_frame().iterrows()]
+        s.append("; ".join(parts) + ".")
+        s.append("The r-equivalent, t / sqrt(t² + df) (Rosenthal, 1991), is signed so that a positive value means a "
+                 f"better outcome ({'higher' if self.higher_is_better else 'lower'} {out} is better).")
+        left = {k: v for k, v in self.excluded.items() if v}
+        if left:
+            s.append("Patients left out: " + "; ".join(f"{k}: {v}" for k, v in left.items()) + ".")
+        return " ".join(s)
+
+    def accounting(self) -> pd.DataFrame:
+        """Patients analysed and left out, by reason."""
+        return accounting_frame("patients", int(self.groups["n"].sum()), self.excluded)
+
+    def plot(self, *, ax=None, **kw):
+        """Mean change in outcome by rupture-repair status with 95% CIs; see
+        :func:`alliance_stats.plot_rupture_outcome`."""
+        from ..plots import plot_rupture_outcome
+
+        return plot_rupture_outcome(self, ax=ax, **kw)
 
 
 def rupture_outcome(
@@ -788,4 +826,6 @@ def rupture_outcome(
     grp = per.groupby("status", observed=True).agg(n=("change", "size"), mean_first=("first", "mean"), mean_last=("last", "mean"),
                                                    mean_change=("change", "mean"), sd_change=("change", "std")).reset_index()
     return RuptureOutcomeResult(table=table, groups=grp, effects=pd.DataFrame(eff), excluded=excluded, model=model,
-                                data=per.reset_index().rename(columns={"index": patient}))
+                                data=per.reset_index().rename(columns={"index": patient}), outcome=outcome,
+                                analysis=analysis, higher_is_better=bool(higher_is_better),
+                                rules=dict(res.rules or {}))

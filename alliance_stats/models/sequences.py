@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +93,8 @@ def _wilson(k, n, level):
     return centre - half, centre + half
 
 
-@dataclass
-class TransitionResult:
+@dataclass(repr=False)
+class TransitionResult(Result):
     """First-order Markov model of moves between session states.
 
     Attributes
@@ -113,6 +112,10 @@ class TransitionResult:
     n_transitions, n_breaks : int
         Transitions counted, and pairs of sessions not counted because of a missed session or
         a missing state.
+    level : float
+        Confidence level of the Wilson intervals.
+    state : str or None
+        The column that held the states (for labels).
     """
 
     counts: pd.DataFrame
@@ -125,45 +128,72 @@ class TransitionResult:
     n_transitions: int
     n_breaks: int
     level: float = 0.95
+    state: str | None = None
 
-    def summary(self) -> str:
+    title = "Transitions between session states"
+
+    def _headline(self) -> str:
         t = self.test
-        lines = [
-            f"Transitions between {len(self.counts)} states: {self.n_transitions} transitions "
-            f"({self.n_breaks} session pairs broken by a missed session or a missing state)",
-            f"First-order dependence: G^2({t['df']}) = {t['g2']:.2f}, p {apa_p(t['p'], eq=True)}",
-            "Transition probabilities (row = from, column = to):",
-            self.probabilities.round(3).to_string(),
-            "Expected consecutive sessions in each state: " + ", ".join(f"{k} {v:.2f}" for k, v in self.expected_duration.items()),
-        ]
-        if self.stationary.notna().all():
-            lines.append("Stationary distribution: " + ", ".join(f"{k} {v:.3f}" for k, v in self.stationary.items()))
-        return "\n".join(lines)
+        return (f"{len(self.counts)} states, {self.n_transitions} transitions; first-order dependence "
+                f"G²({t['df']}) = {fmt_num(t['g2'])}, p {apa_p(t['p'], eq=True)}")
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_frame(self) -> pd.DataFrame:
+        """One row per pair of states: ``from, to, count, probability, ci_low, ci_high`` (the
+        row proportion and its Wilson interval)."""
+        idx = pd.MultiIndex.from_product([self.counts.index, self.counts.columns], names=["from", "to"])
+        return pd.DataFrame({"count": self.counts.to_numpy().ravel(), "probability": self.probabilities.to_numpy().ravel(),
+                             "ci_low": self.ci_low.to_numpy().ravel(), "ci_high": self.ci_high.to_numpy().ravel()},
+                            index=idx).reset_index()
 
-    def _repr_html_(self) -> str:
-        t = self.test
-        return (
-            f"<div><strong>{self.n_transitions} transitions</strong>; G²({t['df']}) = {t['g2']:.2f}, "
-            f"p {html.escape(apa_p(t['p'], eq=True))}{self.probabilities.round(3).to_html()}</div>"
-        )
-
-    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style transition table: one row per from-state with its number of transitions,
         and per to-state the probability with its Wilson CI in brackets."""
+        d = 2 if digits is None else check_whole_number("digits", digits, lo=0)
         rows = []
         for a in self.probabilities.index:
             row = {"From": str(a), "n": int(self.counts.loc[a].sum())}
             for b in self.probabilities.columns:
                 p = self.probabilities.at[a, b]
                 row[str(b)] = "NA" if not np.isfinite(p) else fmt_est_ci(
-                    p, self.ci_low.at[a, b], self.ci_high.at[a, b], digits, leading_zero=False)
+                    p, self.ci_low.at[a, b], self.ci_high.at[a, b], d, leading_zero=False)
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def plot(self, ax=None, **kw):
+    def _tables(self) -> list[tuple[str, pd.DataFrame]]:
+        per = pd.DataFrame({"State": [str(x) for x in self.expected_duration.index],
+                            "Expected consecutive sessions": [fmt_num(x) for x in self.expected_duration]})
+        if self.stationary.notna().all():
+            per["Long-run share"] = [fmt_num(x, leading_zero=False) for x in self.stationary]
+        return [("States", per)]
+
+    def methods(self) -> str:
+        """A methods-and-results paragraph: the Markov model, what counts as a transition, the
+        intervals, the test of first-order dependence, durations and the long-run shares."""
+        t = self.test
+        lv = int(round(self.level * 100))
+        states = ", ".join(str(x) for x in self.counts.index)
+        s = [f"Moves between {len(self.counts)} session states ({states}) were described as a first-order Markov "
+             f"chain: {self.n_transitions} transitions between consecutive sessions of the same patient were counted"
+             + (f" ({self.n_breaks} pairs of sessions broken by a missed session or a missing state were not counted, "
+                "so no transition bridges a gap)" if self.n_breaks else "") + ".",
+             f"Transition probabilities are row proportions with {lv}% Wilson confidence intervals.",
+             f"The likelihood-ratio test of first-order dependence against independence of successive states gave "
+             f"G²({t['df']}) = {fmt_num(t['g2'])}, p {apa_p(t['p'], eq=True)} (Pearson X²({t['df']}) = "
+             f"{fmt_num(t['x2'])}, p {apa_p(t['p_x2'], eq=True)})." if t["df"] > 0 else
+             "The test of first-order dependence needs at least two states left and entered; it was not computed."]
+        dur = ", ".join(f"{k} {fmt_num(v)}" for k, v in self.expected_duration.items())
+        s.append(f"Expected consecutive sessions in each state, 1 / (1 - p_ii): {dur}.")
+        if self.stationary.notna().all():
+            s.append("Long-run shares of sessions (stationary distribution): "
+                     + ", ".join(f"{k} {fmt_num(v, leading_zero=False)}" for k, v in self.stationary.items()) + ".")
+        return " ".join(s)
+
+    def accounting(self) -> pd.DataFrame:
+        """Pairs of consecutive sessions counted as transitions, and those not counted."""
+        return accounting_frame("session pairs", self.n_transitions,
+                                {"broken by a missed session or a missing state": self.n_breaks})
+
+    def plot(self, *, ax=None, **kw):
         """Heatmap of the transition probabilities; see :func:`alliance_stats.plot_transitions`."""
         from ..plots import plot_transitions
 
@@ -251,7 +281,7 @@ def transitions(
         counts=frame(C.astype(int)), probabilities=frame(P), ci_low=frame(lo), ci_high=frame(hi),
         stationary=pd.Series(stat, index=states, name="stationary"),
         expected_duration=pd.Series(dur, index=states, name="expected_sessions"),
-        test=test, n_transitions=int(N), n_breaks=n_breaks, level=level,
+        test=test, n_transitions=int(N), n_breaks=n_breaks, level=level, state=str(state),
     )
 
 

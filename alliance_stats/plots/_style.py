@@ -84,8 +84,10 @@ def _diamond(ax, y, lo, est, hi, color, h=0.35):
     ax.add_patch(Polygon([[lo, y], [est, y + h], [hi, y], [est, y - h]], closed=True, facecolor=color, edgecolor=color, zorder=3))
 
 
-def _meta_result(result, what: str, cls) -> None:
-    if not isinstance(result, cls):
+def _meta_result(result, what: str) -> None:
+    """Refuse anything but a meta-analysis result (read by its public attributes: plots do not
+    import the model modules)."""
+    if not all(hasattr(result, a) for a in ("table", "measure", "three_level", "qm", "subgroups", "estimate", "ci", "pi")):
         raise ArgumentError(f"{what} takes the result of als.meta_analysis(), got {type(result).__name__}")
 
 

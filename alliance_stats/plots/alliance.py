@@ -19,7 +19,7 @@ from ._style import (
 )
 
 
-def plot_within_between(result, ax=None, *, standardized: bool = False, color: str = ACCENT):
+def plot_within_between(result, *, ax=None, standardized: bool = False, color: str = ACCENT):
     """Within- vs between-patient (and therapist-level) alliance effects with 95% CIs.
 
     ``result`` is an :class:`AllianceOutcomeResult` (or a :class:`TherapistEffectsResult`, whose
@@ -47,7 +47,7 @@ def plot_within_between(result, ax=None, *, standardized: bool = False, color: s
     return ax
 
 
-def plot_therapist_effects(model, ax=None, *, group: str | None = None, term: str = "Intercept", level: float = 0.95,
+def plot_therapist_effects(model, *, ax=None, group: str | None = None, term: str = "Intercept", level: float = 0.95,
                            color: str = ACCENT):
     """Caterpillar plot of random effects (e.g. therapist intercepts) with conditional intervals.
 
@@ -96,43 +96,16 @@ def _mean_band(d: pd.DataFrame, x: str, y: str, level: float) -> pd.DataFrame:
     return g
 
 
-def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", session: str = "session",
-                      hue: str | None = None, col: str | None = None, level: float = 0.95, min_n: int = 5,
-                      max_patients: int | None = None, ax=None, palette=None, seed: int = 0, col_wrap: int = 3):
-    """Session-by-session trajectories: one thin line per patient, the mean with a 95% band.
-
-    Parameters
-    ----------
-    data : DataFrame
-        One row per patient x session (e.g. from :func:`read_sessions`). Not modified.
-    y : str
-        Column to draw (an alliance or outcome score).
-    hue : str, optional
-        Patient-level grouping column (e.g. improved vs not improved): one colour, one mean line
-        and band per group. A patient whose ``hue`` value changes across sessions is an error.
-    col : str, optional
-        Facet column (e.g. the trajectory ``pattern`` from :func:`alliance_trajectories`); makes a
-        figure-level plot and returns a seaborn ``FacetGrid``.
-    level : float
-        Confidence level of the band around the mean (t-based, per session).
-    min_n : int
-        The mean and band are drawn only at sessions with at least ``min_n`` patients, so a
-        handful of long treatments does not make a ragged tail.
-    max_patients : int, optional
-        Draw the thin lines of at most this many patients (a seeded random subset; the means
-        still use every patient).
-
-    Returns
-    -------
-    Axes, or FacetGrid when ``col`` is given.
-    """
-    roles = {"y": y, "patient": patient, "session": session, "hue": hue, "col": col}
+def _trajectory_rows(data: pd.DataFrame, y: str, patient: str, session: str, groupers: dict) -> pd.DataFrame:
+    """The rows to draw (``y`` and ``session`` present), checking the patient-level grouping
+    columns ``groupers`` ({role: column}): present for every patient and constant within one."""
+    roles = {"y": y, "patient": patient, "session": session, **groupers}
     need_columns(data, {k: c for k, c in roles.items() if c})
-    needed = [y, patient, session] + [c for c in (hue, col) if c]
-    d = data[needed].dropna(subset=[y, session]).copy()
+    cols = [y, patient, session] + [c for c in groupers.values() if c]
+    d = data[list(dict.fromkeys(cols))].dropna(subset=[y, session]).copy()
     if d.empty:
         raise InsufficientDataError(f"no rows with both {y!r} and {session!r}; nothing to plot")
-    for c in (hue, col):
+    for c in groupers.values():
         if c:
             if d[c].isna().any():
                 miss = d.loc[d[c].isna(), patient].unique().tolist()
@@ -146,17 +119,47 @@ def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", s
                     f"{c!r} must be constant within a patient to group trajectories; it changes for patient(s) "
                     f"{n[n > 1].index.tolist()[:5]}. Use a patient-level column (e.g. improved vs not improved)."
                 )
-    if col is not None:
-        import seaborn as sns
+    return d
 
-        order = sorted(d[col].dropna().unique(), key=str)
-        grid = sns.FacetGrid(d, col=col, col_order=order, col_wrap=min(col_wrap, len(order)), sharey=True, height=2.8)
-        for key, a in grid.axes_dict.items():
-            sub = d[d[col] == key]
-            plot_trajectories(sub, y, patient=patient, session=session, hue=hue, level=level, min_n=min_n,
-                              max_patients=max_patients, ax=a, palette=palette, seed=seed)
-            a.set_title(f"{key} (n = {sub[patient].nunique()})", fontsize=10)
-        return grid
+
+def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", session: str = "session",
+                      hue: str | None = None, level: float = 0.95, min_n: int = 5, max_patients: int | None = None,
+                      ax=None, palette=None, seed: int = 0, col=None):
+    """Session-by-session trajectories: one thin line per patient, the mean with a 95% band.
+
+    An axes-level plot; :func:`trajectories_grid` draws one panel per value of a column.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per patient x session (e.g. from :func:`read_sessions`). Not modified.
+    y : str
+        Column to draw (an alliance or outcome score); the axis is labelled with
+        :func:`score_label` (``wai_sr_total`` -> ``WAI-SR total``).
+    hue : str, optional
+        Patient-level grouping column (e.g. improved vs not improved): one colour, one mean line
+        and band per group. A patient whose ``hue`` value changes across sessions is an error.
+    level : float
+        Confidence level of the band around the mean (t-based, per session).
+    min_n : int
+        The mean and band are drawn only at sessions with at least ``min_n`` patients, so a
+        handful of long treatments does not make a ragged tail.
+    max_patients : int, optional
+        Draw the thin lines of at most this many patients (a seeded random subset; the means
+        still use every patient).
+    ax : Axes, optional
+        Drawn into; a new figure otherwise.
+    col : None
+        Not taken here: facets are drawn by :func:`trajectories_grid` (an error names it).
+
+    Returns
+    -------
+    Axes
+    """
+    if col is not None:
+        raise ArgumentError(f"plot_trajectories() draws one Axes; for one panel per value of col={col!r} use "
+                            f"als.trajectories_grid(data, {y!r}, col={col!r}), which returns a seaborn FacetGrid")
+    d = _trajectory_rows(data, y, patient, session, {"hue": hue})
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
     groups = [(None, d)] if hue is None else list(d.groupby(hue, sort=True, observed=True))
@@ -180,9 +183,43 @@ def plot_trajectories(data: pd.DataFrame, y: str, *, patient: str = "patient", s
     ax.set_xlabel(score_label(session))
     ax.set_ylabel(score_label(y))
     if hue is not None:
-        ax.legend(frameon=False, fontsize=8, title=hue, title_fontsize=8)
+        ax.legend(frameon=False, fontsize=8, title=score_label(hue), title_fontsize=8)
     for s in ("right", "top"):
         ax.spines[s].set_visible(False)
     return ax
 
 
+def trajectories_grid(data: pd.DataFrame, y: str, *, col: str, patient: str = "patient", session: str = "session",
+                      hue: str | None = None, level: float = 0.95, min_n: int = 5, max_patients: int | None = None,
+                      palette=None, seed: int = 0, col_wrap: int = 3, height: float = 2.8):
+    """Trajectories in one panel per value of ``col`` (e.g. the trajectory ``pattern`` from
+    :func:`alliance_trajectories`), each drawn as :func:`plot_trajectories` draws one.
+
+    Parameters
+    ----------
+    col : str
+        Patient-level facet column; a patient whose value changes across sessions is an error.
+    col_wrap : int
+        Panels per row.
+    height : float
+        Height of each panel in inches.
+
+    The other parameters are those of :func:`plot_trajectories`.
+
+    Returns
+    -------
+    seaborn.FacetGrid
+        Panels titled ``value (n = patients)``, sharing the y axis.
+    """
+    import seaborn as sns
+
+    d = _trajectory_rows(data, y, patient, session, {"col": col, "hue": hue})
+    order = sorted(d[col].dropna().unique(), key=str)
+    grid = sns.FacetGrid(d, col=col, col_order=order, col_wrap=min(col_wrap, len(order)), sharey=True, height=height)
+    for key, a in grid.axes_dict.items():
+        sub = d[d[col] == key]
+        plot_trajectories(sub, y, patient=patient, session=session, hue=hue, level=level, min_n=min_n,
+                          max_patients=max_patients, ax=a, palette=palette, seed=seed)
+        a.set_title(f"{key} (n = {sub[patient].nunique()})", fontsize=10)
+    grid.set_axis_labels(score_label(session), score_label(y))
+    return grid

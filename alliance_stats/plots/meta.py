@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.transforms import blended_transform_factory
 
-from ..exceptions import ColumnError, MetaAnalysisError
+from ..exceptions import MetaAnalysisError
 from ..validation import check_option
 from ._style import ACCENT, INK, MUTED, _diamond, _meta_result
 
 
 def forest_plot(
     result,
-    ax=None,
     *,
+    ax=None,
     group: str | None = None,
     sort: str | None = None,
     show_pi: bool = True,
@@ -27,16 +28,16 @@ def forest_plot(
 
     One row per effect size with its label, n and ``r [95% CI]`` as text columns and a square
     sized by its weight, then the pooled diamond with the prediction interval as a line
-    through it. With ``group`` (a column of the data given to :func:`meta_analysis`), rows
-    are grouped with a subgroup diamond (the same model fitted within each group).
+    through it. With ``group``, rows are grouped with a subgroup diamond: the same model
+    fitted within each group, as :meth:`MetaResult.subgroups` gives it.
 
     Parameters
     ----------
     result : MetaResult
     ax : Axes, optional
         Drawn into; a new figure sized to the number of rows otherwise.
-    group : str, optional
-        Moderator column to group by.
+    group : str or array-like, optional
+        A column of the data given to :func:`meta_analysis`, or one label per effect size.
     sort : {"estimate", "weight", None}
         Order of the rows within each group (default: data order).
     show_pi : bool
@@ -46,21 +47,17 @@ def forest_plot(
     -------
     Axes
     """
-    from ..models.meta import MetaResult, meta_analysis
-
-    _meta_result(result, "forest_plot()", MetaResult)
+    _meta_result(result, "forest_plot()")
     if result.three_level or result.qm is not None:
         raise MetaAnalysisError("the forest plot shows intercept-only models without clusters; fit one with meta_analysis(...)")
     check_option("sort", sort, ("estimate", "weight", None))
     t = result.table.copy()
     is_r = result.measure == "r"
-    back = np.tanh if is_r else (lambda x: x)
-    t["est"] = back(t["yi"])
-    data = result._inputs.get("data")
+    t["est"] = t["r"] if is_r else t["yi"]
     if group is not None:
-        if data is None or group not in data.columns:
-            raise ColumnError(f"group={group!r} is not a column of the data given to meta_analysis")
-        t["group"] = data[group].astype(str).to_numpy()
+        sub_fits = result.subgroups(group).set_index("group")  # checks the column or the labels
+        labels = result.data[group] if isinstance(group, str) else pd.Series(np.asarray(group, dtype=object).ravel())
+        t["group"] = labels.astype(str).to_numpy()
     else:
         t["group"] = ""
     if sort in ("estimate", "weight"):
@@ -74,8 +71,8 @@ def forest_plot(
             rows.append(("header", g))
         rows += [("study", r) for _, r in sub.iterrows()]
         if group is not None and len(sub) >= 2:
-            sg = meta_analysis(yi=sub["yi"].to_numpy(), vi=sub["vi"].to_numpy(), method=result.method, test=result.test, level=result.level)
-            rows.append(("subgroup", (g, len(sub), back(sg.z), back(sg._fit["ci_lb"][0]), back(sg._fit["ci_ub"][0]))))
+            sg = sub_fits.loc[g]
+            rows.append(("subgroup", (g, int(sg["k"]), sg["estimate"], sg["ci_low"], sg["ci_high"])))
     n_rows = len(rows) + 2
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 0.28 * n_rows + 1.3))
@@ -131,8 +128,8 @@ def forest_plot(
 
 def funnel_plot(
     result,
-    ax=None,
     *,
+    ax=None,
     contours: bool = False,
     levels=(0.90, 0.95, 0.99),
     trim_and_fill: bool = False,
@@ -157,9 +154,7 @@ def funnel_plot(
     """
     from scipy import stats
 
-    from ..models.meta import MetaResult
-
-    _meta_result(result, "funnel_plot()", MetaResult)
+    _meta_result(result, "funnel_plot()")
     if result.three_level or result.qm is not None:
         raise MetaAnalysisError("the funnel plot is drawn for intercept-only models without clusters; fit one with "
                                 "meta_analysis(...) without moderators= and cluster=")

@@ -1,17 +1,18 @@
-"""PQS figures: item profiles."""
+"""PQS figures: item profiles, Q-factor loadings."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
+from matplotlib.patches import Rectangle
 from matplotlib.text import OffsetFrom
 
 from ..exceptions import ArgumentError, ColumnError
-from ._style import ACCENT, INK, MUTED
+from ._style import ACCENT, INK, MUTED, score_label
 
 
-def plot_pqs_profile(items: pd.DataFrame, ax=None, *, n_label: int = 5, color: str = ACCENT):
+def plot_pqs_profile(items: pd.DataFrame, *, ax=None, n_label: int = 5, color: str = ACCENT):
     """PQS items ranked by mean pile, the most and least characteristic labelled.
 
     Parameters
@@ -60,3 +61,47 @@ def plot_pqs_profile(items: pd.DataFrame, ax=None, *, n_label: int = 5, color: s
     return ax
 
 
+
+
+def plot_q_loadings(result, *, ax=None, annotate: bool | None = None, cmap: str = "RdBu_r"):
+    """Loadings of each sort (rows) on each factor (columns) of a Q-factor analysis, as a heatmap
+    from -1 to 1; the loading of each sort on the factor it defines is framed.
+
+    Parameters
+    ----------
+    result : QFactorResult
+        From :func:`q_factor_analysis`.
+    annotate : bool, optional
+        Write each loading in its cell (default: when there are at most 40 sorts).
+
+    Returns
+    -------
+    Axes
+    """
+    v = getattr(result, "variance", None)
+    lo = getattr(result, "loadings", None)
+    if v is None or lo is None or "factor" not in v:
+        raise ArgumentError(f"plot_q_loadings() takes the result of als.q_factor_analysis(), got {type(result).__name__}")
+    factors = v["factor"].tolist()
+    L = lo[factors].to_numpy(dtype=float)
+    ids = [c for c in ("patient", "session", "rater") if c in lo.columns]
+    labels = [" · ".join(str(r[c]) for c in ids) for _, r in lo.iterrows()] if ids else [str(i + 1) for i in range(len(lo))]
+    if annotate is None:
+        annotate = len(lo) <= 40
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 + 0.8 * len(factors), 1.0 + 0.22 * len(lo)))
+    im = ax.imshow(L, cmap=cmap, vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(factors)), [f"{f}\n({p:.0f}%)" for f, p in zip(factors, v["variance_pct"])])
+    ax.set_yticks(range(len(lo)), labels, fontsize=7)
+    ax.set_xlabel("Factor (% of variance)")
+    ax.set_ylabel("Sort (" + ", ".join(score_label(c).lower() for c in ids) + ")" if ids else "Sort")
+    for i, d in enumerate(lo["defines"]):
+        if isinstance(d, str) and d in factors:
+            j = factors.index(d)
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=INK, lw=1.2))
+        if annotate:
+            for j in range(len(factors)):
+                ax.text(j, i, f"{L[i, j]:.2f}".replace("0.", "."), ha="center", va="center", fontsize=7,
+                        color="white" if abs(L[i, j]) > 0.6 else INK)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Loading")
+    return ax

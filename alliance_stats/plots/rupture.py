@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from ..exceptions import OptionError
+from ..exceptions import ArgumentError, OptionError
 from ..validation import need_columns
 from ._style import ACCENT, MUTED, REPAIRED, UNREPAIRED, _integer_ticks, score_label
 
@@ -102,3 +102,32 @@ def plot_rupture_profile(profile, *, alliance: str = "alliance", window: int | N
     return ax
 
 
+
+
+def plot_rupture_outcome(result, *, ax=None, color: str = ACCENT):
+    """Mean change in outcome (last - first score) by rupture-repair status with 95% CIs
+    (t on n - 1 df), from a :class:`RuptureOutcomeResult`.
+
+    Returns
+    -------
+    Axes
+    """
+    from scipy import stats as st
+
+    g = getattr(result, "groups", None)
+    if g is None or "mean_change" not in g:
+        raise ArgumentError(f"plot_rupture_outcome() takes the result of als.rupture_outcome(), got {type(result).__name__}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    se = g["sd_change"] / np.sqrt(g["n"])
+    crit = st.t.ppf(0.975, np.maximum(g["n"] - 1, 1))
+    x = np.arange(len(g))
+    ax.errorbar(x, g["mean_change"], yerr=crit * se, fmt="o", color=color, capsize=4)
+    ax.axhline(0, color=MUTED, lw=0.8)
+    ax.set_xticks(x, [f"{s}\n(n = {n})" for s, n in zip(g["status"], g["n"])])
+    ax.set_xlabel("Rupture-repair status")
+    outcome = getattr(result, "outcome", "") or "outcome"
+    ax.set_ylabel(f"Change in {score_label(outcome)} (last - first)")
+    for sp in ("right", "top"):
+        ax.spines[sp].set_visible(False)
+    return ax

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import pyplot as plt
 
-from ._style import ACCENT, INK, MUTED
+from ._style import ACCENT, INK, MUTED, score_label
 
 
-def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blues", show_counts: bool = False):
+def plot_transitions(result, *, ax=None, annotate: bool = True, cmap: str = "Blues", show_counts: bool = False):
     """Heatmap of transition probabilities (rows: from, columns: to).
 
     Parameters
@@ -29,8 +29,10 @@ def plot_transitions(result, ax=None, *, annotate: bool = True, cmap: str = "Blu
     im = ax.imshow(P.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1)
     ax.set_xticks(range(len(P.columns)), [str(c) for c in P.columns], rotation=90)
     ax.set_yticks(range(len(P.index)), [str(c) for c in P.index])
-    ax.set_xlabel("To (next session)")
-    ax.set_ylabel("From")
+    what = getattr(result, "state", None)
+    what = f" ({score_label(what)})" if what else ""
+    ax.set_xlabel(f"To: next session{what}")
+    ax.set_ylabel(f"From{what}")
     if annotate:
         C = result.counts.to_numpy()
         for i in range(P.shape[0]):

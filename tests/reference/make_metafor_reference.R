@@ -116,6 +116,25 @@ three("alliance_sample", da, ~ 1 | study/es_id)
 ag <- aggregate(da, cluster = study, struct = "CS", rho = 0.5)
 put("alliance_sample", "aggregate_gls", "yi", ag$yi); put("alliance_sample", "aggregate_gls", "vi", ag$vi)
 
+# subgroup analyses (MetaResult.subgroups(by), the subgroup diamonds of forest_plot(group=)): the same
+# model within each level; analysis = subgroup_<by>_<method>_<test>_<level>
+subgroups <- function(nm, d, by, m, tst) {
+  for (lev in sort(unique(as.character(d[[by]])))) {
+    res <- rma(yi, vi, data = d, subset = as.character(d[[by]]) == lev, method = m, test = tst, control = ctrl)
+    p <- predict(res)
+    a <- paste("subgroup", by, m, tst, lev, sep = "_")
+    put(nm, a, "k", res$k); put(nm, a, "b", res$beta); put(nm, a, "se", res$se); put(nm, a, "pval", res$pval)
+    put(nm, a, "ci_lb", res$ci.lb); put(nm, a, "ci_ub", res$ci.ub); put(nm, a, "pi_lb", p$pi.lb)
+    put(nm, a, "pi_ub", p$pi.ub); put(nm, a, "tau2", res$tau2); put(nm, a, "I2", res$I2)
+    put(nm, a, "QE", res$QE); put(nm, a, "QEp", res$QEp)
+  }
+}
+da <- escalc(measure = "ZCOR", ri = r, ni = n, data = alli)
+for (m in c("REML", "DL")) subgroups("alliance_sample", da, "rater", m, "z")
+subgroups("alliance_sample", da, "rater", "REML", "knha")
+dm <- escalc(measure = "ZCOR", ri = ri, ni = ni, data = mcd[!is.na(mcd$type), ])
+subgroups("mcdaniel1994", dm, "type", "REML", "z")
+
 res <- do.call(rbind, out)
 write.csv(res, file.path(here, "metafor_reference.csv"), row.names = FALSE)
 cat(sprintf("metafor %s: %d reference values\n", as.character(packageVersion("metafor")), nrow(res)))

@@ -8,7 +8,7 @@ from ..section import Section
 
 def run(study) -> Section:
     from ...models.rupture import alliance_trajectories
-    from ...plots import plot_trajectories
+    from ...plots import plot_trajectories, trajectories_grid
 
     s = study.sessions
     sec = Section("trajectories", STEP.title)
@@ -29,7 +29,7 @@ def run(study) -> Section:
     sec.add_table("trajectory_patterns", "Alliance trajectory patterns", counts)
     sec.add_file("trajectories_by_patient", traj)
     merged = s.merge(traj[["patient", "pattern"]].dropna(), on="patient")
-    grid = plot_trajectories(merged, study.alliance, col="pattern", min_n=3)
+    grid = trajectories_grid(merged, study.alliance, col="pattern", min_n=3)
     sec.add_figure("trajectories_by_pattern", "Alliance trajectories by pattern", grid)
     n_out = int(traj["pattern"].isna().sum())
     sec.accounting.append(f"{len(traj) - n_out} patients classified; {n_out} with fewer than 4 scored sessions not classified.")
