@@ -46,7 +46,7 @@ class MixedResult(Result):
     the fitted-rows random part and conditional modes, and the coefficient plot."""
 
     def _groups_text(self) -> str:
-        return ", ".join(f"{v} {k}" for k, v in self.n_groups.items())
+        return ", ".join(f"{v} {k} groups" for k, v in self.n_groups.items())
 
     def _headline(self) -> str:
         return f"{self.formula}; n = {self.n_obs} rows, {self._groups_text()}"
@@ -71,7 +71,7 @@ class MixedResult(Result):
 
     def accounting(self) -> pd.DataFrame:
         """Rows used in the fit and rows left out, by reason (the first missing column of each)."""
-        return accounting_frame("rows", self.n_obs, self.dropped)
+        return accounting_frame("rows", self.n_obs, list(self.dropped.items()))
 
     def _fitted_random(self, bs: list) -> np.ndarray:
         """Z b on the rows of the fit."""
