@@ -110,9 +110,9 @@ class PowerResult(Result):
         """APA-style table: the design, power with its Monte-Carlo 95% CI, bias and coverage."""
         d = 2 if digits is None else int(digits)
         t = self.table
-        out = {a.replace("_", " ").capitalize(): t[a] for a in DESIGN_ARGS}
+        out = {a.replace("_", " ").capitalize(): [fmt_num(v, d) for v in t[a]] for a in DESIGN_ARGS}
         out.update({
-            "Studies": t["n_sims"] - t["n_failed"],
+            "Studies": [str(int(v)) for v in t["n_sims"] - t["n_failed"]],
             "Power [95% CI]": [fmt_est_ci(p, a, b, d, leading_zero=False) for p, a, b in zip(t["power"], t["power_ci_low"], t["power_ci_high"])],
             "Bias": [fmt_num(v, d) for v in t["bias"]],
             "Coverage": [fmt_num(v, d, leading_zero=False) for v in t["coverage"]],
@@ -164,7 +164,9 @@ class PowerResult(Result):
         groups = [(None, self.table)] if hue is None else list(self.table.groupby(hue, sort=True))
         for key, g in groups:
             g = g.sort_values(x)
-            ax.errorbar(g[x], g["power"], yerr=[g["power"] - g["power_ci_low"], g["power_ci_high"] - g["power"]],
+            # clipped: at power 0 or 1 the Wilson bound can differ from it by a rounding error of either sign
+            yerr = np.clip([g["power"] - g["power_ci_low"], g["power_ci_high"] - g["power"]], 0, None)
+            ax.errorbar(g[x], g["power"], yerr=yerr,
                         marker="o", capsize=3, label=None if hue is None else f"{hue} = {key}")
         ax.axhline(target, color="0.5", ls="--", lw=0.8)
         ax.set_ylim(0, 1.02)

@@ -34,7 +34,8 @@ def test_to_apa(grid):
     t = grid.table
     assert apa.columns.tolist() == ["N therapists", "Patients per therapist", "Sessions", "Effect", "Studies",
                                     "Power [95% CI]", "Bias", "Coverage"]
-    assert apa["Studies"].tolist() == [6, 6, 6, 6]
+    assert apa["Studies"].tolist() == ["6", "6", "6", "6"]
+    assert apa["N therapists"].tolist() == ["4", "4", "8", "8"] and apa["Effect"].tolist() == ["-1.50", "-0.50", "-1.50", "-0.50"]
     r = t.iloc[0]
     # a proportion: no leading zero (APA)
     assert apa.loc[0, "Power [95% CI]"] == f"{r.power:.2f} [{r.power_ci_low:.2f}, {r.power_ci_high:.2f}]".replace("0.", ".")

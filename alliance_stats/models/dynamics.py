@@ -1034,6 +1034,11 @@ class _PanelResult(Result):
     def _model_words(self) -> str:
         return ""
 
+    def _left_words(self) -> str:
+        if not self.n_dropped:
+            return ""
+        return "; " + "; ".join(f"{v} left out: {k}" for k, v in self.dropped.items())
+
     def _headline(self) -> str:
         return (f"{self._model_words()}; n = {self.n_patients} patients, {self.n_rows} session rows, sessions "
                 f"{self.sessions[0]}-{self.sessions[-1]} (FIML)")
@@ -1130,7 +1135,8 @@ class DynamicPanelResult(_PanelResult):
             f"patient effect (loadings fixed at 1) allowed to correlate with all exogenous variables (fixed effects), "
             f"coefficients equal across sessions, intercepts and error variances "
             f"{'equal' if self.error_inv else 'free'} across sessions.{both}{cov} The model was fitted to {self.n_patients} "
-            f"patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information maximum likelihood, which "
+            f"patients (n = {self.n_rows} session rows{self._left_words()}) over sessions {self.sessions[0]}-{self.sessions[-1]} by "
+            f"full-information maximum likelihood, which "
             f"uses every observed session under the assumption that sessions are missing at random; "
             f"{self._se_words()}.{fit} Each point of {self.x} at session t-{self.lag} went with a change of "
             f"{xy['estimate']:.2f} points in {self.y} at session t (95% CI {fmt_ci(xy['ci_low'], xy['ci_high'])}, "
@@ -1198,7 +1204,8 @@ class RICLPMResult(_PanelResult):
             f"among which the autoregressive and cross-lagged effects were estimated"
             f"{', constrained to be equal across sessions' if self.constrain else ', free across sessions'}. "
             f"Means were free at every session, as were the (co)variances of the within-patient residuals. The model was "
-            f"fitted to {self.n_patients} patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information "
+            f"fitted to {self.n_patients} patients (n = {self.n_rows} session rows{self._left_words()}) over sessions "
+            f"{self.sessions[0]}-{self.sessions[-1]} by full-information "
             f"maximum likelihood (sessions missing at random); {self._se_words()}.{fit}{res} The random intercepts correlated r = {self.between_r:.2f}. Estimates were computed with "
             f"alliance-stats, whose results equal lavaan's (Rosseel, 2012; estimator = \"ML\", missing = \"fiml\")."
         )
