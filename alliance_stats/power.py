@@ -37,7 +37,8 @@ def _wilson(k, n, level=0.95):
     den = 1 + z**2 / n
     mid = (p + z**2 / (2 * n)) / den
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return mid - half, mid + half
+    # at k = 0 (k = n) the lower (upper) bound is exactly 0 (1): mid and half are equal in closed form
+    return (0.0 if k == 0 else mid - half), (1.0 if k == n else mid + half)
 
 
 def _one_study(cell: dict, seed, alpha: float, simulate_kw: dict, model_kw: dict) -> dict:

@@ -64,6 +64,7 @@ def test_wilson_interval_matches_statsmodels():
 
     for k, n in [(8, 10), (0, 20), (500, 500), (37, 120)]:
         np.testing.assert_allclose(_wilson(k, n), proportion_confint(k, n, method="wilson"), rtol=1e-12)
+    assert _wilson(0, 3)[0] == 0.0 and _wilson(3, 3)[1] == 1.0  # not a rounding error of either sign
 
 
 def test_plot_draws_one_curve_per_hue(grid):

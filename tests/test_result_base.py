@@ -53,7 +53,7 @@ BUILD = {
     "apim": _apim,
     "dynamic_panel": lambda: als.dynamic_panel(_csv("dynamics_feedback.csv"), x="alliance", y="phq", max_session=5),
     "ri_clpm": lambda: als.ri_clpm(_csv("dynamics_feedback.csv"), x="alliance", y="phq", max_session=5),
-    "power": lambda: als.power_analysis(n_therapists=4, patients_per_therapist=4, sessions=6, effect=-1.5, n_sims=3, seed=3,
+    "power": lambda: als.power_analysis(n_therapists=6, patients_per_therapist=5, sessions=6, effect=-1.5, n_sims=4, seed=3,
                                         progress=False),
 }
 CLASSES = {"lmm": "LMMResult", "glmm": "GLMMResult", "alliance_outcome": "AllianceOutcomeResult",
