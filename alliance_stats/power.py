@@ -10,7 +10,6 @@ gives the same result whatever ``n_jobs`` or joblib backend runs the studies.
 
 from __future__ import annotations
 
-import html
 import itertools
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from ._format import fmt_est_ci, fmt_num
+from ._result import Result, accounting_frame
 from .exceptions import AllianceStatsError, AllianceStatsWarning, ModelSpecError, OptionError, user_stacklevel
 from .validation import check_number, check_option, check_whole_number
 
@@ -37,7 +37,8 @@ def _wilson(k, n, level=0.95):
     den = 1 + z**2 / n
     mid = (p + z**2 / (2 * n)) / den
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return mid - half, mid + half
+    # at k = 0 (k = n) the lower (upper) bound is exactly 0 (1): mid and half are equal in closed form
+    return (0.0 if k == 0 else mid - half), (1.0 if k == n else mid + half)
 
 
 def _one_study(cell: dict, seed, alpha: float, simulate_kw: dict, model_kw: dict) -> dict:
@@ -75,7 +76,7 @@ def _one_study(cell: dict, seed, alpha: float, simulate_kw: dict, model_kw: dict
 
 
 @dataclass(repr=False)
-class PowerResult:
+class PowerResult(Result):
     """Result of :func:`alliance_stats.power_analysis`.
 
     ``table`` has one row per design cell: the design, ``n_sims``, ``n_failed`` (studies whose
@@ -89,34 +90,66 @@ class PowerResult:
     sims: pd.DataFrame
     settings: dict = field(default_factory=dict)
 
-    def summary(self) -> str:
+    title = "Power for the within-patient lagged alliance effect"
+
+    @property
+    def n_obs(self) -> int:
+        """Simulated studies that were analysed (all design cells)."""
+        return int((self.table["n_sims"] - self.table["n_failed"]).sum())
+
+    def _headline(self) -> str:
         s = self.settings
-        cols = ["n_therapists", "patients_per_therapist", "sessions", "effect", "n_sims", "n_failed", "power",
-                "power_ci_low", "power_ci_high", "bias", "coverage"]
-        return (
-            f"Power for the within-patient lagged alliance effect (alpha = {s['alpha']}, {s['n_sims']} studies per design, seed {s['seed']})\n"
-            + self.table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}")
-        )
+        return (f"{len(self.table)} designs x {s.get('n_sims')} simulated studies (n = {self.n_obs} analysed), alpha = "
+                f"{s.get('alpha')}, seed {s.get('seed')}; power {fmt_num(self.table['power'].min(), leading_zero=False)}"
+                f"-{fmt_num(self.table['power'].max(), leading_zero=False)}")
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_frame(self) -> pd.DataFrame:
+        """One row per design cell (a copy of ``table``)."""
+        return self.table.copy()
 
-    def _repr_html_(self) -> str:
-        return f"<div><strong>{html.escape(self.summary().splitlines()[0])}</strong>{self.table.to_html(index=False, float_format=lambda x: f'{x:.3f}')}</div>"
-
-    def to_apa(self) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table: the design, power with its Monte-Carlo 95% CI, bias and coverage."""
+        d = 2 if digits is None else int(digits)
         t = self.table
-        out = {a.replace("_", " ").capitalize(): t[a] for a in DESIGN_ARGS}
+        out = {a.replace("_", " ").capitalize(): [fmt_num(v, d) for v in t[a]] for a in DESIGN_ARGS}
         out.update({
-            "Studies": t["n_sims"] - t["n_failed"],
-            "Power [95% CI]": [fmt_est_ci(p, a, b, leading_zero=False) for p, a, b in zip(t["power"], t["power_ci_low"], t["power_ci_high"])],
-            "Bias": [fmt_num(v) for v in t["bias"]],
-            "Coverage": [fmt_num(v, leading_zero=False) for v in t["coverage"]],
+            "Studies": [str(int(v)) for v in t["n_sims"] - t["n_failed"]],
+            "Power [95% CI]": [fmt_est_ci(p, a, b, d, leading_zero=False) for p, a, b in zip(t["power"], t["power_ci_low"], t["power_ci_high"])],
+            "Bias": [fmt_num(v, d) for v in t["bias"]],
+            "Coverage": [fmt_num(v, d, leading_zero=False) for v in t["coverage"]],
         })
         return pd.DataFrame(out)
 
-    def plot(self, ax=None, *, x: str | None = None, hue: str | None = None, target: float = 0.8):
+    def accounting(self) -> pd.DataFrame:
+        """Simulated studies analysed, and those whose analysis raised an error (by error type;
+        the messages are in ``sims['error']``)."""
+        err = self.sims["error"].dropna() if "error" in self.sims else pd.Series(dtype=object)
+        kinds = err.str.split(":").str[0].value_counts(sort=False)
+        return accounting_frame("simulated studies", self.n_obs, [(f"analysis failed ({k})", n) for k, n in kinds.items()])
+
+    def methods(self) -> str:
+        """A methods paragraph: how the studies were simulated and analysed, and the power found."""
+        s, t = self.settings, self.table
+        design = "; ".join(f"{a.replace('_', ' ')} {', '.join(str(v) for v in sorted(t[a].unique()))}" for a in DESIGN_ARGS)
+        covs = f", adjusting for {', '.join(s['covariates'])}" if s.get("covariates") else ""
+        dfm = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}.get(s.get("df_method"), "Wald")
+        failed = int(t["n_failed"].sum())
+        text = (f"Statistical power for the within-patient (state-like) lagged alliance effect was estimated by Monte-Carlo "
+                f"simulation with alliance-stats: for each of {len(t)} designs ({design}), {s.get('n_sims')} studies were "
+                "simulated (simulate_study; patients nested in therapists, alliance (WAI-SR) and symptoms (PHQ-9) per "
+                f"session; seed {s.get('seed')}) and analysed with the lagged within/between mixed model{covs} (alliance_outcome, "
+                f"random intercepts for therapists and patients, REML, {dfm} degrees of freedom). Power is the share of the "
+                f"n = {self.n_obs} analysed studies whose within-patient effect had p < {fmt_num(s.get('alpha'), leading_zero=False)} (two-sided) in the "
+                "true direction, with a Wilson 95% confidence interval")
+        text += f"; {failed} studies whose analysis failed were left out." if failed else "."
+        res = []
+        for _, r in t.iterrows():
+            cell = ", ".join(f"{a.replace('_', ' ')} {r[a]:g}" for a in DESIGN_ARGS)
+            res.append(f"{cell}: power {fmt_est_ci(r['power'], r['power_ci_low'], r['power_ci_high'], leading_zero=False)}, "
+                       f"bias {fmt_num(r['bias'])}, coverage {fmt_num(r['coverage'], leading_zero=False)}")
+        return text + " Results: " + "; ".join(res) + "."
+
+    def plot(self, *, ax=None, x: str | None = None, hue: str | None = None, target: float = 0.8):
         """Power curve: power (with Monte-Carlo 95% CIs) against the design argument that varies
         (``x``), one line per value of a second varying argument (``hue``), and the target power
         as a dashed line."""
@@ -132,7 +165,9 @@ class PowerResult:
         groups = [(None, self.table)] if hue is None else list(self.table.groupby(hue, sort=True))
         for key, g in groups:
             g = g.sort_values(x)
-            ax.errorbar(g[x], g["power"], yerr=[g["power"] - g["power_ci_low"], g["power_ci_high"] - g["power"]],
+            # clipped: at power 0 or 1 the Wilson bound can differ from it by a rounding error of either sign
+            yerr = np.clip([g["power"] - g["power_ci_low"], g["power_ci_high"] - g["power"]], 0, None)
+            ax.errorbar(g[x], g["power"], yerr=yerr,
                         marker="o", capsize=3, label=None if hue is None else f"{hue} = {key}")
         ax.axhline(target, color="0.5", ls="--", lw=0.8)
         ax.set_ylim(0, 1.02)
@@ -269,5 +304,6 @@ def power_analysis(
             f"{failed} of {len(sims)} simulated studies could not be analysed and are left out (see .sims['error']); first: {first}",
             AllianceStatsWarning, stacklevel=user_stacklevel(),
         )
-    settings = dict(alpha=alpha, n_sims=n_sims, seed=seed, model=model, covariates=list(covariates), simulate_kw=dict(simulate_kw))
+    settings = dict(alpha=alpha, n_sims=n_sims, seed=seed, model=model, covariates=list(covariates), df_method=df_method,
+                    simulate_kw=dict(simulate_kw))
     return PowerResult(table=table, sims=sims, settings=settings)

@@ -134,7 +134,9 @@ def test_results_print_tabulate_and_plot():
     for mid in ("fb_dpm", "fb_riclpm"):
         res = fitted(mid)
         text = res.summary()
-        assert "x->y" in text and f"chi2({res.fit['df']:.0f})" in text and repr(res) == text
+        assert res.title in text and res.effects.loc[0, "label"] in text and "Model fit:" in text
+        assert f"{res.fit['chi2']:.3f}" in text and f"{res.fit['cfi']:.3f}" in text
+        assert repr(res).startswith(f"<{type(res).__name__}: ") and "\n" not in repr(res)
         apa = res.to_apa()
         assert list(apa.columns) == ["Path", "b", "SE", "z", "p", "95% CI"]
         assert apa.loc[0, "b"] == f"{res.effects.loc[0, 'estimate']:.2f}"
@@ -159,7 +161,10 @@ def test_rows_left_out_are_counted_and_the_input_is_untouched():
     assert res.dropped.to_dict() == {"session after max_session=6": 2, "no alliance, phq score": 1,
                                      "alliance without phq at the last session (not in the model)": 1}
     assert res.n_rows + res.n_dropped == len(d)
-    assert "Rows left out: 4" in res.summary()
+    acc = res.accounting()
+    assert acc.loc[acc["status"] == "used", "n"].tolist() == [res.n_rows]
+    assert acc.loc[acc["status"] == "excluded", "n"].sum() == 4
+    assert "Left out: 2 rows: session after max_session=6" in res.summary()
     pd.testing.assert_frame_equal(DATA["feedback"], before)
     # the x at the last session is not in a one-direction model: a row with only that is counted
     d2 = DATA["feedback"].copy()
@@ -237,7 +242,7 @@ def test_alliance_outcome_warns_about_dynamic_panel_bias_and_names_its_estimator
     with pytest.warns(als.DynamicPanelBiasWarning, match=r"6 sessions per patient \(median; range 2-6\).*als.dynamic_panel.*als.ri_clpm"):
         res = als.alliance_outcome(d, outcome="phq", alliance="alliance")
     assert res.estimator == "random-intercept mixed model with the person-mean-centred lagged outcome (REML)"
-    assert "Estimator:" in res.summary()
+    assert res.estimator in res.summary() and res.estimator in res.methods()
     with warnings.catch_warnings():
         warnings.simplefilter("error", als.DynamicPanelBiasWarning)
         plain = als.alliance_outcome(d, outcome="phq", alliance="alliance", prior_outcome=False, reml=False)

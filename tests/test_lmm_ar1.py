@@ -131,11 +131,11 @@ def test_text_outputs(fits):
     phi = m.residual_params["phi"]
     assert f"phi = {phi:.4f}" in m.summary()
     assert "corAR1(form = ~ session | patient)" in m.summary()
-    assert m.to_apa().attrs["note"] == "Residuals: AR(1) within patient by session, \u03c6 = .25"
+    assert m._residual_sentence() in m.methods()
     assert m._residual_sentence() == ("Residuals within patient were modelled as first-order autoregressive over session "
                                       "(AR(1), residuals k session units apart correlating \u03c6^k, as nlme's corAR1), \u03c6 = .25.")
     iid = fits["ovary_REML"].refit(residuals="iid", time=None)
-    assert iid._residual_sentence() == "" and "note" not in iid.to_apa().attrs and "Residual correlation" not in iid.summary()
+    assert iid._residual_sentence() == "" and "autoregressive" not in iid.methods() and "Residual correlation" not in iid.summary()
 
 
 # -- Satterthwaite df: a dense computation of the same likelihood -------------------------------------

@@ -430,7 +430,8 @@ def test_therapist_effects_counts_patients_left_out(small):
         te = als.therapist_effects(raw, alliance="wai", outcome="phq", session="session")
     assert te.model.n_obs == 158
     assert te.model.dropped.to_dict() == {"no alliance score": 1, "fewer than two outcome scores": 1}
-    assert "Rows left out: 2" in te.summary()
+    assert "Left out: 1 patients: no alliance score; 1 patients: fewer than two outcome scores" in te.summary()
+    assert te.accounting()["n"].tolist() == [158, 1, 1]
 
 
 def test_infinite_and_non_numeric_values_are_named():

@@ -34,7 +34,8 @@ def test_to_apa(grid):
     t = grid.table
     assert apa.columns.tolist() == ["N therapists", "Patients per therapist", "Sessions", "Effect", "Studies",
                                     "Power [95% CI]", "Bias", "Coverage"]
-    assert apa["Studies"].tolist() == [6, 6, 6, 6]
+    assert apa["Studies"].tolist() == ["6", "6", "6", "6"]
+    assert apa["N therapists"].tolist() == ["4", "4", "8", "8"] and apa["Effect"].tolist() == ["-1.50", "-0.50", "-1.50", "-0.50"]
     r = t.iloc[0]
     # a proportion: no leading zero (APA)
     assert apa.loc[0, "Power [95% CI]"] == f"{r.power:.2f} [{r.power_ci_low:.2f}, {r.power_ci_high:.2f}]".replace("0.", ".")
@@ -63,6 +64,7 @@ def test_wilson_interval_matches_statsmodels():
 
     for k, n in [(8, 10), (0, 20), (500, 500), (37, 120)]:
         np.testing.assert_allclose(_wilson(k, n), proportion_confint(k, n, method="wilson"), rtol=1e-12)
+    assert _wilson(0, 3)[0] == 0.0 and _wilson(3, 3)[1] == 1.0  # not a rounding error of either sign
 
 
 def test_plot_draws_one_curve_per_hue(grid):

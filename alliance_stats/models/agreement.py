@@ -31,7 +31,6 @@ actor-partner interdependence model. Journal of Counseling Psychology, 61, 15-23
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass, field
 
@@ -39,7 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_ci, fmt_num, format_frame
+from .._result import Result, accounting_frame
 from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, OptionError, _fmt_labels, _show
 from ..instruments import get_instrument, instruments
 from ..validation import check_number, check_unique_columns, check_whole_number, need_columns, numeric_column, require_frame
@@ -84,10 +84,6 @@ def _pval(stat, df):
 def _check_level(level):
     return check_number("level", level, 0, 1, lo_open=True, hi_open=True,
                         hint="give the confidence level as a proportion between 0 and 1, e.g. 0.95")
-
-
-def _fmt(v, d=2):
-    return "NA" if v is None or not np.isfinite(v) else f"{v:.{d}f}"
 
 
 # ------------------------------------------------------------------------- response surface
@@ -206,7 +202,7 @@ def _midpoint(frame, x, y, scale_midpoint):
 
 
 @dataclass(repr=False)
-class ResponseSurfaceResult:
+class ResponseSurfaceResult(Result):
     """Polynomial regression with response-surface analysis (see :func:`alliance_stats.response_surface`).
 
     Attributes
@@ -267,53 +263,32 @@ class ResponseSurfaceResult:
         return b[0] + b[1] * xc + b[2] * yc + b[3] * xc**2 + b[4] * xc * yc + b[5] * yc**2
 
     # -- text ----------------------------------------------------------------------------------
-    def _head(self):
+    title = "Response surface analysis"
+
+    def _headline(self) -> str:
         kind = f"multilevel (random intercept of {self.patient}, REML)" if self.patient else "OLS"
-        return f"Response surface analysis ({kind}): {self.outcome} on {self.x} (x) and {self.y} (y)"
-
-    def summary(self) -> str:
-        lv = int(round(self.level * 100))
-        lines = [self._head()]
         n = f"n = {self.n_obs} rows" + (f" from {self.n_groups} {self.patient} groups" if self.patient else "")
-        lines.append(f"{n}; x and y centred on {_show(round(self.center, 6))} ({self.center_method})")
-        if self.n_dropped:
-            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
-        fit = f"residual SD {self.sigma:.3f}" + (f", R^2 = {self.r2:.3f}" if self.r2 is not None else "")
-        lines.append(f"{fit}; surface shape: {self.shape}")
-        boot = f"; percentile bootstrap {lv}% CIs from {self.n_boot} resamples" + (f" of {self.patient}s" if self.patient else "") + f" (seed {self.seed})" if self.n_boot else ""
-        lines.append(f"Delta-method {lv}% CIs{boot}")
-        t = self.table
-        w = max(len(d) for d in t["description"])
-        heads = {"coefficient": "Polynomial coefficients", "surface": "Surface parameters", "stationary point": "Stationary point",
-                 "principal axis": "Principal axes"}
-        for kind, head in heads.items():
-            sub = t[t["kind"] == kind]
-            lines.append(f"{head}:")
-            for _, r in sub.iterrows():
-                st = "t" if np.isfinite(r["df"]) else "z"
-                bci = f", boot {fmt_ci(r['boot_ci_low'], r['boot_ci_high'], 3)}" if self.n_boot else ""
-                lines.append(
-                    f"  {r['parameter']:<3} {r['description']:<{w}}  {_fmt(r['estimate'], 3):>8} (SE {_fmt(r['se'], 3)}), "
-                    f"{st} = {_fmt(r['statistic'])}, p {apa_p(r['p'], eq=True)}, {fmt_ci(r['ci_low'], r['ci_high'], 3)}{bci}"
-                )
-        for m in self.notes:
-            lines.append(f"Note: {m}")
-        return "\n".join(lines)
+        fit = f"residual SD {fmt_num(self.sigma)}" + (f", R^2 = {fmt_num(self.r2, leading_zero=False)}" if self.r2 is not None else "")
+        return (f"{kind}: {self.outcome} on {self.x} (x) and {self.y} (y); {n}; centred on {_show(round(self.center, 6))} "
+                f"({self.center_method}); {fit}; surface shape: {self.shape}")
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_frame(self) -> pd.DataFrame:
+        """One row per parameter: coefficients, surface parameters, stationary point, principal
+        axes (a copy of ``table``)."""
+        return self.table.copy()
 
-    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the surface parameters, stationary point and principal axes
         (estimate, SE, t or z, p, CIs)."""
+        digits = 2 if digits is None else int(digits)
         lv = int(round(self.level * 100))
         t = self.table
         out = pd.DataFrame({
             "Parameter": t["parameter"],
             "Meaning": t["description"],
-            "Estimate": [_fmt(v, digits) for v in t["estimate"]],
-            "SE": [_fmt(v, digits) for v in t["se"]],
-            "t / z": [_fmt(v, digits) for v in t["statistic"]],
+            "Estimate": [fmt_num(v, digits) for v in t["estimate"]],
+            "SE": [fmt_num(v, digits) for v in t["se"]],
+            "t / z": [fmt_num(v, digits) for v in t["statistic"]],
             "p": [apa_p(v) for v in t["p"]],
             f"{lv}% CI": [fmt_ci(a, b, digits) for a, b in zip(t["ci_low"], t["ci_high"])],
         })
@@ -321,11 +296,15 @@ class ResponseSurfaceResult:
             out[f"{lv}% bootstrap CI"] = [fmt_ci(a, b, digits) for a, b in zip(t["boot_ci_low"], t["boot_ci_high"])]
         return out
 
-    def _repr_html_(self) -> str:
-        head = html.escape(self._head())
-        info = html.escape(f"n = {self.n_obs}; centred on {_show(round(self.center, 6))} ({self.center_method}); shape: {self.shape}")
-        notes = "".join(f"<br><em>{html.escape(m)}</em>" for m in self.notes)
-        return f"<div><strong>{head}</strong><br>{info}{notes}{self.to_apa().to_html(index=False)}</div>"
+    def _notes(self) -> list:
+        lv = int(round(self.level * 100))
+        boot = (f"; percentile bootstrap {lv}% CIs from {self.n_boot} resamples" + (f" of {self.patient}s" if self.patient else "")
+                + f" (seed {self.seed})" if self.n_boot else "")
+        return [f"delta-method {lv}% CIs (t for b and a, normal for the nonlinear quantities){boot}", *self.notes]
+
+    def accounting(self) -> pd.DataFrame:
+        """Rows used and rows left out, by reason."""
+        return accounting_frame("rows", self.n_obs, list(self.dropped.items()))
 
     def methods(self) -> str:
         """A methods-section paragraph describing the analysis as run."""
@@ -362,7 +341,7 @@ class ResponseSurfaceResult:
         X, Y = np.meshgrid(g, g)
         return g, X, Y, self.predict(X, Y)
 
-    def plot(self, ax=None, kind: str = "contour"):
+    def plot(self, *, ax=None, kind: str = "contour"):
         """The fitted surface over the observed range of the ratings (raw units).
 
         ``kind="contour"``: filled contours with the observed pairs, the line of congruence
@@ -879,7 +858,7 @@ def _hessian(f, x, h=1e-3):
 
 
 @dataclass(repr=False)
-class APIMResult:
+class APIMResult(Result):
     """The actor-partner interdependence model for distinguishable dyads (see :func:`alliance_stats.apim`).
 
     Attributes
@@ -931,53 +910,40 @@ class APIMResult:
     def aic(self) -> float:
         return -2 * self.llf + 2 * (len(self.vcov) + 3)
 
-    def _head(self):
-        return (f"Actor-partner interdependence model, distinguishable dyads ({self.method}): {self.outcome} "
-                f"on actor {self.actor} and partner {self.partner}, roles {self.roles[0]!r} and {self.roles[1]!r}")
+    title = "Actor-partner interdependence model"
 
-    def summary(self) -> str:
-        lv = int(round(self.level * 100))
-        lines = [self._head(),
-                 f"n = {self.n_obs} persons in {self.n_dyads} dyads ({self.n_complete_dyads} with both members"
-                 + (f", {self.n_single_dyads} with one member left" if self.n_single_dyads else "") + f"); logLik {self.llf:.3f}"]
-        if self.n_dropped:
-            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
-        lines.append(f"Effects ({lv}% CI; t with {int(self.effects['df'].iloc[0])} df):")
-        w = max(len(str(r)) for r in self.roles)
-        for _, r in self.effects.iterrows():
-            lines.append(f"  {str(r['role']):<{w}} {r['effect']:<17} {_fmt(r['estimate'], 3):>8} (SE {_fmt(r['se'], 3)}), "
-                         f"{'t' if np.isfinite(r['df']) else 'z'} = {_fmt(r['t'])}, p {apa_p(r['p'], eq=True)}, {fmt_ci(r['ci_low'], r['ci_high'], 3)}")
-        lines.append("Residual (co)variance:")
-        for _, r in self.variance.iterrows():
-            lines.append(f"  {r['parameter']:<28} {r['estimate']:.3f} {fmt_ci(r['ci_low'], r['ci_high'], 3)}")
-        lines.append("Tests:")
-        for _, r in self.tests.iterrows():
-            stat = f"F({int(r['df1'])}, {int(r['df2'])})" if np.isfinite(r["df2"]) else f"chi2({int(r['df1'])})"
-            lines.append(f"  {r['test']:<40} {stat} = {r['statistic']:.2f}, p {apa_p(r['p'], eq=True)}")
-        for m in self.notes:
-            lines.append(f"Note: {m}")
-        return "\n".join(lines)
+    def _headline(self) -> str:
+        single = f", {self.n_single_dyads} with one member" if self.n_single_dyads else ""
+        return (f"distinguishable dyads ({self.method}): {self.outcome} on actor {self.actor} and partner {self.partner}, roles "
+                f"{self.roles[0]!r} and {self.roles[1]!r}; n = {self.n_obs} persons in {self.n_dyads} dyads{single}; "
+                f"logLik {self.llf:.3f}")
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_frame(self) -> pd.DataFrame:
+        """The effects table (a copy)."""
+        return self.effects.copy()
 
-    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the actor and partner effects per role."""
+        digits = 2 if digits is None else int(digits)
         lv = int(round(self.level * 100))
         e = self.effects
         return pd.DataFrame({
             "Role": e["role"], "Effect": e["effect"],
-            "b": [_fmt(v, digits) for v in e["estimate"]], "SE": [_fmt(v, digits) for v in e["se"]],
-            "t": [_fmt(v, digits) for v in e["t"]], "p": [apa_p(v) for v in e["p"]],
+            "b": [fmt_num(v, digits) for v in e["estimate"]], "SE": [fmt_num(v, digits) for v in e["se"]],
+            "t": [fmt_num(v, digits) for v in e["t"]], "p": [apa_p(v) for v in e["p"]],
             f"{lv}% CI": [fmt_ci(a, b, digits) for a, b in zip(e["ci_low"], e["ci_high"])],
         })
 
-    def _repr_html_(self) -> str:
-        head = html.escape(self._head())
-        info = html.escape(f"n = {self.n_obs} persons in {self.n_dyads} dyads; residual correlation "
-                           f"{self.variance.set_index('parameter').loc['residual correlation', 'estimate']:.3f}")
-        return (f"<div><strong>{head}</strong><br>{info}{self.to_apa().to_html(index=False)}"
-                f"{self.tests.to_html(index=False, float_format=lambda v: f'{v:.4g}')}</div>")
+    def _tables(self) -> list:
+        return [("Residual (co)variance", format_frame(self.variance, kinds={"estimate": "num", "ci_low": "num", "ci_high": "num"})),
+                ("Tests", format_frame(self.tests))]
+
+    def _notes(self) -> list:
+        return list(self.notes)
+
+    def accounting(self) -> pd.DataFrame:
+        """Rows (persons) used and rows left out, by reason."""
+        return accounting_frame("rows", self.n_obs, list(self.dropped.items()))
 
     def methods(self) -> str:
         """A methods-section paragraph describing the analysis as run."""
@@ -998,7 +964,7 @@ class APIMResult:
             s += f" {self.n_dropped} rows were left out (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")."
         return s
 
-    def plot(self, ax=None, kind: str = "paths"):
+    def plot(self, *, ax=None, kind: str = "paths"):
         """``kind="paths"``: the APIM path diagram (actor and partner paths of both roles with
         their estimates; solid when p < .05) ; ``kind="effects"``: actor and partner effects per
         role with CIs. Returns the Axes."""

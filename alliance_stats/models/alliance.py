@@ -13,7 +13,6 @@ Consulting and Clinical Psychology, 75, 842-852.
 
 from __future__ import annotations
 
-import html
 import re
 import warnings
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._format import apa_p, fmt_ci, fmt_df, fmt_num
+from .._format import apa_p, fmt_ci, fmt_df, fmt_num, format_frame
+from .._result import Result, accounting_frame
 from ..exceptions import DynamicPanelBiasWarning, ModelSpecError, OptionError, user_stacklevel, _fmt_labels
 from ..io import check_session_keys
 from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
@@ -156,8 +156,23 @@ def decompose(
 
 
 # ----------------------------------------------------------------------------------------
+def _groups(model: LMMResult) -> str:
+    """'30 patient groups, 6 therapist groups' from a model's grouping factors."""
+    return ", ".join(f"{v} {k} groups" for k, v in model.n_groups.items())
+
+
+def _effect_text(r, what: str = "b") -> str:
+    """One effect for running text: b = -1.23, 95% CI [..], t(df) = .., p = .."""
+    return (f"{what} = {fmt_num(r['estimate'])}, 95% CI {fmt_ci(r['ci_low'], r['ci_high'])}, "
+            f"t({fmt_df(r['df'])}) = {fmt_num(r['t'])}, p {apa_p(r['p'], eq=True)}")
+
+
+def _model_tables(model: LMMResult) -> list:
+    return [("Full model, fixed effects", model.to_apa()), ("Full model, random effects", format_frame(model.random, na=""))]
+
+
 @dataclass(repr=False)
-class AllianceOutcomeResult:
+class AllianceOutcomeResult(Result):
     """The lagged within/between alliance-outcome model (see :func:`alliance_stats.alliance_outcome`).
 
     ``model`` is the :class:`LMMResult`; ``effects`` has one row per level (within-patient,
@@ -176,31 +191,72 @@ class AllianceOutcomeResult:
     data: pd.DataFrame
     estimator: str = "random-intercept mixed model"
 
-    def summary(self) -> str:
-        lines = [
-            f"Alliance-outcome model ({self.direction}): {self.response} at session t on {self.predictor} at t-{self.lag}",
-            f"Estimator: {self.estimator}",
-            f"n = {self.model.n_obs} sessions; " + ", ".join(f"{k}: {v}" for k, v in self.model.n_groups.items()),
-        ]
-        if self.model.n_dropped:
-            lines.append(f"Rows left out: {self.model.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.model.dropped.items()) + ")")
-        lines += _effect_lines(self.effects)
-        lines.append("")
-        lines.append(self.model.summary())
-        return "\n".join(lines)
+    title = "Alliance-outcome model"
 
-    def __repr__(self) -> str:
-        return self.summary()
+    @property
+    def n_obs(self) -> int:
+        """Session rows in the model."""
+        return self.model.n_obs
 
-    def to_apa(self) -> pd.DataFrame:
+    def _headline(self) -> str:
+        return (f"{self.direction}: {self.response} at session t on {self.predictor} at t-{self.lag}; {self.estimator}; "
+                f"n = {self.model.n_obs} sessions, {_groups(self.model)}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The effects table, one row per level (a copy)."""
+        return self.effects.copy()
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the effects (b, SE, standardized beta, t, df, p, 95% CI)."""
-        return _effects_apa(self.effects, term=True, beta=True)
+        return _effects_apa(self.effects, term=True, beta=True, digits=digits)
 
-    def _repr_html_(self) -> str:
-        head = html.escape(f"Alliance-outcome model ({self.direction}), lag {self.lag}")
-        return f"<div><strong>{head}</strong>{self.to_apa().to_html(index=False)}<details><summary>full model</summary>{self.model._repr_html_()}</details></div>"
+    def _tables(self) -> list:
+        return _model_tables(self.model)
 
-    def plot(self, ax=None, standardized: bool = False):
+    def _notes(self) -> list:
+        return list(self.model.messages)
+
+    def accounting(self) -> pd.DataFrame:
+        """Session rows in the model and rows left out, by reason (no score at t - lag, ...)."""
+        return self.model.accounting()
+
+    def methods(self) -> str:
+        """A methods-and-results paragraph: the model, the data it used, the estimator, the df
+        method and the within- and between-level effects."""
+        m = self.model
+        e = self.effects.set_index("level")
+        therapist = "therapist" in e.index
+        lagged = f"{self.response}_within_lag{self.lag}"
+        named = set(self.effects["term"]) | {"Intercept", lagged}
+        covs = [t for t in m.fixed["term"] if t not in named]
+        between = (f"the therapist's mean of the patients' mean {self.predictor} and the patient's deviation from it (Baldwin, "
+                   "Wampold & Imel, 2007)" if therapist else f"the patient's mean {self.predictor}")
+        parts = [f"the patient's deviation from their own mean {self.predictor} at session t-{self.lag} (within-patient)", between]
+        if lagged in set(m.fixed["term"]):
+            parts.append(f"the patient's deviation from their own mean {self.response} at session t-{self.lag}")
+        if covs:
+            parts.append("the covariates " + ", ".join(covs))
+        dfm = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}.get(m.df_method)
+        s = (f"To separate the state-like (within-patient) from the trait-like (between-patient) part of {self.predictor} "
+             f"(Falkenström, Granström & Holmqvist, 2013), {self.response} at session t was regressed on "
+             + ", ".join(parts[:-1]) + f" and {parts[-1]}, in a {self.estimator} with random intercepts for "
+             + " and ".join(m.n_groups) + f", fitted with alliance-stats (equivalent to lme4::lmer) to n = {m.n_obs} "
+             f"sessions from {_groups(m)}")
+        if m.n_dropped:
+            s += f"; {m.n_dropped} rows were left out (" + "; ".join(f"{k}: {v}" for k, v in m.dropped.items()) + ")"
+        s += "."
+        s += f" Effects were tested with {dfm} degrees of freedom." if dfm else " Effects were tested with Wald z tests."
+        res = []
+        for level, r in e.iterrows():
+            beta = f", standardized beta = {fmt_num(r['std_estimate'])}" if np.isfinite(r["std_estimate"]) else ""
+            res.append(f"{level}, {_effect_text(r)}{beta}")
+        s += " Effects: " + "; ".join(res) + "."
+        if lagged in set(m.fixed["term"]):
+            s += (" With the lagged outcome and a random intercept per patient, these estimates are subject to dynamic-panel "
+                  "(Nickell) bias in short series (Falkenström et al., 2017).")
+        return s
+
+    def plot(self, *, ax=None, standardized: bool = False):
         """Within- vs between-patient (and therapist) effects with 95% CIs; see
         :func:`alliance_stats.plot_within_between`."""
         from ..plots import plot_within_between
@@ -208,32 +264,20 @@ class AllianceOutcomeResult:
         return plot_within_between(self, ax=ax, standardized=standardized)
 
 
-def _effects_apa(e, term=False, beta=False):
+def _effects_apa(e, term=False, beta=False, digits=None):
+    d = 2 if digits is None else int(digits)
     cols = {"Level": e["level"]}
     if term:
         cols["Term"] = e["term"]
-    cols["b"] = [fmt_num(v) for v in e["estimate"]]
-    cols["SE"] = [fmt_num(v) for v in e["se"]]
+    cols["b"] = [fmt_num(v, d) for v in e["estimate"]]
+    cols["SE"] = [fmt_num(v, d) for v in e["se"]]
     if beta:
-        cols["beta"] = [fmt_num(v) for v in e["std_estimate"]]
+        cols["beta"] = [fmt_num(v, d) for v in e["std_estimate"]]
     cols.update({
-        "t": [fmt_num(v) for v in e["t"]], "df": [fmt_df(v) for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
-        "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
+        "t": [fmt_num(v, d) for v in e["t"]], "df": [fmt_df(v) for v in e["df"]], "p": [apa_p(v) for v in e["p"]],
+        "95% CI": [fmt_ci(a, b, d) for a, b in zip(e["ci_low"], e["ci_high"])],
     })
     return pd.DataFrame(cols)
-
-
-def _effect_lines(effects):
-    """One line per effect for the text summaries."""
-    w = max(len(x) for x in effects["level"])
-    out = []
-    for _, r in effects.iterrows():
-        std = f"; standardized {r['std_estimate']:.3f}" if np.isfinite(r["std_estimate"]) else ""
-        out.append(
-            f"  {r['level']:<{w}} b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI {fmt_ci(r['ci_low'], r['ci_high'], 3)}, "
-            f"t({r['df']:.1f}) = {r['t']:.2f}, p {apa_p(r['p'], eq=True)}{std}"
-        )
-    return out
 
 
 def _effects_table(model: LMMResult, rows, frame, response):
@@ -394,31 +438,64 @@ def alliance_outcome(
 
 # ----------------------------------------------------------------------------------------
 @dataclass(repr=False)
-class TherapistEffectsResult:
+class TherapistEffectsResult(Result):
     """Therapist vs patient contributions of the alliance to outcome (Baldwin et al. 2007)."""
 
     model: LMMResult
     effects: pd.DataFrame
     patients: pd.DataFrame
 
-    def summary(self) -> str:
-        lines = [f"Therapist and patient contributions of the alliance to outcome (Baldwin, Wampold & Imel 2007); {len(self.patients)} patients, {self.model.n_groups}"]
-        lines += _effect_lines(self.effects)
-        lines.append("")
-        lines.append(self.model.summary())
-        return "\n".join(lines)
+    title = "Therapist and patient contributions of the alliance to outcome"
 
-    def __repr__(self) -> str:
-        return self.summary()
+    @property
+    def n_obs(self) -> int:
+        """Patients in the model."""
+        return self.model.n_obs
 
-    def to_apa(self) -> pd.DataFrame:
+    def _headline(self) -> str:
+        e = self.effects.set_index("term")
+        return (f"n = {self.model.n_obs} patients, {_groups(self.model)}; therapist b = {fmt_num(e.loc['alliance_therapist', 'estimate'])}, "
+                f"patient b = {fmt_num(e.loc['alliance_patient', 'estimate'])}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The therapist, patient and difference effects (a copy)."""
+        return self.effects.copy()
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the therapist, patient and difference effects."""
-        return _effects_apa(self.effects)
+        return _effects_apa(self.effects, digits=digits)
 
-    def _repr_html_(self) -> str:
-        return f"<div><strong>Therapist vs patient alliance effects</strong>{self.to_apa().to_html(index=False)}</div>"
+    def _tables(self) -> list:
+        return _model_tables(self.model)
 
-    def plot(self, ax=None):
+    def _notes(self) -> list:
+        return list(self.model.messages)
+
+    def accounting(self) -> pd.DataFrame:
+        """Patients in the model and patients left out, by reason (no outcome score, ...)."""
+        return accounting_frame("patients", self.model.n_obs, list(self.model.dropped.items()))
+
+    def methods(self) -> str:
+        """A methods-and-results paragraph: the split of the alliance, the model, the data it used
+        and the therapist-level, patient-level and difference effects."""
+        m = self.model
+        e = self.effects.set_index("term")
+        others = [t for t in m.fixed["term"] if t not in ("Intercept", "alliance_therapist", "alliance_patient")]
+        adj = f", adjusting for {', '.join(others)}," if others else ""
+        s = ("Following Baldwin, Wampold and Imel (2007), each patient's alliance was split into their therapist's mean "
+             "alliance (over the therapist's patients) and the patient's deviation from it. Outcome was regressed on both"
+             f"{adj} in a linear mixed model with a random intercept for therapists, fitted by "
+             f"{'REML' if m.reml else 'maximum likelihood'} with alliance-stats (equivalent to lme4::lmer) to n = {m.n_obs} "
+             f"patients of {_groups(m)}")
+        if m.n_dropped:
+            s += f"; {m.n_dropped} patients were left out (" + "; ".join(f"{k}: {v}" for k, v in m.dropped.items()) + ")"
+        dfm = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}.get(m.df_method, "Wald")
+        s += (f". Effects were tested with {dfm} degrees of freedom. The therapist-level slope was "
+              f"{_effect_text(e.loc['alliance_therapist'], 'b')}; the patient-level slope {_effect_text(e.loc['alliance_patient'], 'b')}; "
+              f"their difference (therapist - patient) {_effect_text(e.loc['difference'], 'b')}.")
+        return s
+
+    def plot(self, *, ax=None):
         """Therapist- and patient-level effects with 95% CIs."""
         from ..plots import plot_within_between
 

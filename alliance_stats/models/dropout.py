@@ -10,7 +10,6 @@ dropping out with the alliance of each session (discrete-time survival, logit li
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_est_ci, fmt_num
+from .._result import Result, accounting_frame
 from ..exceptions import ColumnError, ModelSpecError, OptionError, SessionDataError, _fmt_labels
 from .lmm.glmm import glmm
 
@@ -29,7 +29,7 @@ TERTILES = ("low", "middle", "high")
 
 
 @dataclass(repr=False)
-class DropoutResult:
+class DropoutResult(Result):
     """Early alliance and dropout (see :func:`alliance_stats.early_alliance_dropout`).
 
     Attributes
@@ -98,9 +98,25 @@ class DropoutResult:
         return e[(e["model"] == "level") & (e["term"] == "early_mean")].iloc[0]
 
     # -- display ----------------------------------------------------------------------------
-    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+    title = "Early alliance and dropout"
+
+    @property
+    def n_obs(self) -> int:
+        """Patients analysed."""
+        return self.n_patients
+
+    def _headline(self) -> str:
+        return (f"{self.n_patients} patients analysed, {self.n_dropout} dropped out; {self.n_excluded} left out; early alliance: "
+                f"mean (and slope) of {self.alliance} over sessions {', '.join(map(str, self.sessions))}; {self.engine}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every term of the patient-level models of dropout and of the hazard model (a copy)."""
+        return pd.concat([self.effects, self.hazard], ignore_index=True)
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the alliance effects: model, predictor, b, SE, OR per scale point
         [95% CI], OR per SD [95% CI], d-equivalent, p."""
+        digits = 2 if digits is None else int(digits)
         rows = pd.concat([self.effects, self.hazard])
         rows = rows[rows["term"].isin(["early_mean", "early_slope", "alliance"])]
         label = {"early_mean": "Early alliance (mean)", "early_slope": "Early alliance (slope)", "alliance": "Alliance (session)"}
@@ -108,13 +124,24 @@ class DropoutResult:
         return pd.DataFrame({
             "Model": [model[m] for m in rows["model"]],
             "Predictor": [label[t] for t in rows["term"]],
-            "b": [f"{v:.{digits}f}" for v in rows["estimate"]],
-            "SE": [f"{v:.{digits}f}" for v in rows["se"]],
-            "OR [95% CI]": [f"{o:.{digits}f} {fmt_ci(a, b, digits)}" for o, a, b in zip(rows["or"], rows["or_low"], rows["or_high"])],
-            "OR per SD [95% CI]": [f"{o:.{digits}f} {fmt_ci(a, b, digits)}" for o, a, b in zip(rows["or_sd"], rows["or_sd_low"], rows["or_sd_high"])],
-            "d": [f"{v:.{digits}f}" for v in rows["d"]],
+            "b": [fmt_num(v, digits) for v in rows["estimate"]],
+            "SE": [fmt_num(v, digits) for v in rows["se"]],
+            "OR [95% CI]": [fmt_est_ci(o, a, b, digits) for o, a, b in zip(rows["or"], rows["or_low"], rows["or_high"])],
+            "OR per SD [95% CI]": [fmt_est_ci(o, a, b, digits) for o, a, b in zip(rows["or_sd"], rows["or_sd_low"], rows["or_sd_high"])],
+            "d": [fmt_num(v, digits) for v in rows["d"]],
             "p": [apa_p(v) for v in rows["p"]],
         }).reset_index(drop=True)
+
+    def _notes(self) -> list:
+        return [f"Sharf, Primavera & Diener (2010): d = {SHARF_2010['d']:.2f} ({SHARF_2010['k']} studies, "
+                f"N = {SHARF_2010['n']:,}); here |d| = {fmt_num(abs(self._main()['d']))}", *self.messages]
+
+    def accounting(self) -> pd.DataFrame:
+        """Patients analysed and left out by reason; patient-sessions of the hazard model and those
+        left out for want of an alliance rating."""
+        sessions = accounting_frame("patient-sessions (hazard model)", self.person_periods,
+                                    {"no alliance rating at the session": self.person_periods_dropped})
+        return accounting_frame("patients", self.n_patients, list(self.excluded_counts.items()), more=[sessions])
 
     def methods(self) -> str:
         """A methods-and-results paragraph (APA style) describing what was done and found."""
@@ -149,36 +176,7 @@ class DropoutResult:
             f"leaving after that session."
         )
 
-    def summary(self) -> str:
-        cols = ["model", "term", "estimate", "se", "p", "or", "or_low", "or_high", "or_sd", "or_sd_low", "or_sd_high", "d"]
-        lines = [
-            f"Early alliance and dropout (alliance-stats; {self.engine})",
-            f"Early alliance: mean (and slope) of {self.alliance!r} over sessions {', '.join(map(str, self.sessions))}",
-            f"Patients: {self.n_patients} analysed, {self.n_dropout} dropped out; {self.n_excluded} left out"
-            + (" (" + "; ".join(f"{r}: {n}" for r, n in self.excluded_counts.items()) + ")" if self.n_excluded else ""),
-            "",
-            "Patient-level models of dropout (odds ratios per scale point and per SD; d = ln(OR_SD) sqrt(3)/pi):",
-            self.effects[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"),
-            "",
-            f"Discrete-time hazard of dropout ({self.person_periods} patient-sessions; {self.person_periods_dropped} without an alliance rating left out):",
-            self.hazard[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"),
-            "",
-            f"Sharf, Primavera & Diener (2010): d = {SHARF_2010['d']:.2f} ({SHARF_2010['k']} studies, N = {SHARF_2010['n']:,}); "
-            f"here |d| = {abs(self._main()['d']):.2f}",
-        ]
-        lines += [f"Note: {m}" for m in self.messages]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        head = html.escape(f"Early alliance and dropout: {self.n_patients} patients, {self.n_dropout} dropouts, "
-                           f"{self.n_excluded} left out")
-        notes = "".join(f"<br><em>{html.escape(m)}</em>" for m in self.messages)
-        return f"<div><strong>{head}</strong>{notes}{self.to_apa().to_html(index=False)}<p>{html.escape(self.methods())}</p></div>"
-
-    def plot(self, ax=None, kind: str = "probability"):
+    def plot(self, *, ax=None, kind: str = "probability"):
         """``kind="probability"``: predicted probability of dropout over early alliance with its
         95% CI and the patients' outcomes; ``kind="survival"``: :meth:`plot_survival`."""
         if kind == "survival":
@@ -199,7 +197,7 @@ class DropoutResult:
         ax.set_ylabel("probability of dropout")
         return ax
 
-    def plot_survival(self, ax=None):
+    def plot_survival(self, *, ax=None):
         """Survival (staying in treatment) by session for the tertiles of early alliance: the
         hazard model's curves (lines) and the life table (steps)."""
         import matplotlib.pyplot as plt

@@ -18,7 +18,6 @@ structures. British Journal of Mathematical and Statistical Psychology, 37, 234-
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass, field
 
@@ -26,7 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .._format import apa_p, fmt_ci
+from .._format import apa_p, fmt_ci, fmt_num, format_frame
+from .._result import Result, accounting_frame
 from ..exceptions import (ArgumentError, ColumnError, ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels,
                           user_stacklevel)
 from ..io import check_session_keys
@@ -998,7 +998,10 @@ def _finish(ram, fit, fn):
 
 
 @dataclass(repr=False)
-class _PanelResult:
+class _PanelResult(Result):
+    """What the dynamic panel model and the RI-CLPM show alike: the effects table, the fit
+    indices, the rows used and left out, the path diagram."""
+
     effects: pd.DataFrame
     parameters: pd.DataFrame
     fit: pd.Series
@@ -1012,7 +1015,7 @@ class _PanelResult:
     messages: list = field(default_factory=list)
     se_type: str = "observed"
 
-    _title = ""
+    _diagram = ""  # the path diagram's kind: "dpm" or "riclpm"
 
     def _se_words(self) -> str:
         return ("standard errors are robust (Huber-White sandwich)" if self.se_type == "robust"
@@ -1030,43 +1033,49 @@ class _PanelResult:
         return (f"chi2({f['df']:.0f}) = {f['chi2']:.{digits}f}, p {apa_p(f['p'], eq=True)}, CFI = {f['cfi']:.{digits}f}, "
                 f"RMSEA = {f['rmsea']:.{digits}f}, SRMR = {f['srmr']:.{digits}f}, logLik = {f['loglik']:.{digits}f}")
 
-    def _effect_lines(self):
-        e = self.effects
-        w = max(len(str(v)) for v in e["label"])
-        wp = max(len(str(v)) for v in e["path"])
-        lines = []
-        for _, r in e.iterrows():
-            s = f" (session {int(r['session'])})" if "session" in e and np.isfinite(r.get("session", np.nan)) else ""
-            lines.append(f"  {r['path']:<{wp}} {r['label']:<{w}}{s}  b = {r['estimate']:.3f} (SE {r['se']:.3f}), 95% CI "
-                         f"{fmt_ci(r['ci_low'], r['ci_high'], 3)}, z = {r['z']:.2f}, p {apa_p(r['p'], eq=True)}")
-        return lines
+    def _model_words(self) -> str:
+        return ""
 
-    def _data_lines(self):
-        lines = [f"n = {self.n_patients} patients, {self.n_rows} session rows, sessions {self.sessions[0]}-{self.sessions[-1]} "
-                 "(FIML: patients with missing sessions keep the sessions they have)"]
-        if self.n_dropped:
-            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
-        return lines
+    def _left_words(self) -> str:
+        if not self.n_dropped:
+            return ""
+        return "; " + "; ".join(f"{v} left out: {k}" for k, v in self.dropped.items())
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def _headline(self) -> str:
+        return (f"{self._model_words()}; n = {self.n_patients} patients, {self.n_rows} session rows, sessions "
+                f"{self.sessions[0]}-{self.sessions[-1]} (FIML)")
 
-    def to_apa(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
+        """The effects table, one row per path (and session when not constrained) (a copy)."""
+        return self.effects.copy()
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style table of the effects (b, SE, z, p, 95% CI)."""
+        d = 2 if digits is None else int(digits)
         e = self.effects
         out = {"Path": e["label"]}
         if "session" in e:
             out["Session"] = [f"{v:.0f}" for v in e["session"]]
         out.update({
-            "b": [f"{v:.2f}" for v in e["estimate"]], "SE": [f"{v:.2f}" for v in e["se"]], "z": [f"{v:.2f}" for v in e["z"]],
-            "p": [apa_p(v) for v in e["p"]], "95% CI": [fmt_ci(a, b) for a, b in zip(e["ci_low"], e["ci_high"])],
+            "b": [fmt_num(v, d) for v in e["estimate"]], "SE": [fmt_num(v, d) for v in e["se"]], "z": [fmt_num(v, d) for v in e["z"]],
+            "p": [apa_p(v) for v in e["p"]], "95% CI": [fmt_ci(a, b, d) for a, b in zip(e["ci_low"], e["ci_high"])],
         })
         return pd.DataFrame(out)
 
-    def _repr_html_(self) -> str:
-        head = html.escape(self._title)
-        return (f"<div><strong>{head}</strong>{self.to_apa().to_html(index=False)}"
-                f"<p>{html.escape(self._fit_text())}</p><p>{html.escape(' '.join(self._data_lines()))}</p></div>")
+    def _tables(self) -> list:
+        f = self.fit
+        fit = pd.DataFrame([{"chi2": f["chi2"], "df": f["df"], "p": f["p"], "CFI": f["cfi"], "TLI": f["tli"], "RMSEA": f["rmsea"],
+                             "SRMR": f["srmr"], "logLik": f["loglik"], "AIC": f["aic"], "BIC": f["bic"]}])
+        return [("Model fit", format_frame(fit, kinds={"CFI": "num", "TLI": "num", "RMSEA": "num", "SRMR": "num"}, digits=3, na="NA"))]
+
+    def accounting(self) -> pd.DataFrame:
+        """Session rows in the model and rows left out, by reason."""
+        return accounting_frame("rows", self.n_rows, list(self.dropped.items()))
+
+    def plot(self, *, ax=None):
+        """Path diagram of the lagged effects with their estimates (significant at .05 in bold);
+        for an RI-CLPM with ``constrain=False`` the mean over sessions is shown."""
+        return _path_diagram(self, ax, kind=self._diagram)
 
 
 @dataclass(repr=False)
@@ -1094,21 +1103,16 @@ class DynamicPanelResult(_PanelResult):
     covariates: dict = field(default_factory=dict)
     error_inv: bool = False
 
-    _title = "Dynamic panel model (ML-SEM; Allison, Williams & Moral-Benito 2017)"
+    title = "Dynamic panel model (ML-SEM; Allison, Williams & Moral-Benito 2017)"
+    _diagram = "dpm"
 
     @property
     def estimator(self) -> str:
         return "ML-SEM dynamic panel model (FIML)"
 
-    def summary(self) -> str:
-        lines = [f"{self._title}: {self.y} at session t on {self.x} and {self.y} at t-{self.lag}"
-                 + (f", and {self.x} at t on both at t-{self.lag}" if self.reverse else f"; {self.x} predetermined")]
-        lines += self._data_lines()
-        lines += self._effect_lines()
-        lines.append(f"Fit: {self._fit_text()}")
-        if self.messages:
-            lines += [f"Note: {m}" for m in self.messages]
-        return "\n".join(lines)
+    def _model_words(self) -> str:
+        return (f"{self.y} at session t on {self.x} and {self.y} at t-{self.lag}"
+                + (f", and {self.x} at t on both at t-{self.lag}" if self.reverse else f"; {self.x} predetermined"))
 
     def methods(self) -> str:
         """A methods paragraph describing the model and its fit, ready to edit into a paper."""
@@ -1133,18 +1137,14 @@ class DynamicPanelResult(_PanelResult):
             f"patient effect (loadings fixed at 1) allowed to correlate with all exogenous variables (fixed effects), "
             f"coefficients equal across sessions, intercepts and error variances "
             f"{'equal' if self.error_inv else 'free'} across sessions.{both}{cov} The model was fitted to {self.n_patients} "
-            f"patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information maximum likelihood, which "
+            f"patients (n = {self.n_rows} session rows{self._left_words()}) over sessions {self.sessions[0]}-{self.sessions[-1]} by "
+            f"full-information maximum likelihood, which "
             f"uses every observed session under the assumption that sessions are missing at random; "
             f"{self._se_words()}.{fit} Each point of {self.x} at session t-{self.lag} went with a change of "
             f"{xy['estimate']:.2f} points in {self.y} at session t (95% CI {fmt_ci(xy['ci_low'], xy['ci_high'])}, "
             f"p {apa_p(xy['p'], eq=True)}). Estimates were computed with alliance-stats, whose results equal lavaan's "
             f"(Rosseel, 2012; estimator = \"ML\", missing = \"fiml\")."
         )
-
-    def plot(self, ax=None):
-        """Path diagram of the lagged effects with their estimates (significant at .05 in bold)."""
-        return _path_diagram(self, ax, kind="dpm")
-
 
 @dataclass(repr=False)
 class RICLPMResult(_PanelResult):
@@ -1167,7 +1167,11 @@ class RICLPMResult(_PanelResult):
     between: pd.DataFrame = None
     constrain: bool = True
 
-    _title = "Random-intercept cross-lagged panel model (Hamaker, Kuiper & Grasman 2015)"
+    title = "Random-intercept cross-lagged panel model (Hamaker, Kuiper & Grasman 2015)"
+    _diagram = "riclpm"
+
+    def _model_words(self) -> str:
+        return f"{self.x} and {self.y}, within-patient lagged effects {'equal over' if self.constrain else 'free across'} sessions"
 
     @property
     def estimator(self) -> str:
@@ -1178,18 +1182,9 @@ class RICLPMResult(_PanelResult):
         """Correlation of the patients' random intercepts (their stable, trait-like levels)."""
         return float(self.between.set_index("term").loc["correlation", "estimate"])
 
-    def summary(self) -> str:
-        lines = [f"{self._title}: {self.x} and {self.y}, lagged effects {'equal over' if self.constrain else 'free across'} sessions"]
-        lines += self._data_lines()
-        lines.append("Within-patient (deviations from each patient's own level):")
-        lines += self._effect_lines()
-        b = self.between.set_index("term").loc["correlation"]
-        lines.append(f"Between-patient correlation of the random intercepts: r = {b['estimate']:.3f}, 95% CI "
-                     f"{fmt_ci(b['ci_low'], b['ci_high'], 3)}")
-        lines.append(f"Fit: {self._fit_text()}")
-        if self.messages:
-            lines += [f"Note: {m}" for m in self.messages]
-        return "\n".join(lines)
+    def _tables(self) -> list:
+        between = self.between.drop(columns=[c for c in ("label",) if c in self.between])
+        return [("Between patients (random intercepts)", format_frame(between, na="NA")), *super()._tables()]
 
     def methods(self) -> str:
         """A methods paragraph describing the model and its fit, ready to edit into a paper."""
@@ -1211,15 +1206,11 @@ class RICLPMResult(_PanelResult):
             f"among which the autoregressive and cross-lagged effects were estimated"
             f"{', constrained to be equal across sessions' if self.constrain else ', free across sessions'}. "
             f"Means were free at every session, as were the (co)variances of the within-patient residuals. The model was "
-            f"fitted to {self.n_patients} patients over sessions {self.sessions[0]}-{self.sessions[-1]} by full-information "
+            f"fitted to {self.n_patients} patients (n = {self.n_rows} session rows{self._left_words()}) over sessions "
+            f"{self.sessions[0]}-{self.sessions[-1]} by full-information "
             f"maximum likelihood (sessions missing at random); {self._se_words()}.{fit}{res} The random intercepts correlated r = {self.between_r:.2f}. Estimates were computed with "
             f"alliance-stats, whose results equal lavaan's (Rosseel, 2012; estimator = \"ML\", missing = \"fiml\")."
         )
-
-    def plot(self, ax=None):
-        """Path diagram of the within-patient lagged effects with their estimates (significant at
-        .05 in bold); with ``constrain=False`` the mean over sessions is shown."""
-        return _path_diagram(self, ax, kind="riclpm")
 
 
 def _path_diagram(res, ax, kind):

@@ -223,3 +223,22 @@ def trajectories_grid(data: pd.DataFrame, y: str, *, col: str, patient: str = "p
         a.set_title(f"{key} (n = {sub[patient].nunique()})", fontsize=10)
     grid.set_axis_labels(score_label(session), score_label(y))
     return grid
+
+
+def plot_coefficients(table: pd.DataFrame, *, ax=None, estimate: str = "estimate", low: str = "ci_low", high: str = "ci_high",
+                      term: str = "term", reference: float = 0.0, log: bool = False, xlabel: str = "estimate (95% CI)"):
+    """Coefficient plot: one point and interval per row of ``table`` (a model's fixed effects),
+    top to bottom in table order, with a dashed line at ``reference`` (0, or 1 for ratios on a
+    log axis, ``log=True``). Returns the Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 0.5 + 0.4 * max(len(table), 1)))
+    est, lo, hi = (table[c].to_numpy(float) for c in (estimate, low, high))
+    yv = np.arange(len(table))[::-1]
+    ax.errorbar(est, yv, xerr=[est - lo, hi - est], fmt="o", color="k", capsize=3)
+    ax.axvline(reference, color="0.6", lw=0.8, ls="--")
+    if log:
+        ax.set_xscale("log")
+    ax.set_yticks(yv)
+    ax.set_yticklabels(table[term])
+    ax.set_xlabel(xlabel)
+    return ax

@@ -26,7 +26,6 @@ number of nested levels works, including observation-level random effects in a P
 
 from __future__ import annotations
 
-import html
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from ..._format import apa_p, fmt_ci
+from ..._format import apa_p, fmt_ci, fmt_num
 from ...exceptions import (
     ColumnError,
     ConvergenceWarning,
@@ -45,9 +44,10 @@ from ...exceptions import (
     _fmt_labels,
     user_stacklevel,
 )
-from .design import Design, build_design, group_labels
+from .design import Design, build_design
 from .nested import _tri_index
 from .formula import _split_top
+from .result import MixedResult, random_part
 
 FAMILIES = ("binomial", "poisson")
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
@@ -556,7 +556,7 @@ def _response(formula, frame, family, weights, orig_index):
 
 
 @dataclass(repr=False)
-class GLMMResult:
+class GLMMResult(MixedResult):
     """A fitted generalized linear mixed model (see :func:`alliance_stats.glmm`).
 
     Attributes
@@ -619,20 +619,17 @@ class GLMMResult:
         return len(self.fixed) + len(self.theta)
 
     # -- random effects, prediction ----------------------------------------------------------
+    def _modes(self) -> list:
+        """The conditional modes b = Lambda u of each level (groups x terms)."""
+        eng = self._engine
+        return [u @ L.T for u, L in zip(eng.split(self._mode["u"]), eng.lambdas(self.theta))]
+
     def random_effects(self) -> pd.DataFrame:
         """Conditional modes of the random effects (lme4's ``ranef``) with conditional SDs, long
         format: group (grouping factor), level (the group's ID), term, estimate, cond_sd."""
-        eng, d = self._engine, self._design
         if "condvar" not in self._mode:
-            self._mode["condvar"] = eng.cond_var(self._mode["kept"], self.theta)
-        out = []
-        for l, (inf, L, u) in enumerate(zip(d.level_info, eng.lambdas(self.theta), eng.split(self._mode["u"]))):
-            b = u @ L.T
-            sd = np.sqrt(np.clip(np.diagonal(self._mode["condvar"][l], axis1=1, axis2=2), 0, None))
-            labels = _group_labels(d, l)
-            for k, term in enumerate(inf["term_names"]):
-                out.append(pd.DataFrame({"group": inf["name"], "level": labels, "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
-        return pd.concat(out, ignore_index=True)
+            self._mode["condvar"] = self._engine.cond_var(self._mode["kept"], self.theta)
+        return self._ranef_frame(self._modes(), self._mode["condvar"])
 
     def predict(self, data: pd.DataFrame | None = None, type: str = "link", include_random: bool = True) -> pd.Series:
         """Predictions on the link scale (``type="link"``: log-odds or log-rate) or the response
@@ -643,109 +640,96 @@ class GLMMResult:
         prediction for a typical group (all random effects zero), as lme4's ``re.form = NA``."""
         if type not in ("link", "response"):
             raise OptionError("type", type, ("link", "response"))
-        d, eng = self._design, self._engine
+        d = self._design
         beta = self.fixed["estimate"].to_numpy()
-        lams = eng.lambdas(self.theta)
-        bs = [u @ L.T for u, L in zip(eng.split(self._mode["u"]), lams)]
         if data is None:
             eta = d.X @ beta
             if include_random:
-                for (Z, _, codes, _), b in zip(eng.levels, bs):
-                    eta = eta + np.einsum("nq,nq->n", Z, b[codes])
+                eta = eta + self._fitted_random(self._modes())
             index = self._index
         else:
             if not isinstance(data, pd.DataFrame):
                 raise ModelSpecError(f"data must be a pandas DataFrame, got {data.__class__.__name__}")
             eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
             if include_random:
-                for l, (inf, b) in enumerate(zip(d.level_info, bs)):
-                    missing = [c for c in inf["cols"] if c not in data.columns]
-                    if missing:
-                        raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass "
-                                          "include_random=False for predictions for a typical group")
-                    Zn = d.random_matrix(l, data)
-                    key = data[list(inf["cols"])].astype(str).agg(":".join, axis=1) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
-                    labels = pd.Index(_group_labels(d, l))
-                    try:
-                        pos = labels.get_indexer(key.astype(labels.dtype) if labels.dtype != object else key)
-                    except (TypeError, ValueError):  # IDs of another type than in the fit: match as text
-                        pos = pd.Index(labels.astype(str)).get_indexer(key.astype(str))
-                    bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
-                    eta = eta + np.einsum("nq,nq->n", Zn, bb)
+                eta = eta + random_part(d, self._modes(), data, "predictions for a typical group")
             index = data.index
         out = eta if type == "link" else _FAMILY[self.family].mu(eta)
         return pd.Series(out, index=index, name="predicted")
 
     # -- display ------------------------------------------------------------------------------------
+    title = "Generalized linear mixed model"
+
     @property
     def _ratio(self):
         return "or" if self.family == "binomial" else "rr"
 
+    def _how(self) -> str:
+        return "Laplace approximation" if self.nagq == 1 else f"adaptive Gauss-Hermite quadrature ({self.nagq} points)"
+
+    def _headline(self) -> str:
+        return f"{self.family} ({self.link} link), {self._how()}: {super()._headline()}"
+
     def summary(self) -> str:
-        how = "Laplace approximation" if self.nagq == 1 else f"adaptive Gauss-Hermite quadrature ({self.nagq} points)"
-        lines = [
-            f"Generalized linear mixed model, {self.family} ({self.link} link), fit by maximum likelihood ({how}) (alliance-stats)",
-            f"Formula: {self.formula}",
-            f"deviance {self.deviance:.2f}; logLik {self.llf:.2f}; AIC {self.aic:.2f}; BIC {self.bic:.2f}",
-            f"Observations: {self.n_obs}; groups: " + ", ".join(f"{k} {v}" for k, v in self.n_groups.items()),
-        ]
-        if self.n_dropped:
-            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
-        lines += ["", "Random effects (link scale):",
-                  self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"), "",
+        """lme4-style text: likelihood, observations and groups, random effects (link scale),
+        fixed effects with odds or rate ratios."""
+        lines = self._summary_head(
+            f"Generalized linear mixed model, {self.family} ({self.link} link), fit by maximum likelihood ({self._how()}) (alliance-stats)",
+            f"deviance {self.deviance:.2f}; logLik {self.llf:.2f}; AIC {self.aic:.2f}; BIC {self.bic:.2f}")
+        lines += ["", "Random effects (link scale):", self._table_text(self.random), "",
                   f"Fixed effects (Wald z; {'odds' if self.family == 'binomial' else 'rate'} ratios with 95% CI):",
-                  self.fixed.to_string(index=False, float_format=lambda x: f"{x:.4f}")]
-        for m in self.messages:
-            lines.append(f"Note: {m}")
+                  self._table_text(self.fixed)]
+        lines += [f"Note: {m}" for m in self.messages]
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style fixed-effects table: b (log-odds or log-rate), SE, z, p ('< .001'), and the
         odds (rate) ratio with its 95% CI in brackets."""
+        digits = 2 if digits is None else int(digits)
         f, r = self.fixed, self._ratio
         return pd.DataFrame({
             "Term": f["term"],
-            "b": [f"{v:.{digits}f}" for v in f["estimate"]],
-            "SE": [f"{v:.{digits}f}" for v in f["se"]],
-            "z": [f"{v:.{digits}f}" for v in f["z"]],
+            "b": [fmt_num(v, digits) for v in f["estimate"]],
+            "SE": [fmt_num(v, digits) for v in f["se"]],
+            "z": [fmt_num(v, digits) for v in f["z"]],
             "p": [apa_p(v) for v in f["p"]],
-            r.upper(): [f"{v:.{digits}f}" for v in f[r]],
+            r.upper(): [fmt_num(v, digits) for v in f[r]],
             "95% CI": [fmt_ci(a, b, digits) for a, b in zip(f[f"{r}_low"], f[f"{r}_high"])],
         })
 
-    def _repr_html_(self) -> str:
-        head = html.escape(f"GLMM ({self.family}, {self.link}; {'Laplace' if self.nagq == 1 else f'AGQ {self.nagq}'}): {self.formula}")
-        info = html.escape(f"n = {self.n_obs}; " + ", ".join(f"{k}: {v}" for k, v in self.n_groups.items())
-                           + f"; logLik = {self.llf:.2f}" + (f"; {self.n_dropped} rows left out" if self.n_dropped else ""))
-        notes = "".join(f"<br><em>{html.escape(m)}</em>" for m in self.messages)
-        rnd = self.random.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4f}")
-        return f"<div><strong>{head}</strong><br>{info}{notes}{self.to_apa().to_html(index=False)}{rnd}</div>"
-
-    def plot(self, ax=None, intercept: bool = False):
-        """Odds ratios (binomial) or rate ratios (Poisson) with 95% CIs, on a log axis."""
-        import matplotlib.pyplot as plt
-
+    def methods(self) -> str:
+        """A methods-and-results paragraph: the model, the data it used, the estimator and the
+        fixed effects as odds (rate) ratios."""
         r = self._ratio
-        f = self.fixed if intercept else self.fixed[self.fixed["term"] != "Intercept"]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 0.5 + 0.4 * max(len(f), 1)))
-        yv = np.arange(len(f))[::-1]
-        ax.errorbar(f[r], yv, xerr=[f[r] - f[f"{r}_low"], f[f"{r}_high"] - f[r]], fmt="o", color="k", capsize=3)
-        ax.axvline(1, color="0.6", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_yticks(yv)
-        ax.set_yticklabels(f["term"])
-        ax.set_xlabel(("odds ratio" if r == "or" else "rate ratio") + " (95% CI)")
-        return ax
+        word = "odds ratio" if r == "or" else "rate ratio"
+        s = (f"A generalized linear mixed model ({self.family} family, {self.link} link; {self.formula}) was fitted by "
+             f"maximum likelihood with the {self._how()} to n = {self.n_obs} observations from {self._groups_text()} "
+             "with alliance-stats (equivalent to lme4::glmer)")
+        if self.n_dropped:
+            s += (f"; {self.n_dropped} rows were left out ("
+                  + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
+        s += ". Fixed effects were tested with Wald z tests on the Hessian-based standard errors."
+        effects = []
+        for _, row in self.fixed[self.fixed["term"] != "Intercept"].iterrows():
+            effects.append(f"{row['term']}: {word} = {fmt_num(row[r])}, 95% CI {fmt_ci(row[f'{r}_low'], row[f'{r}_high'])}, "
+                           f"z = {fmt_num(row['z'])}, p {apa_p(row['p'], eq=True)}")
+        if effects:
+            s += " " + "; ".join(effects) + "."
+        sds = [f"{row['group']} {row['term1']} SD = {fmt_num(row['sd'])}" for _, row in self.random.iterrows()
+               if pd.isna(row.get("term2"))]
+        if sds:
+            s += " Random effects (link scale): " + ", ".join(sds) + "."
+        if self.singular:
+            s += " The fit was singular (a variance at or near zero, or a correlation of +/-1)."
+        if not self.converged:
+            s += " The optimizer did not report convergence."
+        return s
 
-
-def _group_labels(d: Design, level: int) -> np.ndarray:
-    """The ID label of each group of a level, in the engine's group order ('T01:P003' for
-    several ID columns): the design's own labels."""
-    return group_labels(d.level_info[level], d.data)
+    def plot(self, *, ax=None, intercept: bool = False):
+        """Odds ratios (binomial) or rate ratios (Poisson) with 95% CIs, on a log axis."""
+        r = self._ratio
+        return self._coef_plot(ax, intercept, (r, f"{r}_low", f"{r}_high"), 1.0, True,
+                               ("odds ratio" if r == "or" else "rate ratio") + " (95% CI)")
 
 
 # -- the function ------------------------------------------------------------------------------------

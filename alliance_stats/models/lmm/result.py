@@ -3,14 +3,14 @@ and likelihood-ratio comparison of fitted models."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..._format import apa_p, fmt_ci, fmt_df, fmt_num
+from ..._format import apa_p, fmt_ci, fmt_df, fmt_num, format_frame
+from ..._result import Result, accounting_frame
 from ...exceptions import ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels
 from ...validation import require_frame
 from .design import Design, group_labels, join_keys
@@ -18,8 +18,88 @@ from .kenward_roger import ddf_L
 from .nested import NestedEngine
 from .optimize import OptSummary
 
+
+def random_part(design: Design, bs: list, data: pd.DataFrame, hint: str) -> np.ndarray:
+    """Z b for new data: each level's random effects ``bs`` (groups x terms) matched to the rows of
+    ``data`` by their group IDs; groups not seen in the fit get zero. IDs of another type than in
+    the fit (text for numbers) are matched as text."""
+    eta = np.zeros(len(data))
+    for li, (inf, b) in enumerate(zip(design.level_info, bs)):
+        missing = [c for c in inf["cols"] if c not in data.columns]
+        if missing:
+            raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for {hint}")
+        Zn = design.random_matrix(li, data)
+        key = join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+        labels = pd.Index(group_labels(inf, design.data))
+        try:
+            pos = labels.get_indexer(key.astype(labels.dtype) if labels.dtype != object else key)
+        except (TypeError, ValueError):  # IDs of another type than in the fit: match as text
+            pos = pd.Index(labels.astype(str)).get_indexer(key.astype(str))
+        bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
+        eta = eta + np.einsum("nq,nq->n", Zn, bb)
+    return eta
+
+
+class MixedResult(Result):
+    """What a fitted linear and a generalized linear mixed model show alike: the fixed-effects
+    table (``to_frame``), the variance components as a second table, the rows used and left out,
+    the fitted-rows random part and conditional modes, and the coefficient plot."""
+
+    def _groups_text(self) -> str:
+        return ", ".join(f"{v} {k} groups" for k, v in self.n_groups.items())
+
+    def _headline(self) -> str:
+        return f"{self.formula}; n = {self.n_obs} rows, {self._groups_text()}"
+
+    def _summary_head(self, fit_line: str, criterion: str) -> list[str]:
+        lines = [fit_line, f"Formula: {self.formula}", criterion,
+                 f"Observations: {self.n_obs}; groups: " + ", ".join(f"{k} {v}" for k, v in self.n_groups.items())]
+        if self.n_dropped:
+            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
+        return lines
+
+    @staticmethod
+    def _table_text(df: pd.DataFrame) -> str:
+        return df.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The fixed-effects table (a copy)."""
+        return self.fixed.copy()
+
+    def _tables(self) -> list[tuple[str, pd.DataFrame]]:
+        return [("Random effects", format_frame(self.random, na=""))]
+
+    def accounting(self) -> pd.DataFrame:
+        """Rows used in the fit and rows left out, by reason (the first missing column of each)."""
+        return accounting_frame("rows", self.n_obs, list(self.dropped.items()))
+
+    def _fitted_random(self, bs: list) -> np.ndarray:
+        """Z b on the rows of the fit."""
+        eta = np.zeros(self.n_obs)
+        for lv, b in zip(self._design.levels, bs):
+            eta = eta + np.einsum("nq,nq->n", lv.Z, b[lv.codes])
+        return eta
+
+    def _ranef_frame(self, bs: list, condvars: list) -> pd.DataFrame:
+        """Long table of conditional modes and conditional SDs (group, level, term, estimate, cond_sd)."""
+        out = []
+        for inf, b, cv in zip(self._design.level_info, bs, condvars):
+            sd = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
+            labels = group_labels(inf, self._design.data)
+            for k, term in enumerate(inf["term_names"]):
+                out.append(pd.DataFrame({"group": inf["name"], "level": labels, "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
+        return pd.concat(out, ignore_index=True)
+
+    def _coef_plot(self, ax, intercept: bool, cols: tuple[str, str, str], reference: float, log: bool, xlabel: str):
+        from ...plots.alliance import plot_coefficients
+
+        f = self.fixed if intercept else self.fixed[self.fixed["term"] != "Intercept"]
+        return plot_coefficients(f, ax=ax, estimate=cols[0], low=cols[1], high=cols[2], reference=reference, log=log,
+                                 xlabel=xlabel)
+
+
 @dataclass(repr=False)
-class LMMResult:
+class LMMResult(MixedResult):
     """A fitted linear mixed model (see :func:`alliance_stats.lmm`).
 
     Attributes
@@ -142,14 +222,7 @@ class LMMResult:
         group (grouping factor), level (the group's ID), term, estimate, cond_sd."""
         if "condvar" not in self._sol:
             self._sol = self._engine.solve(self._engine.to_int(self.theta), self.reml, condvar=True)
-        out = []
-        for li, inf in enumerate(self._design.level_info):
-            b = self._sol["b"][li]
-            cv = self._sol["condvar"][li]
-            sd = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
-            for k, term in enumerate(inf["term_names"]):
-                out.append(pd.DataFrame({"group": inf["name"], "level": group_labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
-        return pd.concat(out, ignore_index=True)
+        return self._ranef_frame(self._sol["b"], self._sol["condvar"])
 
     def predict(self, data: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
         """Predictions: X beta (+ Z b when ``include_random``). Without ``data`` the rows used in the
@@ -159,21 +232,12 @@ class LMMResult:
         if data is None:
             eta = d.X @ beta if d.offset is None else d.X @ beta + d.offset
             if include_random:
-                for lv, b in zip(d.levels, self._sol["b"]):
-                    eta = eta + np.einsum("nq,nq->n", lv.Z, b[lv.codes])
+                eta = eta + self._fitted_random(self._sol["b"])
             return pd.Series(eta, index=d.data.index, name="predicted")
         require_frame(data, "data of predict()")
         eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
         if include_random:
-            for li, (inf, b) in enumerate(zip(d.level_info, self._sol["b"])):
-                missing = [c for c in inf["cols"] if c not in data.columns]
-                if missing:
-                    raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
-                Zn = d.random_matrix(li, data)
-                key = join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
-                pos = pd.Index(group_labels(inf, d.data)).get_indexer(key)
-                bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
-                eta = eta + np.einsum("nq,nq->n", Zn, bb)
+            eta = eta + random_part(d, self._sol["b"], data, "population predictions")
         return pd.Series(eta, index=data.index, name="predicted")
 
     def residuals(self) -> pd.Series:
@@ -250,36 +314,32 @@ class LMMResult:
         return pd.Series({"estimate": est, "se": se, "df": df, "t": t, "p": p, "ci_low": est - crit * se, "ci_high": est + crit * se})
 
     # -- display ------------------------------------------------------------------------------------
+    title = "Linear mixed model"
+
+    def _df_words(self) -> str:
+        return {"satterthwaite": "Satterthwaite df (as lmerTest)",
+                "kenward-roger": "Kenward-Roger SE and df, as lmerTest/pbkrtest"}.get(self.df_method, "Wald z")
+
+    def _headline(self) -> str:
+        return f"{'REML' if self.reml else 'ML'} fit of {super()._headline()}"
+
     def summary(self) -> str:
+        """lme4-style text: criterion, observations and groups, random effects, fixed effects."""
         crit = "REML criterion" if self.reml else "ML"
-        lines = [
+        lines = self._summary_head(
             f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'} (alliance-stats)",
-            f"Formula: {self.formula}",
-            f"{crit}: deviance {self.deviance:.2f}; logLik {self.llf:.2f}; AIC {self.aic:.2f}; BIC {self.bic:.2f}",
-            f"Observations: {self.n_obs}; groups: " + ", ".join(f"{k} {v}" for k, v in self.n_groups.items()),
-        ]
-        if self.n_dropped:
-            lines.append(f"Rows left out: {self.n_dropped} (" + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
-        lines.append("")
-        lines.append("Random effects:")
-        lines.append(self.random.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
+            f"{crit}: deviance {self.deviance:.2f}; logLik {self.llf:.2f}; AIC {self.aic:.2f}; BIC {self.bic:.2f}")
+        lines += ["", "Random effects:", self._table_text(self.random), "",
+                  f"Fixed effects ({self._df_words()}):", self._table_text(self.fixed)]
         if self.residual_structure != "iid":
-            lines.append(f"Residual correlation: {self._residual_note()}")
-        lines.append("")
-        dfm = {"satterthwaite": "Satterthwaite df (as lmerTest)",
-               "kenward-roger": "Kenward-Roger SE and df, as lmerTest/pbkrtest"}.get(self.df_method, "Wald z")
-        lines.append(f"Fixed effects ({dfm}):")
-        lines.append(self.fixed.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-        for m in self.messages:
-            lines.append(f"Note: {m}")
+            lines[-3:-3] = [f"Residual correlation: {self._residual_note()}"]
+        lines += [f"Note: {m}" for m in self.messages]
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def to_apa(self, digits: int = 2) -> pd.DataFrame:
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
         """APA-style fixed-effects table: b, SE, df, t, p ('< .001'), 95% CI in brackets.
         Write it out with ``.to_markdown()``, ``.to_latex()`` or ``.to_html()``."""
+        digits = 2 if digits is None else int(digits)
         f = self.fixed
         out = pd.DataFrame(
             {
@@ -292,36 +352,42 @@ class LMMResult:
                 "95% CI": [fmt_ci(a, b, digits) for a, b in zip(f["ci_low"], f["ci_high"])],
             }
         )
-        if self.residual_structure != "iid":
-            phi = self.residual_params["phi"]
-            out.attrs["note"] = (f"Residuals: AR(1) within {self._design.levels[0].name} by {self.time}, "
-                                 f"\u03c6 = {fmt_num(phi, digits, leading_zero=False)}")
         return out
 
-    def _repr_html_(self) -> str:
-        head = html.escape(f"Linear mixed model ({'REML' if self.reml else 'ML'}): {self.formula}")
-        info = html.escape(
-            f"n = {self.n_obs}; " + ", ".join(f"{k}: {v}" for k, v in self.n_groups.items())
-            + f"; logLik = {self.llf:.2f}" + (f"; {self.n_dropped} rows left out" if self.n_dropped else "")
-        )
-        notes = "".join(f"<br><em>{html.escape(m)}</em>" for m in self.messages)
-        rnd = self.random.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4f}")
-        return f"<div><strong>{head}</strong><br>{info}{notes}{self.to_apa().to_html(index=False)}{rnd}</div>"
+    def methods(self) -> str:
+        """A methods-and-results paragraph: the model, the data it used, the estimator, the df
+        method and the fixed effects."""
+        how = "restricted maximum likelihood (REML)" if self.reml else "maximum likelihood"
+        dfm = {"satterthwaite": "with Satterthwaite degrees of freedom (as lmerTest)",
+               "kenward-roger": "with Kenward-Roger standard errors and degrees of freedom (as pbkrtest)"}.get(
+            self.df_method, "as Wald z tests")
+        s = (f"A linear mixed model ({self.formula}) was fitted by {how} to n = {self.n_obs} observations "
+             f"from {self._groups_text()} with alliance-stats (equivalent to lme4::lmer)")
+        if self.n_dropped:
+            s += (f"; {self.n_dropped} rows with missing values were left out ("
+                  + "; ".join(f"{k}: {v}" for k, v in self.dropped.items()) + ")")
+        s += f". Fixed effects were tested {dfm}."
+        effects = []
+        for _, r in self.fixed[self.fixed["term"] != "Intercept"].iterrows():
+            stat = f"t({fmt_df(r['df'])})" if np.isfinite(r["df"]) else "z"
+            effects.append(f"{r['term']}: b = {fmt_num(r['estimate'])}, 95% CI {fmt_ci(r['ci_low'], r['ci_high'])}, "
+                           f"{stat} = {fmt_num(r['t'])}, p {apa_p(r['p'], eq=True)}")
+        if effects:
+            s += " " + "; ".join(effects) + "."
+        sds = [f"{r['group']} {r['term1']} SD = {fmt_num(r['sd'])}" for _, r in self.random.iterrows()
+               if pd.isna(r.get("term2")) and r["group"] != "Residual"]
+        s += " Random effects: " + ", ".join(sds + [f"residual SD = {fmt_num(self.sigma)}"]) + "."
+        if self.residual_structure != "iid":
+            s += " " + self._residual_sentence()
+        if self.singular:
+            s += " The fit was singular (a variance at or near zero, or a correlation of +/-1)."
+        if not self.converged:
+            s += " The optimizer did not report convergence."
+        return s
 
-    def plot(self, ax=None, intercept: bool = False):
+    def plot(self, *, ax=None, intercept: bool = False):
         """Coefficient plot: fixed effects with 95% CIs."""
-        import matplotlib.pyplot as plt
-
-        f = self.fixed if intercept else self.fixed[self.fixed["term"] != "Intercept"]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 0.5 + 0.4 * max(len(f), 1)))
-        yv = np.arange(len(f))[::-1]
-        ax.errorbar(f["estimate"], yv, xerr=[f["estimate"] - f["ci_low"], f["ci_high"] - f["estimate"]], fmt="o", color="k", capsize=3)
-        ax.axvline(0, color="0.6", lw=0.8, ls="--")
-        ax.set_yticks(yv)
-        ax.set_yticklabels(f["term"])
-        ax.set_xlabel("estimate (95% CI)")
-        return ax
+        return self._coef_plot(ax, intercept, ("estimate", "ci_low", "ci_high"), 0.0, False, "estimate (95% CI)")
 
 
 def compare(*models: LMMResult) -> pd.DataFrame:
