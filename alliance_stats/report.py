@@ -113,10 +113,8 @@ def _section(page: _Page, s) -> None:
     accounting = list(s.accounting)
     for item in s.results:
         r = item.result
-        if hasattr(r, "methods"):  # every result once all are on the Result base (#16)
-            methods.append(r.methods())
-        if hasattr(r, "accounting"):
-            accounting += _accounting_lines(r.accounting())
+        methods.append(r.methods())
+        accounting += [f"{item.caption}: {line}" for line in _accounting_lines(r.accounting())]
     for m in filter(None, methods):
         page.methods(m)
     for t in s.text:

@@ -15,17 +15,6 @@ def run(study) -> Section:
     th = "therapist" if study.has_therapist else None
     a, y, cov = study.alliance, study.outcome, study.covariates
     sec = Section("alliance_outcome", STEP.title)
-    # methods()/accounting() of AllianceOutcomeResult come with its move to the Result base (#16);
-    # until then the step says what was done.
-    sec.methods = (
-        f"Lagged within/between models (Falkenström, Finkel, Sandell, Rubel & Holmqvist 2017): {y} at "
-        f"session t on the patient-mean-centred {a} at t−1 (within-patient), the patient's mean "
-        f"{a} (between-patient)" + (", its therapist mean (therapist level)" if th else "") +
-        f", the prior {y} at t−1" + (", " + ", ".join(cov) if cov else "") +
-        ", with random intercepts for patients" + (" nested in therapists" if th else "") +
-        "; REML, Satterthwaite df (as lmerTest). The reverse direction swaps the roles (outcome at t−1 predicting "
-        "alliance at t). Estimates equal lme4/lmerTest's (tests/reference)."
-    )
     fits = {}
     for direction, tag in DIRECTIONS:
         r = alliance_outcome(study.sessions, outcome=y, alliance=a, therapist=th, covariates=cov, direction=direction)
@@ -34,8 +23,6 @@ def run(study) -> Section:
                        figure=f"{tag}_effects", figure_caption=f"{direction}: effects by level with 95% CIs")
         sec.add_file(f"{tag}_fixed", r.model.fixed)
         sec.add_file(f"{tag}_random", r.model.random)
-        left = "; ".join(f"{k}: {v}" for k, v in r.model.dropped.items()) if r.model.n_dropped else "none"
-        sec.accounting.append(f"{direction}: {r.model.n_obs} sessions analysed, {r.model.n_dropped} left out ({left}).")
         sec.text += [f"{direction}: {m}" for m in r.model.messages]
     w = fits["alliance->outcome"].effects.iloc[0]
     sec.text.insert(0, f"Within-patient effect of {a} on next-session {y}: b = {w['estimate']:.2f}, "

@@ -46,13 +46,9 @@ def run(study) -> Section:
         three = None
     egger = res.egger()
     tf = res.trim_and_fill()
-    # MetaResult: methods()/accounting() come with the Result base (#16).
-    sec.methods = (
-        f"Correlations were analysed as Fisher z with a random-effects model ({method}, z test) and back-transformed"
-        + (f"; dependent effects were first averaged within each {cluster} (Borenstein et al. 2009, r_between = .5), and a "
-           "three-level model used every effect size" if cluster else "")
-        + ". Small-study checks: Egger's regression test and Duval & Tweedie's trim-and-fill. Estimates equal R's metafor."
-    )
+    sec.methods = ((f"Dependent effects were first averaged within each {cluster} (Borenstein et al. 2009, r_between = .5), "
+                    "and a three-level model used every effect size. " if cluster else "")
+                   + "Small-study checks: Egger's regression test and Duval & Tweedie's trim-and-fill.")
     if "synthetic" in table.columns and bool(table["synthetic"].all()):
         sec.text.append("This table is SYNTHETIC, calibrated to the pooled r = .278 of Flückiger et al. (2018).")
     sec.pre = res.summary()
@@ -65,9 +61,8 @@ def run(study) -> Section:
     eg = egger.iloc[0]
     sec.text.append(f"Egger's test: z = {eg['statistic']:.2f}, p {apa_p(eg['pval'], eq=True)}; trim-and-fill: k0 = {tf.k0} ({tf.side}), adjusted r = {tf.estimate:.3f}.")
     sec.add_figure("funnel_plot", "Contour-enhanced funnel plot with trim-and-fill", res.funnel_plot(contours=True, trim_and_fill=True))
-    n_ex = len(res.excluded) if getattr(res, "excluded", None) is not None else 0
-    sec.accounting.append(f"{len(table)} effect sizes read; {res.k} analysed" + (f" (after averaging within {cluster})" if cluster else "")
-                          + (f"; {n_ex} excluded" if n_ex else "") + ".")
+    if cluster:
+        sec.accounting.append(f"{len(table)} effect sizes read and averaged within {cluster} into {res.k}.")
     return sec
 
 

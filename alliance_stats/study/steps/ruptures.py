@@ -25,18 +25,8 @@ def run(study) -> Section:
     summ = rupture_summary(rup, study.sessions)
     th = "therapist" if study.has_therapist else None
     ro = rupture_outcome(study.sessions, rup, outcome=y, therapist=th, higher_is_better=study.higher_is_better)
-    info = rup.rules
     sec = Section("ruptures", STEP.title)
-    # RuptureOutcomeResult: methods()/accounting() come with the Result base (#16).
-    sec.methods = (
-        f"Ruptures were detected in each patient's {a} series by the {info.get('method', kw.get('method', 'stiles2004'))} rule "
-        f"(a drop of at least {info.get('threshold', kw.get('threshold', 2.0))} SD between consecutive scored sessions; "
-        "Stiles et al. 2004, Strauss et al. 2006); a repair is a later return to the pre-rupture level (rules numbered "
-        "in als.detect_ruptures). Rupture-repair status (none / repaired / unrepaired) was related to outcome by ANCOVA "
-        f"(last {y} on first {y} and status" + (", therapist random intercept" if th else "") +
-        "); r-equivalents are signed so that positive means better outcome (cf. r = .29, Eubanks, Muran & Safran 2018)."
-    )
-    n_pat = len(summ)
+    sec.methods = rup.methods()
     n_ass = int(summ["assessable"].sum())
     sec.text.append(f"{len(ep)} episodes in {int(summ['any_rupture'].sum())} of {n_ass} assessable patients; "
                     f"{int(ep['repaired'].sum()) if len(ep) else 0} repaired.")
@@ -52,8 +42,8 @@ def run(study) -> Section:
         pid = counts.sort_values(ascending=False, kind="stable").index[0]
         sec.add_figure("rupture_example_patient", f"Patient {pid}: detected episodes marked",
                        plot_patient_series(study.sessions, a, patient_id=pid, episodes=ep))
-    sec.accounting.append(f"{n_ass} of {n_pat} patients assessable ({n_pat - n_ass} with too few scored sessions)."
-                          + ("" if not any(ro.excluded.values()) else " Outcome model left out: " + "; ".join(f"{v} {k}" for k, v in ro.excluded.items() if v) + "."))
+    sec.accounting += [f"Rupture detection: {n} {unit} {status}" + (f" ({reason})" if reason else "")
+                       for unit, status, reason, n in rup.accounting().itertuples(index=False)]
     return sec
 
 

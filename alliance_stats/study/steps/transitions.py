@@ -17,16 +17,11 @@ def run(study) -> Section:
     state = study.column("variables", "state")
     tr = transitions(study.sessions, state, states=study.var.get("states"))
     sec = Section("transitions", f"Transitions between session states ({state})")
-    # TransitionResult: methods()/accounting() come with the Result base (#16).
-    sec.methods = ("First-order Markov model of moves between consecutive scored sessions: row proportions with 95% Wilson "
-                   "intervals, expected run lengths 1/(1 − p_ii), the stationary distribution, and the likelihood-ratio "
-                   "G² test of first-order dependence. Pairs across a missed session or a missing state are not counted.")
     sec.add_result("transitions_apa", "Transition probabilities [95% CI] (row = from)", tr,
                    figure="transitions", figure_caption="Transition probabilities")
     sec.add_file("transition_counts", tr.counts, index=True)
     t = tr.test
     sec.text.append(f"G²({t['df']}) = {t['g2']:.2f}, p {apa_p(t['p'], eq=True)}.")
-    sec.accounting.append(f"{tr.n_transitions} transitions counted; {tr.n_breaks} session pairs not counted (missed session or missing state).")
     return sec
 
 
