@@ -22,8 +22,9 @@ and beta jointly on the Laplace (or quadrature) deviance; both with BOBYQA (nlop
 When the grouping factors are nested, the penalised least-squares system of each PIRLS step is
 eliminated level by level from per-group cross-products (:class:`GLMMEngine`), so any number of
 nested levels works, including observation-level random effects in a Poisson model. Crossed and
-partially crossed factors use the LMM's blocked Cholesky factorisation for that step
-(:mod:`.glmm_crossed`); the rest (PIRLS, deviances, optimisation) is shared.
+partially crossed factors use the blocked Cholesky factorisation of the LMM's crossed engine,
+with weights, for that step (:mod:`.glmm_crossed`); the rest (PIRLS, deviances, optimisation) is
+shared.
 """
 
 from __future__ import annotations
@@ -797,7 +798,7 @@ def glmm(formula: str, data: pd.DataFrame, *, family: str = "binomial", nagq: in
 
     Grouping factors may be nested, crossed (``(1 | patient) + (1 | observer)``) or partially
     crossed (patients who change therapist); a note in ``.messages`` names each crossed pair, and
-    each PIRLS step of a crossed design is solved by the blocked Cholesky factorisation of
+    each PIRLS step of a crossed design is solved by the blocked Cholesky factorisation of the LMM's
     :mod:`.crossed` (:mod:`.glmm_crossed`). Checked against glmer on lme4's VerbAgg (respondents
     crossed with items) and a simulated design of patients who change therapist
     (tests/reference/make_glmm_crossed_reference.R).
