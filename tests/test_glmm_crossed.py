@@ -23,7 +23,8 @@ polished one by 3e-3).
 """
 
 import importlib
-from functools import lru_cache
+from contextlib import nullcontext
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ MODELS = {  # reference id: formula, data, family
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset(name):
     return pd.read_csv(REF / {"verbagg": "glmm_crossed_verbagg.csv.gz", "grouse": "glmm_grouseticks.csv",
                               "episodes": "glmm_crossed_episodes.csv"}[name])
@@ -68,17 +69,9 @@ def fitted(model_id):
                 mp.setattr(glmm_module, "GLMMEngine", CrossedGLMMEngine)
                 _FITS[model_id] = als.glmm(formula, dataset(data), family=family)
         else:
-            with pytest.warns(UserWarning) if model_id == "episodes_slope" else _nothing():
+            with pytest.warns(UserWarning) if model_id == "episodes_slope" else nullcontext():
                 _FITS[model_id] = als.glmm(formula, dataset(data), family=family)
     return _FITS[model_id]
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 @pytest.mark.parametrize("model_id", list(MODELS))

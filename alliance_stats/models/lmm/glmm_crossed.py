@@ -23,7 +23,8 @@ cross-products are formed each step, as sums of products of each row's few non-z
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg.lapack import dpotrf as _potrf, dtrtrs as _trtrs
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from ...exceptions import ModelSpecError
 from .crossed import MAX_DENSE
@@ -129,7 +130,7 @@ class CrossedGLMMEngine(GLMMEngine):
         for i, k in enumerate(self.rest):
             parts[k] = ur[self.roff[i] : self.roff[i + 1]]
         u = np.concatenate(parts)
-        return u, beta, logdet, Sb, dict(A=A, U=U[:, :mre], Lr=L[:mre, :mre])
+        return u, beta, logdet, Sb, {"A": A, "U": U[:, :mre], "Lr": L[:mre, :mre]}
 
     def cond_var(self, kept, theta):
         """Per level, (G, q_l, q_l) conditional covariances of b at the mode (lme4's condVar),
