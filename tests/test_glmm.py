@@ -198,13 +198,6 @@ def test_outcome_must_fit_the_family():
         als.glmm("dropout ~ severity + (1 | therapist)", dataset("dropout").assign(dropout=0))
 
 
-def test_crossed_factors_refused():
-    d = pd.DataFrame({"a": np.repeat(np.arange(6), 6), "b": np.tile(np.arange(6), 6),
-                      "y": (np.arange(36) * 7 % 5 < 2).astype(int), "x": np.arange(36) % 4})
-    with pytest.raises(als.ModelSpecError, match="crossed"):
-        als.glmm("y ~ x + (1 | a) + (1 | b)", d)
-
-
 def test_lmm_refuses_binary_outcomes_but_not_integer_scores():
     d = dataset("dropout")
     with pytest.raises(als.ModelSpecError, match=r"only the values 0 and 1.*als\.glmm"):

@@ -19,9 +19,12 @@ and beta jointly on the Laplace (or quadrature) deviance; both with BOBYQA (nlop
 ``LN_BOBYQA``) at tight tolerances. Standard errors come from the Hessian of that deviance in
 (theta, beta) by central differences, as lme4's default ``vcov`` (``use.hessian = TRUE``).
 
-The grouping factors must be nested; the penalised least-squares system of each PIRLS step is
-then eliminated level by level from per-group cross-products (:class:`GLMMEngine`), so any
-number of nested levels works, including observation-level random effects in a Poisson model.
+When the grouping factors are nested, the penalised least-squares system of each PIRLS step is
+eliminated level by level from per-group cross-products (:class:`GLMMEngine`), so any number of
+nested levels works, including observation-level random effects in a Poisson model. Crossed and
+partially crossed factors use the blocked Cholesky factorisation of the LMM's crossed engine,
+with weights, for that step (:mod:`.glmm_crossed`); the rest (PIRLS, deviances, optimisation) is
+shared.
 """
 
 from __future__ import annotations
@@ -777,7 +780,12 @@ def glmm(formula: str, data: pd.DataFrame, *, family: str = "binomial", nagq: in
     ``glm`` (lme4 says so). Here ``llf`` includes it for every ``nagq``; lme4's value is
     ``llf - optsum["saturated_loglik"]``.
 
-    Crossed grouping factors are refused for now (the design stage refuses them).
+    Grouping factors may be nested, crossed (``(1 | patient) + (1 | observer)``) or partially
+    crossed (patients who change therapist); a note in ``.messages`` names each crossed pair, and
+    each PIRLS step of a crossed design is solved by the blocked Cholesky factorisation of the LMM's
+    :mod:`.crossed` (:mod:`.glmm_crossed`). Checked against glmer on lme4's VerbAgg (respondents
+    crossed with items) and a simulated design of patients who change therapist
+    (tests/reference/make_glmm_crossed_reference.R).
 
     Examples
     --------
@@ -809,19 +817,28 @@ def glmm(formula: str, data: pd.DataFrame, *, family: str = "binomial", nagq: in
     n_dropped = int(len(data) - len(y))
 
     levels = [(lv.Z, list(lv.blocks), np.asarray(lv.codes), int(lv.n_groups)) for lv in d.levels]
-    _check_nested(d, levels)
     for (Z, blocks, codes, G), lv in zip(levels, d.levels):
         if G < 2:
             raise ModelSpecError(f"grouping factor {lv.name!r} has {G} group: a variance needs at least two groups")
         if G >= len(y) and family == "binomial" and np.all(wt == 1):
             raise ModelSpecError(f"grouping factor {lv.name!r} has as many groups ({G}) as rows: with 0/1 outcomes an "
                                  "observation-level random effect cannot be estimated; remove it")
+    if nagq > 1 and d.crossed:
+        names = _fmt_labels([lv.name for lv in d.levels])
+        raise ModelSpecError(f"nagq={nagq}: adaptive Gauss-Hermite quadrature needs a single scalar random effect, and "
+                             f"the grouping factors {names} are crossed; lme4's glmer refuses nAGQ > 1 here too. Use "
+                             "nagq=1 (Laplace approximation)")
     if nagq > 1 and (len(levels) != 1 or levels[0][0].shape[1] != 1):
         raise ModelSpecError(f"nagq={nagq}: adaptive Gauss-Hermite quadrature needs a single scalar random effect, one "
                              f"(1 | group) term; this model has {sum(Z.shape[1] for Z, *_ in levels)} random-effect "
                              "terms. Use nagq=1 (Laplace approximation), as lme4 does")
 
-    eng = GLMMEngine(d.X, y, wt, levels, family)
+    if d.crossed:
+        from .glmm_crossed import CrossedGLMMEngine
+
+        eng = CrossedGLMMEngine(d.X, y, wt, levels, family, names=[lv.name for lv in d.levels])
+    else:
+        eng = GLMMEngine(d.X, y, wt, levels, family)
     nt, p = eng.n_theta, d.X.shape[1]
     rule = gh_rule(nagq) if nagq > 1 else None
 
@@ -859,7 +876,7 @@ def glmm(formula: str, data: pd.DataFrame, *, family: str = "binomial", nagq: in
     dev = float(f2v)
 
     # standard errors: 2 H^-1 (lme4's vcov with use.hessian=TRUE), RX-based when H is not PD ------
-    messages = []
+    messages = list(d.crossed)
     vcov = None
     try:
         Hi = np.linalg.inv(H)
@@ -982,14 +999,3 @@ def _check_outcome(y, wt, family, label, rows, kind):
                                  f"{_fmt_labels(rows[bad])} (values {_fmt_labels(np.unique(y[bad])[:5])})")
         if np.all(y == 0):
             raise ModelSpecError(f"outcome {label!r} is 0 in every row: there is nothing to model")
-
-
-def _check_nested(d: Design, levels):
-    """Each level's groups within one group of the next (coarser) level; crossed factors are
-    refused by name (the engine eliminates nested levels only)."""
-    for (Zf, _, fine, Gf), (Zc, _, coarse, Gc), lf, lc in zip(levels[:-1], levels[1:], d.levels[:-1], d.levels[1:]):
-        parent = np.full(Gf, -1)
-        parent[fine] = coarse
-        if np.any(parent[fine] != coarse):
-            raise ModelSpecError(f"grouping factors {lf.name!r} and {lc.name!r} are crossed, not nested; als.glmm "
-                                 "supports nested grouping factors only (for now)")
