@@ -40,6 +40,8 @@ ALLOWED = {
         "an internal signal caught by NestedEngine.deviance() in the same module",
     ("models/lmm/crossed.py", "np.linalg.LinAlgError", "the reduced system is not positive definite"):
         "an internal signal caught by the engines' deviance() (ProfiledDeviance in nested.py)",
+    ("models/lmm/glmm_crossed.py", "np.linalg.LinAlgError", "the penalised weighted least-squares system is not positive definite"):
+        "an internal signal caught by the GLMM objective in glmm.py (the point is treated as infeasible)",
     ("models/lmm/glmm.py", "FloatingPointError", "PIRLS step halving failed"):
         "an internal signal: the optimizer's objective in the same module treats the point as infeasible",
     ("models/lmm/glmm.py", "FloatingPointError", "PIRLS did not converge"):

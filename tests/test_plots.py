@@ -277,7 +277,7 @@ def test_every_public_plot_function_takes_ax_by_keyword_only():
 
 
 def test_plot_q_loadings():
-    q = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}")
+    q = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}").data
     res = als.q_factor_analysis(q[q.rater == "J1"])
     ax = res.plot()
     img = ax.images[0].get_array()

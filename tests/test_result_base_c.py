@@ -38,7 +38,7 @@ def _meta_filled():
 
 
 def _qfactor():
-    qs = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}")
+    qs = als.read_qsorts(als.sample_path("pqs"), session="session_id", patient="client_id", rater="judge", items="PQS_{}").data
     return als.q_factor_analysis(qs[qs.rater == "J1"])
 
 
