@@ -310,3 +310,55 @@ def test_pre_post_and_score_reliability():
     assert got["reliability"] == pytest.approx(ref["alpha"], abs=1e-12) and got["n"] == ref["n"]
     with pytest.raises(als.ColumnError, match="'wai_sr_nope' is not a scale of wai-sr"):
         als.score_reliability(s, "wai_sr_nope", {"wai-sr": "WAISR_{}"})
+
+
+def test_agreement_step_runs_on_client_and_therapist_ratings_of_one_scale(tmp_path):
+    """Client and therapist WAI-SR of the same sessions (the therapist's form given as the researcher's own key):
+    the agreement section is the multilevel response surface that als.response_surface fits on the same data."""
+    st = als.simulate_study(seed=5, n_therapists=10, patients_per_therapist=6, therapist_alliance_r=0.3,
+                            agreement_surface={"a1": 0.5, "a4": -0.6})
+    items = [f"wai{i}" for i in range(1, 13)] + [f"wai_t{i}" for i in range(1, 13)]
+    data = st.sessions[["patient", "session", "therapist", *items, "session_eval_client"]]
+    (tmp_path / "keys").mkdir(parents=True)
+    key = als.get_instrument("wai-sr").to_dict()
+    (tmp_path / "keys" / "wai-sr-t.toml").write_text(
+        'name = "wai-sr-t"\nn_items = 12\nscale = [1, 5]\nscoring = "mean"\nrater = "therapist"\nconstruct = "alliance"\n'
+        "[subscales]\n" + "".join(f"{k} = {list(v)}\n" for k, v in key["subscales"].items()), encoding="utf-8")
+    body = textwrap.dedent("""\
+        [study]
+        title = "Agreement"
+
+        [data]
+        file = "sessions.csv"
+        patient = "patient"
+        session = "session"
+        therapist = "therapist"
+
+        [instruments]
+        "wai-sr" = "wai{}"
+        "wai-sr-t" = "wai_t{}"
+
+        [instruments.custom]
+        "wai-sr-t" = "keys/wai-sr-t.toml"
+
+        [variables]
+        alliance = "wai_sr_total"
+        outcome = "session_eval_client"
+
+        [analyses]
+        run = ["agreement"]
+
+        [agreement]
+        n_boot = 0
+        """)
+    cfg = write_study_files(tmp_path, body, data=data)
+    out = run_study(load_config(cfg), tmp_path / "r", progress=False)
+    html = (out / "report.html").read_text()
+    body = html.split("<section id='agreement'>")[1].split("</section>")[0]
+    assert "Not run" not in body and "<strong>Methods.</strong>" in body
+    scored = als.score_instruments(data, {"wai-sr": "wai{}", "wai-sr-t": "wai_t{}"})  # the key was registered by the run
+    ref = als.response_surface(scored, x="wai_sr_total", y="wai_sr_t_total", outcome="session_eval_client",
+                               patient="patient", n_boot=0, seed=0)
+    apa = pd.read_csv(out / "tables" / "agreement_apa.csv", dtype=str, keep_default_na=False)
+    assert apa.astype(str).values.tolist() == ref.to_apa().astype(str).values.tolist()
+    assert (out / "figures" / "agreement_surface.png").exists()
