@@ -151,14 +151,12 @@ class ReliabilityResult(Result):
             f"{r.scale} ({r.n_items} items, n = {r.n}): α = {fmt_num(r.alpha, leading_zero=False)}, {pct} CI "
             f"{fmt_ci(r.alpha_ci_low, r.alpha_ci_high, leading_zero=False)}, ω = {fmt_num(r.omega_total, leading_zero=False)}"
             for r in self.table.itertuples())
-        left = int(self.table["n_excluded"].sum())
         return (
             f"Internal consistency of the {self.instrument} scales was estimated on {self.n_rows} rows: raw "
             f"(covariance-based) Cronbach's alpha with Feldt's (1965) {pct} confidence interval, McDonald's omega total "
             "from a one-factor minimum-residual factor analysis of the item correlations, and the mean inter-item "
             "correlation (as R's psych::alpha and psych::omega). Items the key marks as reversed were reverse-scored "
-            "first; rows with a missing item of a scale were left out of that scale (complete cases"
-            + (f", {left} row-scale exclusions" if left else "") + f"). {found}."
+            f"first; rows with a missing item of a scale were left out of that scale (complete cases). {found}."
         )
 
     def accounting(self) -> pd.DataFrame:
