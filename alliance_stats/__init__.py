@@ -43,9 +43,9 @@ from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
-from .models.rupture import (RUPTURE_PRESETS, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
+from .models.rupture import (RUPTURE_PRESETS, AllianceTrajectories, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
                              rupture_outcome, rupture_profile, rupture_summary)
-from .models.pqs import PQSItems, QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
+from .models.pqs import PQSAlliance, PQSItems, PQSReliability, QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
 from .models.sequences import LagSequentialResult, TransitionResult, lag_sequential, transitions
 from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
@@ -68,7 +68,8 @@ from .plots import (
 )
 from .tables import export_table
 from .power import PowerResult, power_analysis
-from .reliability import ReliableChange, clinical_cutoffs, multilevel_reliability, pre_post, reliability, reliable_change
+from .reliability import (MultilevelReliability, ReliabilityResult, ReliableChange, clinical_cutoffs, multilevel_reliability,
+                          pre_post, reliability, reliable_change)
 from .prepost import score_reliability
 from .scoring import InstrumentRecord, resolve_items, score, score_instruments
 from .simulate import ALLIANCE_TYPES, TREATMENT_PHASES, SimulatedStudy, simulate_study
@@ -102,7 +103,9 @@ __all__ = [
     "PQS_DISTRIBUTION_VERIFICATION",
     # reliability and change
     "reliability",
+    "ReliabilityResult",
     "multilevel_reliability",
+    "MultilevelReliability",
     "reliable_change",
     "ReliableChange",
     "pre_post",
@@ -142,6 +145,7 @@ __all__ = [
     "detect_ruptures",
     "rupture_summary",
     "alliance_trajectories",
+    "AllianceTrajectories",
     "rupture_outcome",
     "RuptureOutcomeResult",
     "RuptureEpisodes",
@@ -156,9 +160,11 @@ __all__ = [
     "pqs_items",
     "PQSItems",
     "pqs_reliability",
+    "PQSReliability",
     "q_factor_analysis",
     "QFactorResult",
     "pqs_alliance",
+    "PQSAlliance",
     # figures
     "forest_plot",
     "funnel_plot",

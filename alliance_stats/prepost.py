@@ -51,7 +51,7 @@ def score_reliability(data: pd.DataFrame, score: str, instruments, *, patient: s
             continue
         scale = str(score)[len(inst.prefix) + 1:]  # "phq9_total" -> "total", "wai_sr_bond" -> "bond"
         first = data.sort_values([patient, session], kind="stable").groupby(patient, sort=False).head(1)
-        r = reliability(first, name, items=items)
+        r = reliability(first, name, items=items).table
         if scale not in set(r["scale"]):
             raise ColumnError(f"{score!r} is not a scale of {name} (its scales: {', '.join(r['scale'])}); give the "
                               "reliability of the score yourself")

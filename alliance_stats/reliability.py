@@ -12,12 +12,12 @@ from scipy import stats
 from .exceptions import InsufficientDataError, KeyReversalWarning, NestedDataWarning, OptionError, user_stacklevel
 from .instruments import get_instrument
 from .scoring import item_matrix, resolve_items, warn_provisional
-from ._format import fmt_num, fmt_pct
+from ._format import fmt_ci, fmt_num, fmt_pct, format_frame
 from ._result import Result, accounting_frame
 from .validation import check_number, check_option, check_session_keys, need_columns, numeric_column, require_frame
 
-__all__ = ["reliability", "multilevel_reliability", "cronbach_alpha", "omega_total", "pre_post", "reliable_change",
-           "ReliableChange", "clinical_cutoffs"]
+__all__ = ["reliability", "ReliabilityResult", "multilevel_reliability", "MultilevelReliability", "cronbach_alpha",
+           "omega_total", "pre_post", "reliable_change", "ReliableChange", "clinical_cutoffs"]
 
 RC_CATEGORIES = ["recovered", "improved", "unchanged", "deteriorated"]
 
@@ -78,6 +78,93 @@ def omega_total(X: np.ndarray) -> float:
     return float(1 - u2.sum() / R.sum())
 
 
+@dataclass(eq=False, repr=False)
+class ReliabilityResult(Result):
+    """Result of :func:`reliability`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per scale: ``scale, n, n_excluded, n_items, alpha, alpha_ci_low, alpha_ci_high,
+        omega_total, mean_r`` (``to_frame()`` returns a copy).
+    instrument : str
+        The instrument's name; ``provenance`` its key's provenance (``"provisional"`` when the
+        reversals are not confirmed against the manual).
+    items : list of str
+        The item columns, in item order.
+    item_total : dict
+        Each scale's corrected item-total correlations, ``{scale: {column: r}}`` (psych's
+        ``r.drop``); :meth:`item_total_frame` as a table.
+    level : float
+        Confidence level of the alpha CI.
+    n_rows : int
+        Rows of the data.
+    """
+
+    title = "Internal consistency"
+
+    table: pd.DataFrame
+    instrument: str
+    provenance: str
+    items: list
+    item_total: dict
+    level: float
+    n_rows: int
+
+    def item_total_frame(self) -> pd.DataFrame:
+        """Corrected item-total correlations: ``scale, item, r_drop``."""
+        rows = [(s, c, r) for s, d in self.item_total.items() for c, r in d.items()]
+        return pd.DataFrame(rows, columns=["scale", "item", "r_drop"])
+
+    def _main(self) -> pd.Series:
+        t = self.table.set_index("scale")
+        return t.loc["total"] if "total" in t.index else t.iloc[0]
+
+    def _headline(self) -> str:
+        m = self._main()
+        return (f"{self.instrument}, {len(self.table)} scale{'s' if len(self.table) != 1 else ''} on {self.n_rows} rows; "
+                f"{m.name} alpha = {fmt_num(m['alpha'], leading_zero=False)}")
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
+        d = 2 if digits is None else int(digits)
+        t = self.table
+        ci = [fmt_ci(lo, hi, d, leading_zero=False) for lo, hi in zip(t["alpha_ci_low"], t["alpha_ci_high"])]
+        out = format_frame(t.drop(columns=["alpha_ci_low", "alpha_ci_high"]), digits=d, na="NA",
+                           bounded=("alpha", "omega_total", "mean_r"))
+        out.insert(out.columns.get_loc("alpha") + 1, f"{round(100 * self.level):g}% CI", ci)
+        return out
+
+    def _tables(self) -> list:
+        it = self.item_total_frame()
+        return [("Corrected item-total correlations", format_frame(it, digits=2, bounded=("r_drop",), na="NA"))] if len(it) else []
+
+    def _notes(self) -> list:
+        return (["The key's reversals are provisional (not confirmed against the manual)."]
+                if self.provenance == "provisional" else [])
+
+    def methods(self) -> str:
+        pct = f"{round(100 * self.level):g}%"
+        found = "; ".join(
+            f"{r.scale} ({r.n_items} items, n = {r.n}): α = {fmt_num(r.alpha, leading_zero=False)}, {pct} CI "
+            f"{fmt_ci(r.alpha_ci_low, r.alpha_ci_high, leading_zero=False)}, ω = {fmt_num(r.omega_total, leading_zero=False)}"
+            for r in self.table.itertuples())
+        return (
+            f"Internal consistency of the {self.instrument} scales was estimated on {self.n_rows} rows: raw "
+            f"(covariance-based) Cronbach's alpha with Feldt's (1965) {pct} confidence interval, McDonald's omega total "
+            "from a one-factor minimum-residual factor analysis of the item correlations, and the mean inter-item "
+            "correlation (as R's psych::alpha and psych::omega). Items the key marks as reversed were reverse-scored "
+            f"first; rows with a missing item of a scale were left out of that scale (complete cases). {found}."
+        )
+
+    def accounting(self) -> pd.DataFrame:
+        parts = [accounting_frame(f"rows ({r.scale})", r.n, {"a missing item of the scale": r.n_excluded})
+                 for r in self.table.itertuples()]
+        return pd.concat(parts, ignore_index=True)
+
+
 def reliability(
     data: pd.DataFrame,
     instrument,
@@ -86,7 +173,7 @@ def reliability(
     scales=None,
     level: float = 0.95,
     on_invalid: str = "raise",
-) -> pd.DataFrame:
+) -> ReliabilityResult:
     """Internal consistency of each scale of an instrument.
 
     Parameters
@@ -105,12 +192,14 @@ def reliability(
 
     Returns
     -------
-    DataFrame
-        One row per scale: ``scale, n, n_excluded, n_items, alpha, alpha_ci_low,
-        alpha_ci_high, omega_total, mean_r``. Reversed items are reverse-scored by the key
-        first. Rows with any missing item of the scale are left out (listwise) and counted
-        in ``n_excluded``. ``attrs["alliance_stats"]["item_total"]`` holds each scale's
-        corrected item-total correlations (``{scale: {column: r}}``, psych's ``r.drop``).
+    ReliabilityResult
+        ``.table`` (also ``to_frame()``), one row per scale: ``scale, n, n_excluded,
+        n_items, alpha, alpha_ci_low, alpha_ci_high, omega_total, mean_r``. Reversed items
+        are reverse-scored by the key first. Rows with any missing item of the scale are left
+        out (listwise) and counted in ``n_excluded`` (and ``accounting()``).
+        ``.item_total`` holds each scale's corrected item-total correlations (``{scale:
+        {column: r}}``, psych's ``r.drop``; ``item_total_frame()`` as a table); ``methods()``
+        is a methods paragraph.
 
     Warns
     -----
@@ -206,9 +295,8 @@ def reliability(
                 mean_r=float(R[np.triu_indices(k, 1)].mean()),
             )
         rows.append(row)
-    out = pd.DataFrame(rows)
-    out.attrs["alliance_stats"] = {"instrument": inst.name, "provenance": inst.provenance, "items": cols, "item_total": item_total}
-    return out
+    return ReliabilityResult(table=pd.DataFrame(rows), instrument=inst.name, provenance=inst.provenance, items=list(cols),
+                             item_total=item_total, level=float(level), n_rows=int(len(data)))
 
 
 def pre_post(data: pd.DataFrame, score: str, *, patient: str = "patient", session: str = "session") -> pd.DataFrame:
@@ -482,7 +570,85 @@ def clinical_cutoffs(
     )
 
 
-def multilevel_reliability(data: pd.DataFrame, *, items, patient: str = "patient", session: str = "session") -> pd.Series:
+#: Shrout & Lane's (2012) coefficients: what each one is the reliability of.
+ML_COEFFICIENTS = {
+    "RkF": "between-patient differences, all sessions and items fixed",
+    "R1R": "between-patient differences on one random session",
+    "RkR": "between-patient differences on the average of random sessions",
+    "Rc": "change within patients (sessions told apart)",
+    "RkRn": "between-patient differences, average of sessions (nested model, items random)",
+    "Rcn": "change within patients (nested model, items random)",
+}
+
+
+@dataclass(eq=False, repr=False)
+class MultilevelReliability(Result):
+    """Result of :func:`multilevel_reliability`.
+
+    Attributes
+    ----------
+    coefficients : Series
+        ``RkF, R1R, RkR, Rc, RkRn, Rcn`` (Shrout & Lane 2012; ``to_frame()`` as a table with
+        what each measures).
+    variance : Series
+        The REML variance components: ``var_id, var_time, var_items, var_id_time,
+        var_id_items, var_time_items, var_residual`` (crossed model) and ``var_nested_id,
+        var_nested_id_time, var_nested_residual`` (nested model).
+    items : list of str
+        The item columns.
+    n_patients, n_sessions, n_items, n_responses, n_missing : int
+        Patients, distinct session numbers, items, item responses used and item responses
+        left out because they are missing.
+    """
+
+    title = "Multilevel reliability (Shrout & Lane, 2012)"
+
+    coefficients: pd.Series
+    variance: pd.Series
+    items: list
+    n_patients: int
+    n_sessions: int
+    n_items: int
+    n_responses: int
+    n_missing: int
+
+    def _headline(self) -> str:
+        c = self.coefficients
+        return (f"{self.n_items} items, {self.n_patients} patients, {self.n_sessions} sessions; "
+                f"RkF = {fmt_num(c['RkF'], leading_zero=False)}, Rc = {fmt_num(c['Rc'], leading_zero=False)}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """``coefficient, estimate, reliability_of``."""
+        return pd.DataFrame({"coefficient": list(self.coefficients.index), "estimate": self.coefficients.to_numpy(float),
+                             "reliability_of": [ML_COEFFICIENTS[k] for k in self.coefficients.index]})
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
+        return format_frame(self.to_frame(), digits=2 if digits is None else int(digits), bounded=("estimate",), na="NA")
+
+    def _tables(self) -> list:
+        v = pd.DataFrame({"component": list(self.variance.index), "variance": self.variance.to_numpy(float)})
+        return [("Variance components (REML)", format_frame(v, digits=3, na="NA"))]
+
+    def methods(self) -> str:
+        c = {k: fmt_num(v, leading_zero=False) for k, v in self.coefficients.items()}
+        miss = f"; {self.n_missing} missing item responses were left out" if self.n_missing else ""
+        return (
+            f"The reliability of the {self.n_items}-item scale measured at every session was estimated with Shrout and "
+            "Lane's (2012) generalizability coefficients, from REML variance components of the item responses: patient, "
+            "session, item and their two-way interactions as crossed random effects, and sessions nested within "
+            "patients (as R's psych::multilevel.reliability with lmer). The data were "
+            f"{self.n_responses} item responses of {self.n_patients} patients over {self.n_sessions} session numbers{miss}. "
+            f"The reliability of between-patient differences was RkF = {c['RkF']} with all sessions and items fixed, "
+            f"R1R = {c['R1R']} for one random session and RkR = {c['RkR']} for the average of random sessions; the "
+            f"reliability of change within patients (telling a patient's sessions apart) was Rc = {c['Rc']}. From the "
+            f"nested model (items random), RkRn = {c['RkRn']} and Rcn = {c['Rcn']}."
+        )
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("item responses", self.n_responses, {"missing": self.n_missing})
+
+
+def multilevel_reliability(data: pd.DataFrame, *, items, patient: str = "patient", session: str = "session") -> MultilevelReliability:
     """Reliability of a scale measured at every session: Shrout & Lane's (2012) generalizability
     coefficients, as ``psych::multilevel.reliability(..., lmer = TRUE, lme = FALSE)``.
 
@@ -504,20 +670,21 @@ def multilevel_reliability(data: pd.DataFrame, *, items, patient: str = "patient
 
     Returns
     -------
-    Series
-        ``RkF`` (between-patient differences, all sessions and items fixed), ``R1R`` (one
-        random session), ``RkR`` (the average of the sessions, random sessions), ``Rc``
-        (change within patients: sessions told apart), ``RkRn`` and ``Rcn`` (the same from the
-        nested model, items random), with ``n_patients``, ``n_sessions`` (distinct session
-        numbers), ``n_items``, ``n_responses`` and ``n_missing`` (item responses left out
-        because they are missing), and the variance components (``var_*``).
+    MultilevelReliability
+        ``.coefficients`` (also ``to_frame()``): ``RkF`` (between-patient differences, all
+        sessions and items fixed), ``R1R`` (one random session), ``RkR`` (the average of the
+        sessions, random sessions), ``Rc`` (change within patients: sessions told apart),
+        ``RkRn`` and ``Rcn`` (the same from the nested model, items random); ``n_patients``,
+        ``n_sessions`` (distinct session numbers), ``n_items``, ``n_responses`` and
+        ``n_missing`` (item responses left out because they are missing, in ``accounting()``);
+        ``.variance``, the variance components (``var_*``); ``methods()``, a methods paragraph.
 
     Examples
     --------
     >>> import alliance_stats as als
     >>> d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
     ...                       therapist="therapist_id")  # doctest: +SKIP
-    >>> als.multilevel_reliability(d, items=[f"WAISR_{i}" for i in range(1, 13)])[["RkF", "R1R", "Rc"]]  # doctest: +SKIP
+    >>> als.multilevel_reliability(d, items=[f"WAISR_{i}" for i in range(1, 13)]).coefficients  # doctest: +SKIP
     """
     from .models.lmm import lmm
 
@@ -555,16 +722,20 @@ def multilevel_reliability(data: pd.DataFrame, *, items, patient: str = "patient
     v_pt, v_pi, v_ti, err = comp(crossed, "id:time"), comp(crossed, "id:items"), comp(crossed, "items:time"), crossed.sigma**2
     n_vid, n_vt, n_res = comp(nested, "id"), comp(nested, "id:time"), nested.sigma**2
     person = v_id + v_pi / n_items
-    out = {
+    coef = {
         "RkF": person / (person + err / (n_time * n_items)),
         "R1R": person / (person + v_time + v_pt + err / n_items),
         "RkR": person / (person + v_time / n_time + v_pt / n_time + err / (n_time * n_items)),
         "Rc": v_pt / (v_pt + err / n_items),
         "RkRn": n_vid / (n_vid + n_vt / n_time + n_res / (n_time * n_items)),
         "Rcn": n_vt / (n_vt + n_res / n_items),
-        "n_patients": n_id, "n_sessions": n_time, "n_items": n_items, "n_responses": len(long), "n_missing": missing,
+    }
+    var = {
         "var_id": v_id, "var_time": v_time, "var_items": v_items, "var_id_time": v_pt, "var_id_items": v_pi,
         "var_time_items": v_ti, "var_residual": err,
         "var_nested_id": n_vid, "var_nested_id_time": n_vt, "var_nested_residual": n_res,
     }
-    return pd.Series(out, name="multilevel_reliability")
+    return MultilevelReliability(
+        coefficients=pd.Series(coef, name="estimate", dtype=float), variance=pd.Series(var, name="variance", dtype=float),
+        items=items, n_patients=int(n_id), n_sessions=int(n_time), n_items=int(n_items), n_responses=int(len(long)),
+        n_missing=missing)

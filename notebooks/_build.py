@@ -107,7 +107,9 @@ inter-item correlation, per subscale and total. Reversed items are reverse-score
 The numbers match R's `psych` package (see `tests/reference/`). Here we use the first session of
 each patient, so that every row is an independent person."""),
     ("code", """first = df[df.session == df.groupby("patient").session.transform("min")]
-als.reliability(first, "wai-sr", items="WAISR_{}")"""),
+rel = als.reliability(first, "wai-sr", items="WAISR_{}")
+print(rel.methods())
+rel"""),
     ("md", """## 6. Reliable and clinically significant change (Jacobson & Truax, 1991)
 For each patient we compare the first and the last PHQ-9. The reliable change index is
 RC = (post − pre) / S_diff, with S_diff = √2 · SD_pre · √(1 − r_xx). A patient has *recovered* when the
@@ -115,7 +117,7 @@ improvement is reliable and crosses the clinical cut-off: the first PHQ-9 was 10
 Lower PHQ-9 scores are better, so we pass `higher_is_better=False`."""),
     ("code", """ends = (df.dropna(subset=["phq9_total"]).sort_values("session")
           .groupby("patient").agg(pre=("phq9_total", "first"), post=("phq9_total", "last")))
-r_xx = als.reliability(first, "phq-9", items="PHQ9_{}").loc[0, "alpha"]
+r_xx = als.reliability(first, "phq-9", items="PHQ9_{}").table.loc[0, "alpha"]
 rc = als.reliable_change(ends, pre="pre", post="post", reliability=r_xx, cutoff=10, higher_is_better=False)
 print(f"alpha = {r_xx:.2f}; change needed for reliability: {rc.change_needed:.1f} PHQ-9 points")
 rc.counts()"""),
@@ -274,9 +276,8 @@ reliability of their mean sort. For each item, ICC(2,k) measures agreement acros
 (two-way random effects, absolute agreement; Shrout & Fleiss, 1979). The values match R's
 `psych::ICC`."""),
     ("code", """rel = als.pqs_reliability(sorts, session=["patient", "session"], rater="rater")
-print(f"mean judge agreement r = {rel['sessions'].mean_r.mean():.2f}, "
-      f"Spearman-Brown = {rel['sessions'].spearman_brown.mean():.2f}")
-rel["items"].describe()[["icc2", "icc2k"]].loc[["mean", "min", "max"]]"""),
+print(rel.methods())
+rel.items.describe()[["icc2", "icc2k"]].loc[["mean", "min", "max"]]"""),
     ("md", """## 3. Q-factor analysis
 In Q-technique the sorts are the variables and the items are the cases. Principal components of
 the correlations between sorts, rotated by varimax, group sessions that resemble each other. If you
@@ -318,8 +319,8 @@ alliance (`truth.json`), and the analysis should find most of them."""),
                             instruments={"wai-sr": "WAISR_{}"}).data
 pa = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
 linked = als.load_sample("truth")["pqs_linked_items"]
-print(f"{pa.significant.sum()} items significant at FDR .05; planted: {linked}")
-pa.head(12)"""),
+print(f"{pa.table.significant.sum()} items significant at FDR .05; planted: {linked}")
+pa.table.head(12)"""),
     ("md", """## References
 - Ablon, J. S., & Jones, E. E. (1998). How expert clinicians' prototypes of an ideal treatment
   correlate with outcome in psychodynamic and cognitive-behavioral therapy. *Psychotherapy
@@ -411,13 +412,13 @@ Each patient's series is classified as stable, linear growth, linear decline, U-
 high: the pattern Kivlighan & Shaughnessy, 2000, linked to better outcome) or V-shaped (a repaired
 rupture). The rules are in `help(als.alliance_trajectories)`."""),
     ("code", """traj = als.alliance_trajectories(df, "wai_sr_total")
-traj.pattern.value_counts()"""),
+traj.counts()"""),
     ("md", """## 5. Does repair go with better outcome?
 Each patient is classified as having no rupture, only repaired ruptures, or at least one unrepaired
 rupture. The model regresses the last PHQ-9 on the first plus this status, with a random intercept
 for therapists. The r-equivalent, t/√(t² + df), is signed so that a positive value means better
 outcome. That makes it comparable with the meta-analytic r = .29."""),
-    ("code", """ro = als.rupture_outcome(df, episodes["stiles2004"], outcome="phq9_total", therapist="therapist")
+    ("code", """ro = als.rupture_outcome(df, results["stiles2004"], outcome="phq9_total", therapist="therapist")
 print(ro.summary())
 ax = ro.plot()"""),
     ("md", """In this synthetic study, repaired ruptures were given a small benefit (2 PHQ-9 points). With
@@ -751,7 +752,7 @@ als.plot_trajectories(df, "wai_sr_total", ax=axes[0], max_patients=60)
 als.plot_trajectories(d, "phq9_total", hue="reliable improvement", ax=axes[1], max_patients=60)
 als.save_figure(fig, figdir / "trajectories", width="double")
 plt.show()"""),
-    ("code", """patterns = als.alliance_trajectories(df, "wai_sr_total")
+    ("code", """patterns = als.alliance_trajectories(df, "wai_sr_total").table
 grid = als.trajectories_grid(df.merge(patterns[["patient", "pattern"]].dropna(), on="patient"),
                              "wai_sr_total", col="pattern", min_n=3)
 plt.show()"""),
@@ -1180,11 +1181,10 @@ to every item response, which takes a while, so we use 25 patients' first 6 sess
 singular-fit warnings mean that some components are zero here, such as shifts from one session
 number to the next shared by all patients: the simulation has none."""),
     ("code", """sub = s[(s["patient"] <= 25) & (s["session"] <= 6)]
-rel = pd.DataFrame({
-    "client WAI-SR": als.multilevel_reliability(sub, items=[f"wai{i}" for i in range(1, 13)]),
-    "therapist WAI-SR": als.multilevel_reliability(sub, items=[f"wai_t{i}" for i in range(1, 13)]),
-})
-rel.loc[["RkF", "R1R", "RkR", "Rc", "Rcn", "n_patients", "n_sessions"]].round(3)"""),
+client = als.multilevel_reliability(sub, items=[f"wai{i}" for i in range(1, 13)])
+therapist = als.multilevel_reliability(sub, items=[f"wai_t{i}" for i in range(1, 13)])
+print(client.methods())
+pd.DataFrame({"client WAI-SR": client.coefficients, "therapist WAI-SR": therapist.coefficients}).round(3)"""),
     ("md", """## What to take away
 * `als.early_alliance_dropout(data, alliance=, dropout=, therapist=)` gives the odds ratio per point
   and per SD, a d to set beside Sharf et al.'s .55, predicted probabilities and survival curves. It

@@ -359,7 +359,7 @@ def test_key_lacking_a_reversal_warns_with_psych_r_drop():
     w = [x.message for x in rec if isinstance(x.message, als.KeyReversalWarning)][0]
     assert w.scale == "total" and w.instrument == "t-bfi-agree-unreversed" and list(w.items) == ["A1"]
     assert w.items["A1"] == pytest.approx(ref["A1"], rel=1e-10)
-    got = pd.Series(out.attrs["alliance_stats"]["item_total"]["total"])
+    got = pd.Series(out.item_total["total"])
     np.testing.assert_allclose(got[ref.index].to_numpy(), ref.to_numpy(), rtol=1e-10)
     assert issubclass(als.KeyReversalWarning, als.AllianceStatsWarning)
 

@@ -527,7 +527,8 @@ def _(tmp):
         assert row["rows"] == 1 and row["reason"] == "phq4 (phq-9): invalid response at row(s) 1"
         assert _LAST["prov"].instruments["phq-9"].invalid_examples == {"phq4": (1,)}
         rel = als.reliability(out, "phq-9")  # accepts the result; the bad row is left out
-        assert rel["n"].tolist() == [2] and rel["n_excluded"].tolist() == [1]
+        assert rel.table["n"].tolist() == [2] and rel.table["n_excluded"].tolist() == [1]
+        assert rel.accounting()["n"].tolist() == [2, 1]
 
     return Case(call, [df], check=check)
 

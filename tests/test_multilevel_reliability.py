@@ -32,15 +32,15 @@ def fitted(request):
 def test_counts_as_psych(fitted):
     which, r = fitted
     ref = REF.loc[which]
-    assert (r["n_patients"], r["n_sessions"], r["n_items"]) == (ref["n_obs"], ref["n_time"], ref["n_items"])
-    assert r["n_missing"] == 0
+    assert (r.n_patients, r.n_sessions, r.n_items) == (ref["n_obs"], ref["n_time"], ref["n_items"])
+    assert r.n_missing == 0
 
 
 @pytest.mark.parametrize("coef", ["RkF", "R1R", "RkR", "Rc", "RkRn", "Rcn"])
 def test_coefficients_as_psych(fitted, coef):
     which, r = fitted
-    assert r[coef] == pytest.approx(REF.loc[which, f"tight_{coef}"], rel=1e-6)
-    assert r[coef] == pytest.approx(REF.loc[which, coef], rel=1e-4)  # psych itself, default lmer control
+    assert r.coefficients[coef] == pytest.approx(REF.loc[which, f"tight_{coef}"], rel=1e-6)
+    assert r.coefficients[coef] == pytest.approx(REF.loc[which, coef], rel=1e-4)  # psych itself, default lmer control
 
 
 @pytest.mark.parametrize("comp,ref", [("var_id", "v_id"), ("var_time", "v_time"), ("var_items", "v_items"),
@@ -50,7 +50,7 @@ def test_coefficients_as_psych(fitted, coef):
                                       ("var_nested_residual", "v_nested_resid")])
 def test_variance_components_as_lme4(fitted, comp, ref):
     which, r = fitted
-    assert r[comp] == pytest.approx(REF.loc[which, f"tight_{ref}"], rel=2e-5, abs=1e-8)
+    assert r.variance[comp] == pytest.approx(REF.loc[which, f"tight_{ref}"], rel=2e-5, abs=1e-8)
 
 
 def test_missing_responses_are_counted_and_input_untouched():
@@ -58,7 +58,8 @@ def test_missing_responses_are_counted_and_input_untouched():
     d.loc[[0, 5], "WAISR_3"] = np.nan
     before = d.copy()
     r = als.multilevel_reliability(d, items=ITEMS, patient="client_id", session="session_no")
-    assert r["n_missing"] == 2 and r["n_responses"] == len(d) * 12 - 2
+    assert r.n_missing == 2 and r.n_responses == len(d) * 12 - 2
+    assert r.accounting()["n"].tolist() == [len(d) * 12 - 2, 2]
     pd.testing.assert_frame_equal(d, before)
 
 

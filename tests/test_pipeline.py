@@ -184,7 +184,7 @@ def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):
     df = als.read_sessions(tmp_path / "sessions.csv", patient="client_id", session="session_no", therapist="therapist_id",
                            instruments={"wai-sr": "WAISR_{}"}).data
     first = df.sort_values("session").groupby("patient").head(1)
-    r = als.reliability(first, "wai-sr", items="WAISR_{}")
+    r = als.reliability(first, "wai-sr", items="WAISR_{}").table
     bond = r.loc[r["scale"] == "bond", "alpha"].iloc[0]
     html = (out / "report.html").read_text()
     assert f"r_xx = {bond:.3f} (Cronbach&#x27;s alpha of the wai-sr bond scale" in html
@@ -260,7 +260,7 @@ def test_item_lists_score_like_the_pattern(tmp_path):
     out = run_study(load_config(_config(tmp_path, body)), tmp_path / "r", progress=False)
     rel = pd.read_csv(out / "tables" / "reliability.csv")
     s = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"phq-9": "PHQ9_{}"}).data
-    ref = als.reliability(s, "phq-9", items="PHQ9_{}")
+    ref = als.reliability(s, "phq-9", items="PHQ9_{}").table
     assert rel.loc[rel["instrument"] == "phq-9", "alpha"].to_numpy() == pytest.approx(ref["alpha"].to_numpy(), abs=1e-12)
     short = BASE.replace('"phq-9" = "PHQ9_{}"', '"phq-9" = ["PHQ9_1", "PHQ9_2"]')
     with pytest.raises(als.ConfigError, match=r"'phq-9' in \[instruments\] \(line 12 of study.toml\): lists 2 item columns; phq-9 has 9 items"):
@@ -306,7 +306,7 @@ def test_pre_post_and_score_reliability():
                           instruments={"wai-sr": "WAISR_{}"}).data
     got = als.score_reliability(s, "wai_sr_bond", {"wai-sr": "WAISR_{}"})
     first = s[s.groupby("patient")["session"].transform("min") == s["session"]]
-    ref = als.reliability(first, "wai-sr", items="WAISR_{}").set_index("scale").loc["bond"]
+    ref = als.reliability(first, "wai-sr", items="WAISR_{}").table.set_index("scale").loc["bond"]
     assert got["reliability"] == pytest.approx(ref["alpha"], abs=1e-12) and got["n"] == ref["n"]
     with pytest.raises(als.ColumnError, match="'wai_sr_nope' is not a scale of wai-sr"):
         als.score_reliability(s, "wai_sr_nope", {"wai-sr": "WAISR_{}"})

@@ -91,10 +91,10 @@ def test_pqs_items_by_group(sorts):
 
 def test_reliability_against_psych_and_spearman_brown(sorts):
     rel = als.pqs_reliability(sorts, session=["patient", "session"], rater="rater")
-    items = rel["items"].head(10)
+    items = rel.items.head(10)
     np.testing.assert_allclose(items["icc2k"], REF[REF.quantity == "ICC2k"].sort_values("row").value, rtol=1e-10)
     np.testing.assert_allclose(items["icc2"], REF[REF.quantity == "ICC2"].sort_values("row").value, rtol=1e-10)
-    s = rel["sessions"]
+    s = rel.sessions
     assert (s["k"] == 2).all() and len(s) == 69
     # Spearman-Brown for two judges: 2r / (1 + r)
     np.testing.assert_allclose(s["spearman_brown"], 2 * s["mean_r"] / (1 + s["mean_r"]))
@@ -108,7 +108,7 @@ def test_spearman_brown_three_judges_hand_worked():
     base = PILES.copy()
     sorts = [base, base, rng.permutation(base)]
     df = _sort_frame(sorts, session=[1, 1, 1], rater=["a", "b", "c"])
-    s = als.pqs_reliability(df, session="session", rater="rater")["sessions"].iloc[0]
+    s = als.pqs_reliability(df, session="session", rater="rater").sessions.iloc[0]
     r_ac = np.corrcoef(sorts[0], sorts[2])[0, 1]
     rbar = (1 + 2 * r_ac) / 3
     assert s["mean_r"] == pytest.approx(rbar) and s["spearman_brown"] == pytest.approx(3 * rbar / (1 + 2 * rbar))
@@ -137,7 +137,7 @@ def test_q_factor_rule_finds_the_two_therapy_types(sorts):
 
 def test_pqs_alliance_recovers_linked_items(sorts):
     d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
-    pa = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])
+    pa = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"]).table
     linked = {f"pqs{i}" for i in als.load_sample("truth")["pqs_linked_items"]}
     top = set(pa.head(12)["item"])
     assert len(top & linked) >= 10

@@ -24,7 +24,7 @@ def _check(got, ref):
 
 def test_wai_sr_against_psych(psych):
     items = pd.read_csv(REF / "reliability_wai_sr_items.csv")
-    got = als.reliability(items, "wai-sr", items="wai{}").set_index("scale")
+    got = als.reliability(items, "wai-sr", items="wai{}").table.set_index("scale")
     ref = psych[psych.dataset == "wai_sr_sim"].set_index("scale")
     for scale in ("task", "bond", "goal", "total"):
         _check(got.loc[scale], ref.loc[scale])
@@ -34,14 +34,14 @@ def test_bfi_with_reversed_item_against_psych(psych):
     items = pd.read_csv(REF / "reliability_bfi_agreeableness.csv")
     key = {"name": "t-bfi-agree", "n_items": 5, "scale": [1, 6], "subscales": {}, "reversed": [1]}
     als.register_instrument(key, replace=True)
-    got = als.reliability(items, "t-bfi-agree", items="A{}").iloc[0]
+    got = als.reliability(items, "t-bfi-agree", items="A{}").table.iloc[0]
     _check(got, psych[psych.dataset == "bfi_agreeableness"].iloc[0])
 
 
 def test_listwise_exclusion_counted():
     items = pd.read_csv(REF / "reliability_wai_sr_items.csv").astype(float)
     items.loc[[0, 5], "wai3"] = np.nan
-    r = als.reliability(items, "wai-sr", items="wai{}").set_index("scale")
+    r = als.reliability(items, "wai-sr", items="wai{}").table.set_index("scale")
     assert r.loc["bond", "n"] == 398 and r.loc["bond", "n_excluded"] == 2
     assert r.loc["task", "n_excluded"] == 0
 

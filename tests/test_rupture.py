@@ -153,7 +153,7 @@ def test_trajectories_closed_forms_and_patterns():
         ],
         ignore_index=True,
     )
-    tr = als.alliance_trajectories(d, "w").set_index("patient")
+    tr = als.alliance_trajectories(d, "w").table.set_index("patient")
     assert tr.loc["line", "slope"] == pytest.approx(1.0) and tr.loc["line", "r2_linear"] == pytest.approx(1.0)
     assert tr.loc["parab", "quadratic"] == pytest.approx(1.0) and tr.loc["parab", "vertex_session"] == pytest.approx(3.0)
     assert tr.loc["parab", "r2_quadratic"] == pytest.approx(1.0)

@@ -13,6 +13,7 @@ from scipy import stats
 from ..exceptions import ColumnError, DataFileError, OptionError, InsufficientDataError, QSortError, SessionDataError
 from ..exceptions import _fmt_labels, _show
 from .._format import fmt_num, fmt_pct
+from .._format import format_frame
 from .._result import Result, accounting_frame
 from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
 
@@ -21,9 +22,11 @@ __all__ = [
     "pqs_items",
     "PQSItems",
     "pqs_reliability",
+    "PQSReliability",
     "q_factor_analysis",
     "QFactorResult",
     "pqs_alliance",
+    "PQSAlliance",
 ]
 
 N_ITEMS = 100
@@ -245,7 +248,92 @@ def _icc2(m: np.ndarray) -> tuple[float, float]:
     return icc2, icc2k
 
 
-def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str = "rater") -> dict:
+@dataclass(eq=False, repr=False)
+class PQSReliability(Result):
+    """Result of :func:`pqs_reliability`.
+
+    Attributes
+    ----------
+    sessions : DataFrame
+        Per session: the session key column(s), ``k`` (judges), ``mean_r`` and
+        ``spearman_brown`` (``to_frame()`` returns a copy).
+    items : DataFrame
+        Per item: ``item, n_sessions, k, icc2, icc2k`` over the sessions rated by every judge
+        (empty when fewer than two such sessions or judges).
+    pairs : DataFrame
+        Every judge pair of every session: key column(s), ``rater_1, rater_2, r``.
+    n_judges : int
+        Distinct judges.
+    n_sorts : int
+        Valid sorts used; ``n_excluded`` sorts flagged invalid by :func:`read_qsorts` were left out.
+    sessions_not_rated_by_every_judge : int
+        Sessions left out of the item ICCs.
+    """
+
+    title = "PQS inter-judge reliability"
+
+    sessions: pd.DataFrame
+    items: pd.DataFrame
+    pairs: pd.DataFrame
+    n_judges: int
+    n_sorts: int
+    n_excluded: int
+    sessions_not_rated_by_every_judge: int
+
+    def _rated(self) -> pd.DataFrame:
+        return self.sessions[self.sessions["k"] >= 2]
+
+    def _headline(self) -> str:
+        s = self._rated()
+        head = f"{self.n_sorts} sorts by {self.n_judges} judges; {len(s)} sessions with two or more judges"
+        if len(s):
+            head += f", median r = {fmt_num(s['mean_r'].median(), leading_zero=False)}"
+        return head
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.sessions.copy()
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
+        return format_frame(self.sessions, digits=2 if digits is None else int(digits), na="NA",
+                            bounded=("mean_r", "spearman_brown"))
+
+    def _tables(self) -> list:
+        if not len(self.items):
+            return []
+        return [("Item ICCs (two-way random, absolute agreement)",
+                 format_frame(self.items, digits=2, na="NA", bounded=("icc2", "icc2k")))]
+
+    def methods(self) -> str:
+        s = self._rated()
+        bits = []
+        if len(s):
+            bits.append(
+                f"For each of the {len(s)} sessions sorted by two or more judges, the mean Pearson correlation between "
+                "the judges' sorts over the 100 items and its Spearman-Brown projection k r / (1 + (k - 1) r), the "
+                "reliability of the judges' mean sort, were computed: median r = "
+                f"{fmt_num(s['mean_r'].median(), leading_zero=False)} (range {fmt_num(s['mean_r'].min(), leading_zero=False)} "
+                f"to {fmt_num(s['mean_r'].max(), leading_zero=False)}), median Spearman-Brown = "
+                f"{fmt_num(s['spearman_brown'].median(), leading_zero=False)}.")
+        if len(self.items):
+            it = self.items
+            bits.append(
+                f"Per item, ICC(2,1) and ICC(2,k) (two-way random effects, absolute agreement; Shrout & Fleiss, 1979) "
+                f"were computed over the {int(it['n_sessions'].iloc[0])} sessions rated by all {int(it['k'].iloc[0])} "
+                f"judges: median ICC(2,1) = {fmt_num(it['icc2'].median(), leading_zero=False)}, median ICC(2,k) = "
+                f"{fmt_num(it['icc2k'].median(), leading_zero=False)}.")
+        else:
+            bits.append("Item ICCs were not computed: fewer than two sessions were rated by every judge.")
+        return (f"Inter-judge reliability of {self.n_sorts} PQS sorts (Jones, 2000) by {self.n_judges} judges. "
+                + " ".join(bits))
+
+    def accounting(self) -> pd.DataFrame:
+        used_items = int(self.items["n_sessions"].iloc[0]) if len(self.items) else 0
+        return accounting_frame("sorts", self.n_sorts, {"flagged invalid by read_qsorts": self.n_excluded}, more=[
+            accounting_frame("sessions (item ICCs)", used_items,
+                             {"not rated by every judge": self.sessions_not_rated_by_every_judge})])
+
+
+def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str = "rater") -> PQSReliability:
     """Inter-rater reliability of PQS sorts, per session and per item.
 
     Parameters
@@ -259,13 +347,15 @@ def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str
 
     Returns
     -------
-    dict of DataFrames
-        ``"sessions"``: per session ``k`` (judges), ``mean_r`` (mean Pearson r between the
-        judges' sorts over the 100 items) and ``spearman_brown`` = k r / (1 + (k - 1) r), the
-        reliability of the judges' mean sort; ``"items"``: per item ``icc2`` and ``icc2k``
-        (two-way random effects, absolute agreement; Shrout & Fleiss 1979) across the sessions
-        rated by every judge, checked against R's psych::ICC; ``"pairs"``: every judge pair
-        of every session with its r.
+    PQSReliability
+        ``.sessions`` (also ``to_frame()``): per session ``k`` (judges), ``mean_r`` (mean
+        Pearson r between the judges' sorts over the 100 items) and ``spearman_brown`` =
+        k r / (1 + (k - 1) r), the reliability of the judges' mean sort; ``.items``: per item
+        ``icc2`` and ``icc2k`` (two-way random effects, absolute agreement; Shrout & Fleiss
+        1979) across the sessions rated by every judge, checked against R's psych::ICC;
+        ``.pairs``: every judge pair of every session with its r. ``accounting()`` counts the
+        invalid sorts and the sessions not rated by every judge; ``methods()`` is a methods
+        paragraph.
     """
     valid, n_bad = _valid_sorts(sorts)
     keys = [session] if isinstance(session, str) else list(session)
@@ -298,10 +388,9 @@ def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str
             m = complete[it].to_numpy(dtype=float)
             icc2, icc2k = _icc2(m)
             item_rows.append({"item": it, "n_sessions": len(m), "k": m.shape[1], "icc2": icc2, "icc2k": icc2k})
-    out = {"sessions": pd.DataFrame(sess_rows), "items": pd.DataFrame(item_rows), "pairs": pd.DataFrame(pair_rows)}
-    for v in out.values():
-        v.attrs["alliance_stats"] = {"n_excluded": n_bad, "sessions_not_rated_by_every_judge": int(len(wide) - len(complete))}
-    return out
+    return PQSReliability(sessions=pd.DataFrame(sess_rows), items=pd.DataFrame(item_rows), pairs=pd.DataFrame(pair_rows),
+                          n_judges=len(judges), n_sorts=int(len(valid)), n_excluded=int(n_bad),
+                          sessions_not_rated_by_every_judge=int(len(wide) - len(complete)))
 
 
 def _varimax(L: np.ndarray, tol: float = 1e-14, max_iter: int = 10_000) -> np.ndarray:
@@ -513,7 +602,62 @@ def _defining(L: np.ndarray, crit: float) -> np.ndarray:
     return np.where(top > crit, best, -1)
 
 
-def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, session="session", alpha: float = 0.05) -> pd.DataFrame:
+@dataclass(eq=False, repr=False)
+class PQSAlliance(Result):
+    """Result of :func:`pqs_alliance`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Per item: ``item, item_number, r, n, p, p_fdr, significant``, sorted by |r|
+        (``to_frame()`` returns a copy).
+    alliance : str
+        The alliance column.
+    alpha : float
+        False discovery rate of the ``significant`` flag.
+    n_sessions : int
+        Sorted sessions with an alliance score (the n of every r).
+    n_without_alliance : int
+        Sorted sessions left out because they have no alliance score.
+    n_sorts, n_excluded : int
+        Valid sorts averaged; sorts flagged invalid by :func:`read_qsorts`, left out.
+    """
+
+    title = "PQS items and the alliance"
+
+    table: pd.DataFrame
+    alliance: str
+    alpha: float
+    n_sessions: int
+    n_without_alliance: int
+    n_sorts: int
+    n_excluded: int
+
+    def _headline(self) -> str:
+        k = int(self.table["significant"].sum())
+        return (f"100 items x {self.alliance} over {self.n_sessions} sessions; {k} item{'s' if k != 1 else ''} "
+                f"significant at FDR {self.alpha:g}")
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def methods(self) -> str:
+        sig = self.table[self.table["significant"]]
+        shown = "; ".join(f"{r.item} (r = {fmt_num(r.r, leading_zero=False)})" for r in sig.head(10).itertuples())
+        found = (f"{len(sig)} of the 100 items were significant: {shown}" + ("; ..." if len(sig) > 10 else "")
+                 if len(sig) else "no item was significant")
+        return (
+            f"The judges' sorts of each session were averaged, and each of the 100 PQS items was correlated (Pearson r) "
+            f"with {self.alliance} across the {self.n_sessions} sessions with both a sort and an alliance score; the "
+            f"p-values were adjusted with the Benjamini-Hochberg false discovery rate (FDR = {self.alpha:g}). {found}."
+        )
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("sessions", self.n_sessions, {f"no {self.alliance} score": self.n_without_alliance}, more=[
+            accounting_frame("sorts", self.n_sorts, {"flagged invalid by read_qsorts": self.n_excluded})])
+
+
+def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, session="session", alpha: float = 0.05) -> PQSAlliance:
     """Correlate every PQS item with an alliance score across sessions.
 
     The judges' sorts of a session are averaged first; the session table is joined on the
@@ -534,10 +678,11 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
 
     Returns
     -------
-    DataFrame
-        Per item: ``item, item_number, r, n, p, p_fdr, significant``, sorted by |r|;
-        ``p_fdr`` is Benjamini-Hochberg adjusted. ``attrs`` count the sorted sessions with no
-        alliance score (left out).
+    PQSAlliance
+        ``.table`` (also ``to_frame()``), per item: ``item, item_number, r, n, p, p_fdr,
+        significant``, sorted by |r|; ``p_fdr`` is Benjamini-Hochberg adjusted.
+        ``accounting()`` counts the sorted sessions with no alliance score (left out) and the
+        invalid sorts; ``methods()`` is a methods paragraph.
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -583,5 +728,5 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
     out = pd.DataFrame({"item": ITEMS, "item_number": np.arange(1, N_ITEMS + 1), "r": r, "n": n, "p": p, "p_fdr": p_fdr})
     out["significant"] = out["p_fdr"] < alpha
     out = out.reindex(out["r"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
-    out.attrs["alliance_stats"] = {"n_excluded_invalid_sorts": n_bad, "sessions_without_alliance": n_missing}
-    return out
+    return PQSAlliance(table=out, alliance=str(alliance), alpha=float(alpha), n_sessions=int(n), n_without_alliance=n_missing,
+                       n_sorts=int(len(valid)), n_excluded=int(n_bad))

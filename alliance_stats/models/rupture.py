@@ -14,8 +14,8 @@ from .._result import Result, accounting_frame
 from ..io import check_session_keys
 from ..validation import check_number, check_option, check_whole_number, need_columns, numeric_column, require_frame
 
-__all__ = ["detect_ruptures", "RuptureEpisodes", "rupture_profile", "rupture_summary", "alliance_trajectories", "rupture_outcome",
-           "RuptureOutcomeResult", "RUPTURE_PRESETS"]
+__all__ = ["detect_ruptures", "RuptureEpisodes", "rupture_profile", "rupture_summary", "alliance_trajectories",
+           "AllianceTrajectories", "rupture_outcome", "RuptureOutcomeResult", "RUPTURE_PRESETS"]
 
 RUPTURE_PRESETS = {
     # Stiles et al. (2004): V-shaped deflections of at least 2 SD
@@ -453,6 +453,100 @@ def rupture_summary(episodes: RuptureEpisodes, data: pd.DataFrame) -> pd.DataFra
     return out
 
 
+def _p_level(alpha: float) -> str:
+    """A significance level as APA writes it: .05, not 0.05."""
+    return f"{alpha:g}".replace("0.", ".", 1) if alpha < 1 else f"{alpha:g}"
+
+
+#: The trajectory patterns of :func:`alliance_trajectories`, in the order their rules apply.
+TRAJECTORY_PATTERNS = ("V-shaped", "U-shaped", "linear growth", "linear decline", "stable")
+
+
+@dataclass(eq=False, repr=False)
+class AllianceTrajectories(Result):
+    """Result of :func:`alliance_trajectories`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per patient: ``patient, n_sessions, mean, slope, slope_p, quadratic,
+        quadratic_p, vertex_session, r2_linear, r2_quadratic, repaired_rupture, pattern``
+        (``to_frame()`` returns a copy).
+    alliance, session : str
+        The alliance and session columns.
+    min_sessions : int
+        Patients with fewer scored sessions are not classified (pattern missing).
+    alpha : float
+        Significance level of the linear and quadratic terms.
+    rupture_method : str or None
+        The :func:`detect_ruptures` preset that defines a V.
+    data : DataFrame
+        ``patient``, the session column and the alliance column, for :meth:`plot`.
+    """
+
+    title = "Alliance trajectory patterns"
+
+    table: pd.DataFrame
+    alliance: str
+    session: str
+    min_sessions: int
+    alpha: float
+    rupture_method: str | None
+    data: pd.DataFrame = field(repr=False)
+
+    @property
+    def n_not_classified(self) -> int:
+        return int(self.table["pattern"].isna().sum())
+
+    def counts(self) -> pd.DataFrame:
+        """Patients per pattern: ``pattern, patients, percent`` (of those classified)."""
+        n = self.table["pattern"].value_counts().reindex(list(TRAJECTORY_PATTERNS), fill_value=0)
+        tot = int(n.sum())
+        return pd.DataFrame({"pattern": list(TRAJECTORY_PATTERNS), "patients": n.to_numpy(int),
+                             "percent": 100 * n.to_numpy(float) / tot if tot else np.nan})
+
+    def _headline(self) -> str:
+        c = self.counts()
+        return (f"{int(c['patients'].sum())} patients classified: "
+                + ", ".join(f"{r.pattern} {r.patients}" for r in c.itertuples()))
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def _tables(self) -> list:
+        c = self.counts()
+        c["percent"] = [fmt_pct(v) for v in c["percent"]]
+        return [("Patients by pattern", c.astype(str))]
+
+    def methods(self) -> str:
+        c = self.counts()
+        found = "; ".join(f"{r.pattern} {r.patients} ({fmt_pct(r.percent)}%)" for r in c.itertuples())
+        v = (f"V-shaped: a repaired rupture-repair episode ({self.rupture_method} rules of detect_ruptures; Stiles et al., "
+             "2004); " if self.rupture_method is not None else "")
+        return (
+            f"Each patient's {self.alliance} series was fitted by ordinary least squares with a linear trend in session "
+            "and, separately, a quadratic trend in the centred session, and labelled by the first rule that applied: "
+            f"{v}U-shaped: a positive quadratic term with p < {_p_level(self.alpha)} and its vertex inside the observed sessions "
+            f"(Kivlighan & Shaughnessy, 2000); linear growth or decline: a linear slope with p < {_p_level(self.alpha)}; "
+            f"otherwise stable. Patients with fewer than {max(self.min_sessions, 4)} scored sessions were not "
+            f"classified ({self.n_not_classified}). Of {int(c['patients'].sum())} patients classified: {found}."
+        )
+
+    def accounting(self) -> pd.DataFrame:
+        n = len(self.table)
+        return accounting_frame("patients", n - self.n_not_classified,
+                                {f"fewer than {max(self.min_sessions, 4)} scored sessions": self.n_not_classified})
+
+    def plot(self, *, ax=None, min_n: int = 3, **kw):
+        """The session-by-session trajectories coloured by pattern, one mean line and 95% band
+        per pattern (:func:`~alliance_stats.plot_trajectories` with ``hue="pattern"``);
+        unclassified patients are not drawn."""
+        from ..plots.alliance import plot_trajectories
+
+        d = self.data.merge(self.table[["patient", "pattern"]].dropna(), on="patient")
+        return plot_trajectories(d, self.alliance, session=self.session, hue="pattern", min_n=min_n, ax=ax, **kw)
+
+
 def alliance_trajectories(
     data: pd.DataFrame,
     alliance: str,
@@ -462,7 +556,7 @@ def alliance_trajectories(
     min_sessions: int = 4,
     alpha: float = 0.05,
     rupture_method: str | None = "stiles2004",
-) -> pd.DataFrame:
+) -> AllianceTrajectories:
     """Growth terms and a pattern label for each patient's alliance series.
 
     Parameters
@@ -482,10 +576,12 @@ def alliance_trajectories(
 
     Returns
     -------
-    DataFrame
-        Per patient: ``n_sessions, mean, slope, slope_p`` (linear OLS on session),
-        ``quadratic, quadratic_p, vertex_session`` (OLS on centred session and its square),
-        ``r2_linear, r2_quadratic, repaired_rupture`` and ``pattern``.
+    AllianceTrajectories
+        ``.table`` (also ``to_frame()``), per patient: ``patient, n_sessions, mean, slope,
+        slope_p`` (linear OLS on session), ``quadratic, quadratic_p, vertex_session`` (OLS on
+        centred session and its square), ``r2_linear, r2_quadratic, repaired_rupture`` and
+        ``pattern``; ``counts()`` per pattern, ``accounting()`` of the patients not
+        classified, ``methods()`` and ``plot()`` (trajectories coloured by pattern).
 
     Notes
     -----
@@ -571,7 +667,10 @@ def alliance_trajectories(
     })
     for col in ("slope", "slope_p", "r2_linear"):
         out.loc[~enough, col] = np.nan
-    return out
+    series = pd.DataFrame({"patient": data[patient].to_numpy(), session: data[session].to_numpy(),
+                           alliance: data[alliance].to_numpy()})
+    return AllianceTrajectories(table=out, alliance=str(alliance), session=str(session), min_sessions=int(min_sessions),
+                                alpha=float(alpha), rupture_method=rupture_method, data=series)
 
 
 @dataclass(repr=False)

@@ -54,15 +54,15 @@ def run(study) -> Section:
     sec.add_table("pqs_top_items", "Most characteristic items", top[cols])
     if c.get("rater"):
         rel = pqs_reliability(sorts, session=["patient", "session"] if c.get("patient") else "session", rater="rater")
-        s = rel["sessions"]
+        s = rel.sessions
         sec.text.append(f"Inter-judge reliability over {len(s)} sessions: median r = {s['mean_r'].median():.2f}, "
-                        f"median Spearman–Brown = {s['spearman_brown'].median():.2f}; median item ICC(2,1) = {rel['items']['icc2'].median():.2f}.")
-        sec.add_file("pqs_item_icc", rel["items"])
+                        f"median Spearman–Brown = {s['spearman_brown'].median():.2f}; median item ICC(2,1) = {rel.items['icc2'].median():.2f}.")
+        sec.add_file("pqs_item_icc", rel.items)
         first = sorted(sorts["rater"].dropna().unique())[0]
         qf = q_factor_analysis(sorts[sorts["rater"] == first])
         sec.add_result("pqs_q_factors", f"Q-factors of judge {first}'s sorts ({qf.rule})", qf)
     if c.get("patient"):
-        pa = pqs_alliance(sorts, study.sessions, alliance=study.alliance, session=["patient", "session"])
+        pa = pqs_alliance(sorts, study.sessions, alliance=study.alliance, session=["patient", "session"]).table
         sec.add_file("pqs_alliance", pa)
         sec.add_table("pqs_alliance_top", f"PQS items most correlated with {study.alliance} (all items: tables/pqs_alliance.csv)", pa.head(10))
     sec.accounting.append(f"{len(sorts)} sorts read, every one with the PQS forced distribution (a malformed sort stops "

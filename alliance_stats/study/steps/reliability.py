@@ -13,7 +13,7 @@ def run(study) -> Section:
 
     rows = []
     for name, items in study.cfg.instruments().items():
-        r = reliability(study.sessions, name, items=items)
+        r = reliability(study.sessions, name, items=items).to_frame()
         r.insert(0, "instrument", name)
         rows.append(r)
     rel = pd.concat(rows, ignore_index=True)

@@ -23,7 +23,7 @@ def run(study) -> Section:
         ax.set_title(f"{col} by session", fontsize=10)
         sec.add_figure(f"trajectories_{col}", f"{col}: patients (thin) and mean with 95% band", ax)
         sec.accounting.append(f"{col}: {int(s[col].notna().sum())} sessions drawn, {int(s[col].isna().sum())} without a score not drawn.")
-    traj = alliance_trajectories(s, study.alliance)
+    traj = alliance_trajectories(s, study.alliance).table
     counts = traj["pattern"].value_counts(dropna=False).rename_axis("pattern").reset_index(name="patients")
     counts["pattern"] = counts["pattern"].fillna("not assessable (fewer than 4 scored sessions)")
     sec.add_table("trajectory_patterns", "Alliance trajectory patterns", counts)
