@@ -107,10 +107,12 @@ def reliability(
     -------
     DataFrame
         One row per scale: ``scale, n, n_excluded, n_items, alpha, alpha_ci_low,
-        alpha_ci_high, omega_total, mean_r``. Reversed items are reverse-scored by the key
-        first. Rows with any missing item of the scale are left out (listwise) and counted
-        in ``n_excluded``. ``attrs["alliance_stats"]["item_total"]`` holds each scale's
-        corrected item-total correlations (``{scale: {column: r}}``, psych's ``r.drop``).
+        alpha_ci_high, omega_total, mean_r, item_total_min, item_total_max``. Reversed items
+        are reverse-scored by the key first. Rows with any missing item of the scale are left
+        out (listwise) and counted in ``n_excluded``. ``item_total_min`` and
+        ``item_total_max`` are the range of the scale's corrected item-total correlations
+        (each item with the sum of the other items, psych's ``r.drop``), as a methods section
+        reports them.
 
     Warns
     -----
@@ -158,7 +160,6 @@ def reliability(
         raise OptionError("scales", unknown[0] if len(unknown) == 1 else unknown, tuple(all_scales),
                           hint=f"the scales of {inst.name!r}")
     rows = []
-    item_total = {}
     for s in scales:
         idx = np.asarray(all_scales[s]) - 1
         sub = X[:, idx]
@@ -167,7 +168,8 @@ def reliability(
         n, k = Xc.shape
         row = {"scale": s, "n": n, "n_excluded": int((~complete).sum()), "n_items": k}
         if k < 2 or n < 3:
-            row.update(alpha=np.nan, alpha_ci_low=np.nan, alpha_ci_high=np.nan, omega_total=np.nan, mean_r=np.nan)
+            row.update(alpha=np.nan, alpha_ci_low=np.nan, alpha_ci_high=np.nan, omega_total=np.nan, mean_r=np.nan,
+                       item_total_min=np.nan, item_total_max=np.nan)
         else:
             sd = Xc.std(axis=0, ddof=1)
             if np.any(sd == 0):
@@ -181,7 +183,6 @@ def reliability(
             R = np.corrcoef(Xc, rowvar=False)
             rest = Xc.sum(axis=1, keepdims=True) - Xc
             r_drop = {cols[i]: float(np.corrcoef(Xc[:, j], rest[:, j])[0, 1]) for j, i in enumerate(idx)}
-            item_total[s] = r_drop
             negative = {c: r for c, r in r_drop.items() if r < 0}
             if negative:
                 number = {cols[i]: i + 1 for i in idx}
@@ -204,11 +205,11 @@ def reliability(
                 alpha_ci_high=hi,
                 omega_total=omega_total(Xc),
                 mean_r=float(R[np.triu_indices(k, 1)].mean()),
+                item_total_min=min(r_drop.values()),
+                item_total_max=max(r_drop.values()),
             )
         rows.append(row)
-    out = pd.DataFrame(rows)
-    out.attrs["alliance_stats"] = {"instrument": inst.name, "provenance": inst.provenance, "items": cols, "item_total": item_total}
-    return out
+    return pd.DataFrame(rows)
 
 
 def pre_post(data: pd.DataFrame, score: str, *, patient: str = "patient", session: str = "session") -> pd.DataFrame:
