@@ -39,7 +39,7 @@ from .exceptions import (
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, Provenance, RowStep, SessionData, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
-from .models.lmm import GLMMResult, LMMResult, all_fit, compare, glmm, lmm
+from .models.lmm import GLMMResult, LMMResult, ModelComparison, all_fit, compare, glmm, lmm
 from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
@@ -114,6 +114,7 @@ __all__ = [
     "all_fit",
     "LMMResult",
     "compare",
+    "ModelComparison",
     "glmm",
     "GLMMResult",
     "decompose",
