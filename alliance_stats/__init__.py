@@ -46,7 +46,8 @@ from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import (RUPTURE_PRESETS, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
                              rupture_outcome, rupture_profile, rupture_summary)
-from .models.pqs import PQSItems, QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
+from .models.pqs import (PQSAlliance, PQSItems, PQSPrototypeFit, PQSReliability, QFactorResult, pqs_alliance, pqs_items,
+                         pqs_prototype_fit, pqs_reliability, q_factor_analysis)
 from .models.sequences import LagSequentialResult, TransitionResult, lag_sequential, transitions
 from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
@@ -155,12 +156,15 @@ __all__ = [
     "LagSequentialResult",
     # PQS
     "pqs_prototype_fit",
+    "PQSPrototypeFit",
     "pqs_items",
     "PQSItems",
     "pqs_reliability",
+    "PQSReliability",
     "q_factor_analysis",
     "QFactorResult",
     "pqs_alliance",
+    "PQSAlliance",
     # figures
     "forest_plot",
     "funnel_plot",

@@ -28,7 +28,9 @@ def test_prototype_fit_hand_worked():
     b = PILES[::-1].copy()            # the reverse sort
     sorts = _sort_frame([a, b], session=[1, 2])
     proto = pd.DataFrame({"item": np.arange(100, 0, -1), "ascending": np.arange(100, 0, -1), "same_as_a": a[::-1]})
-    fit = als.pqs_prototype_fit(sorts, proto)
+    res = als.pqs_prototype_fit(sorts, proto)
+    fit = res.table
+    assert res.prototypes == ["ascending", "same_as_a"] and "2 valid sorts" in res.methods()
     # same_as_a equals sort a item for item (the item column is in reverse order): r = 1 and -1
     assert fit["same_as_a"].tolist() == pytest.approx([1.0, -1.0])
     # r between the piles and the item numbers 1..100, worked out from the definition
@@ -56,7 +58,13 @@ def test_flagged_sorts_never_enter(sorts):
     bad = sorts.copy()
     bad.loc[0, "qsort_valid"] = False
     fit = als.pqs_prototype_fit(bad, pd.DataFrame({"p": np.arange(100)}))
-    assert len(fit) == len(sorts) - 1 and fit.attrs["alliance_stats"]["n_excluded"] == 1
+    assert len(fit.to_frame()) == len(sorts) - 1 and fit.n_excluded == 1
+    assert fit.accounting()["n"].tolist() == [len(sorts) - 1, 1] and "1 sort(s) flagged" in fit.methods()
+    rel = als.pqs_reliability(bad, session=["patient", "session"], rater="rater")
+    assert rel.n_excluded == 1 and rel.n_incomplete == 1  # the session of the flagged sort now has one judge
+    assert rel.accounting()[["unit", "status", "n"]].values.tolist() == [
+        ["sorts", "used", len(sorts) - 1], ["sorts", "excluded", 1], ["sessions", "used", 68], ["sessions", "excluded", 1],
+        ["sessions (item ICCs)", "used", 68], ["sessions (item ICCs)", "excluded", 1]]
     res = als.pqs_items(bad)
     items = res.table
     assert items["n"].iloc[0] == len(sorts) - 1 and res.n_excluded == 1 and res.n_sorts == len(sorts) - 1
@@ -91,11 +99,12 @@ def test_pqs_items_by_group(sorts):
 
 def test_reliability_against_psych_and_spearman_brown(sorts):
     rel = als.pqs_reliability(sorts, session=["patient", "session"], rater="rater")
-    items = rel["items"].head(10)
+    items = rel.items.head(10)
     np.testing.assert_allclose(items["icc2k"], REF[REF.quantity == "ICC2k"].sort_values("row").value, rtol=1e-10)
     np.testing.assert_allclose(items["icc2"], REF[REF.quantity == "ICC2"].sort_values("row").value, rtol=1e-10)
-    s = rel["sessions"]
-    assert (s["k"] == 2).all() and len(s) == 69
+    s = rel.to_frame()
+    assert (s["k"] == 2).all() and len(s) == 69 and rel.n_incomplete == 0 and rel.n_excluded == 0
+    assert f"median Spearman-Brown = {als._format.fmt_num(s['spearman_brown'].median())}" in repr(rel)
     # Spearman-Brown for two judges: 2r / (1 + r)
     np.testing.assert_allclose(s["spearman_brown"], 2 * s["mean_r"] / (1 + s["mean_r"]))
     first = sorts[(sorts.patient == s.loc[0, "patient"]) & (sorts.session == s.loc[0, "session"])]
@@ -108,7 +117,7 @@ def test_spearman_brown_three_judges_hand_worked():
     base = PILES.copy()
     sorts = [base, base, rng.permutation(base)]
     df = _sort_frame(sorts, session=[1, 1, 1], rater=["a", "b", "c"])
-    s = als.pqs_reliability(df, session="session", rater="rater")["sessions"].iloc[0]
+    s = als.pqs_reliability(df, session="session", rater="rater").sessions.iloc[0]
     r_ac = np.corrcoef(sorts[0], sorts[2])[0, 1]
     rbar = (1 + 2 * r_ac) / 3
     assert s["mean_r"] == pytest.approx(rbar) and s["spearman_brown"] == pytest.approx(3 * rbar / (1 + 2 * rbar))
@@ -135,9 +144,19 @@ def test_q_factor_rule_finds_the_two_therapy_types(sorts):
     assert qf.arrays[["F1", "F2"]].std().round(6).tolist() == [1.0, 1.0]
 
 
+def pa_key(sorts):
+    return sorts.loc[0, "patient"], sorts.loc[0, "session"]
+
+
 def test_pqs_alliance_recovers_linked_items(sorts):
     d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
-    pa = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])
+    res = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])
+    pa = res.to_frame()
+    assert res.n_sessions == 69 and res.n_without_alliance == 0 and res.accounting()["n"].tolist() == [69, len(sorts)]
+    assert f"{int(pa['significant'].sum())} item(s) were significant" in res.methods()
+    missing = d[~((d["patient"] == pa_key(sorts)[0]) & (d["session"] == pa_key(sorts)[1]))]
+    fewer = als.pqs_alliance(sorts, missing, alliance="wai_sr_total", session=["patient", "session"])
+    assert fewer.n_without_alliance == 1 and fewer.n_sessions == 68 and "1 sorted session(s) without" in fewer.methods()
     linked = {f"pqs{i}" for i in als.load_sample("truth")["pqs_linked_items"]}
     top = set(pa.head(12)["item"])
     assert len(top & linked) >= 10

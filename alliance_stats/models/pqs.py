@@ -18,12 +18,15 @@ from ..validation import check_option, check_whole_number, need_columns, numeric
 
 __all__ = [
     "pqs_prototype_fit",
+    "PQSPrototypeFit",
     "pqs_items",
     "PQSItems",
     "pqs_reliability",
+    "PQSReliability",
     "q_factor_analysis",
     "QFactorResult",
     "pqs_alliance",
+    "PQSAlliance",
 ]
 
 N_ITEMS = 100
@@ -90,7 +93,48 @@ def _read_prototypes(prototypes) -> pd.DataFrame:
     return p
 
 
-def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
+@dataclass(eq=False, repr=False)
+class PQSPrototypeFit(Result):
+    """Result of :func:`pqs_prototype_fit`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        The sorts' ID columns and one column per prototype: Pearson's r between the sort and
+        the prototype (``to_frame()`` is a copy).
+    prototypes : list of str
+        The prototypes' names (their columns in ``table``).
+    n_excluded : int
+        Sorts flagged invalid by :func:`read_qsorts`, left out.
+    """
+
+    title = "PQS prototype adherence"
+
+    table: pd.DataFrame
+    prototypes: list
+    n_excluded: int
+
+    def _headline(self) -> str:
+        means = ", ".join(f"{p} mean r = {fmt_num(self.table[p].mean())}" for p in self.prototypes)
+        return f"{len(self.table)} sorts against {len(self.prototypes)} prototype(s); {means}"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def methods(self) -> str:
+        per = "; ".join(f"{p}: M = {fmt_num(self.table[p].mean())}, SD = {fmt_num(self.table[p].std(ddof=1))}, "
+                        f"range {fmt_num(self.table[p].min())} to {fmt_num(self.table[p].max())}" for p in self.prototypes)
+        s = (f"Adherence to the prototype(s) was the Pearson correlation between each session's Q-sort and the "
+             f"prototype over the {N_ITEMS} PQS items (Ablon & Jones, 1998), for {len(self.table)} valid sorts ({per}).")
+        if self.n_excluded:
+            s += f" {self.n_excluded} sort(s) flagged by the check of the forced distribution were left out."
+        return s
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("sorts", len(self.table), {"flagged invalid by read_qsorts": self.n_excluded})
+
+
+def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> PQSPrototypeFit:
     """Adherence to prototypes: the correlation of each session's sort with each prototype.
 
     Parameters
@@ -104,9 +148,10 @@ def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
-        The sorts' ID columns and one column per prototype holding Pearson's r between the
-        sort and the prototype. ``attrs["alliance_stats"]["n_excluded"]`` counts flagged sorts.
+    PQSPrototypeFit
+        ``.table`` (``to_frame()``): the sorts' ID columns and one column per prototype
+        holding Pearson's r between the sort and the prototype; ``accounting()`` counts the
+        flagged sorts left out; ``methods()``.
     """
     valid, n_bad = _valid_sorts(sorts)
     P = _read_prototypes(prototypes)
@@ -117,9 +162,7 @@ def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
     out = valid[_id_columns(valid)].copy()
     for j, name in enumerate(P.columns):
         out[name] = r[:, j]
-    out = out.reset_index(drop=True)
-    out.attrs["alliance_stats"] = {"n_excluded": n_bad}
-    return out
+    return PQSPrototypeFit(table=out.reset_index(drop=True), prototypes=list(P.columns), n_excluded=int(n_bad))
 
 
 @dataclass(eq=False, repr=False)
@@ -245,7 +288,76 @@ def _icc2(m: np.ndarray) -> tuple[float, float]:
     return icc2, icc2k
 
 
-def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str = "rater") -> dict:
+@dataclass(eq=False, repr=False)
+class PQSReliability(Result):
+    """Result of :func:`pqs_reliability`.
+
+    Attributes
+    ----------
+    sessions : DataFrame
+        Per session: the key column(s), ``k`` (judges), ``mean_r`` (mean r between the judges'
+        sorts) and ``spearman_brown`` (reliability of their mean sort); ``to_frame()`` is a copy.
+    items : DataFrame
+        Per item: ``item, n_sessions, k, icc2, icc2k`` over the sessions rated by every judge
+        (empty when fewer than two such sessions).
+    pairs : DataFrame
+        Every judge pair of every session with its ``r``.
+    n_excluded : int
+        Sorts flagged invalid by :func:`read_qsorts`, left out.
+    n_incomplete : int
+        Sessions not rated by every judge, left out of the item ICCs.
+    """
+
+    title = "PQS inter-judge reliability"
+
+    sessions: pd.DataFrame
+    items: pd.DataFrame
+    pairs: pd.DataFrame
+    n_sorts: int
+    n_excluded: int
+    n_incomplete: int
+
+    def _rated(self) -> pd.DataFrame:
+        return self.sessions[self.sessions["k"] >= 2]
+
+    def _headline(self) -> str:
+        s = self._rated()
+        head = (f"{len(s)} sessions sorted by two or more judges; median r = {fmt_num(s['mean_r'].median())}, "
+                f"median Spearman-Brown = {fmt_num(s['spearman_brown'].median())}")
+        if len(self.items):
+            head += f"; median item ICC(2,1) = {fmt_num(self.items['icc2'].median())}"
+        return head
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.sessions.copy()
+
+    def methods(self) -> str:
+        s = self._rated()
+        k = sorted(set(s["k"].astype(int)))
+        text = (f"Inter-judge reliability was the mean Pearson correlation between the judges' sorts of a session "
+                f"({'/'.join(map(str, k))} judges per session) and, for the judges' mean sort, its Spearman-Brown "
+                f"projection, over {len(s)} sessions: median r = {fmt_num(s['mean_r'].median())} (range "
+                f"{fmt_num(s['mean_r'].min())} to {fmt_num(s['mean_r'].max())}), median Spearman-Brown = "
+                f"{fmt_num(s['spearman_brown'].median())}.")
+        if len(self.items):
+            i = self.items
+            text += (f" Per item, ICC(2,1) and ICC(2,k) (two-way random effects, absolute agreement; Shrout & Fleiss, "
+                     f"1979) over the {int(i['n_sessions'].iloc[0])} sessions rated by every judge had medians of "
+                     f"{fmt_num(i['icc2'].median())} and {fmt_num(i['icc2k'].median())}.")
+        if self.n_excluded:
+            text += f" {self.n_excluded} sort(s) flagged by the check of the forced distribution were left out."
+        return text
+
+    def accounting(self) -> pd.DataFrame:
+        single = int((self.sessions["k"] < 2).sum())
+        return accounting_frame("sorts", self.n_sorts, {"flagged invalid by read_qsorts": self.n_excluded}, more=[
+            accounting_frame("sessions", len(self.sessions) - single, {"sorted by one judge only": single}),
+            accounting_frame("sessions (item ICCs)", int(self.items["n_sessions"].iloc[0]) if len(self.items) else 0,
+                             {"not rated by every judge": self.n_incomplete}),
+        ])
+
+
+def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str = "rater") -> PQSReliability:
     """Inter-rater reliability of PQS sorts, per session and per item.
 
     Parameters
@@ -259,13 +371,14 @@ def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str
 
     Returns
     -------
-    dict of DataFrames
-        ``"sessions"``: per session ``k`` (judges), ``mean_r`` (mean Pearson r between the
-        judges' sorts over the 100 items) and ``spearman_brown`` = k r / (1 + (k - 1) r), the
-        reliability of the judges' mean sort; ``"items"``: per item ``icc2`` and ``icc2k``
-        (two-way random effects, absolute agreement; Shrout & Fleiss 1979) across the sessions
-        rated by every judge, checked against R's psych::ICC; ``"pairs"``: every judge pair
-        of every session with its r.
+    PQSReliability
+        ``.sessions`` (``to_frame()``): per session ``k`` (judges), ``mean_r`` (mean Pearson r
+        between the judges' sorts over the 100 items) and ``spearman_brown`` = k r / (1 + (k -
+        1) r), the reliability of the judges' mean sort; ``.items``: per item ``icc2`` and
+        ``icc2k`` (two-way random effects, absolute agreement; Shrout & Fleiss 1979) across the
+        sessions rated by every judge, checked against R's psych::ICC; ``.pairs``: every judge
+        pair of every session with its r. ``accounting()`` counts the flagged sorts and the
+        sessions left out of the item ICCs; ``methods()``.
     """
     valid, n_bad = _valid_sorts(sorts)
     keys = [session] if isinstance(session, str) else list(session)
@@ -298,10 +411,8 @@ def pqs_reliability(sorts: pd.DataFrame, *, session: str = "session", rater: str
             m = complete[it].to_numpy(dtype=float)
             icc2, icc2k = _icc2(m)
             item_rows.append({"item": it, "n_sessions": len(m), "k": m.shape[1], "icc2": icc2, "icc2k": icc2k})
-    out = {"sessions": pd.DataFrame(sess_rows), "items": pd.DataFrame(item_rows), "pairs": pd.DataFrame(pair_rows)}
-    for v in out.values():
-        v.attrs["alliance_stats"] = {"n_excluded": n_bad, "sessions_not_rated_by_every_judge": int(len(wide) - len(complete))}
-    return out
+    return PQSReliability(sessions=pd.DataFrame(sess_rows), items=pd.DataFrame(item_rows), pairs=pd.DataFrame(pair_rows),
+                          n_sorts=int(len(valid)), n_excluded=int(n_bad), n_incomplete=int(len(wide) - len(complete)))
 
 
 def _varimax(L: np.ndarray, tol: float = 1e-14, max_iter: int = 10_000) -> np.ndarray:
@@ -500,10 +611,8 @@ def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rota
     ss = (L**2).sum(axis=0)
     variance = pd.DataFrame({"factor": names, "eigenvalue": vals[:nf], "ss_loadings": ss,
                              "variance_pct": 100 * ss / n_sorts, "cumulative_pct": np.cumsum(100 * ss / n_sorts)})
-    res = QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule,
-                        rotation=rotation, n_excluded=n_bad)
-    res.loadings.attrs["alliance_stats"] = {"n_excluded": n_bad}
-    return res
+    return QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule,
+                         rotation=rotation, n_excluded=n_bad)
 
 
 def _defining(L: np.ndarray, crit: float) -> np.ndarray:
@@ -513,7 +622,68 @@ def _defining(L: np.ndarray, crit: float) -> np.ndarray:
     return np.where(top > crit, best, -1)
 
 
-def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, session="session", alpha: float = 0.05) -> pd.DataFrame:
+@dataclass(eq=False, repr=False)
+class PQSAlliance(Result):
+    """Result of :func:`pqs_alliance`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Per item: ``item, item_number, r, n, p, p_fdr, significant``, sorted by |r|
+        (``to_frame()`` is a copy).
+    alliance : str
+        The alliance column.
+    alpha : float
+        The false discovery rate of ``significant``.
+    n_sessions : int
+        Sorted sessions with an alliance score (the ``n`` of every r).
+    n_sorts : int
+        Valid sorts (averaged per session).
+    n_excluded : int
+        Sorts flagged invalid by :func:`read_qsorts`, left out.
+    n_without_alliance : int
+        Sorted sessions with no alliance score in the session table, left out.
+    """
+
+    title = "PQS items and the alliance"
+
+    table: pd.DataFrame
+    alliance: str
+    alpha: float
+    n_sessions: int
+    n_sorts: int
+    n_excluded: int
+    n_without_alliance: int
+
+    def _headline(self) -> str:
+        top = self.table.iloc[0]
+        return (f"{N_ITEMS} items correlated with {self.alliance} over {self.n_sessions} sessions; "
+                f"{int(self.table['significant'].sum())} at FDR {fmt_num(self.alpha)}; strongest {top['item']} "
+                f"r = {fmt_num(top['r'])}")
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def methods(self) -> str:
+        sig = self.table[self.table["significant"]]
+        shown = ", ".join(f"{r['item']} (r = {fmt_num(r['r'])})" for _, r in sig.head(10).iterrows())
+        s = (f"Each PQS item (the mean of the judges' sorts of a session) was correlated with {self.alliance} across "
+             f"{self.n_sessions} sessions (Pearson r), and the {N_ITEMS} p values were adjusted by the Benjamini-Hochberg "
+             f"false discovery rate ({fmt_num(self.alpha)}). {len(sig)} item(s) were significant"
+             + (f": {shown}" + (", ..." if len(sig) > 10 else "") if len(sig) else "") + ".")
+        left = []
+        if self.n_without_alliance:
+            left.append(f"{self.n_without_alliance} sorted session(s) without a {self.alliance} score")
+        if self.n_excluded:
+            left.append(f"{self.n_excluded} sort(s) flagged by the check of the forced distribution")
+        return s + (" Left out: " + "; ".join(left) + "." if left else "")
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("sorted sessions", self.n_sessions, {f"no {self.alliance} score": self.n_without_alliance},
+                                more=[accounting_frame("sorts", self.n_sorts, {"flagged invalid by read_qsorts": self.n_excluded})])
+
+
+def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, session="session", alpha: float = 0.05) -> PQSAlliance:
     """Correlate every PQS item with an alliance score across sessions.
 
     The judges' sorts of a session are averaged first; the session table is joined on the
@@ -534,10 +704,11 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
 
     Returns
     -------
-    DataFrame
-        Per item: ``item, item_number, r, n, p, p_fdr, significant``, sorted by |r|;
-        ``p_fdr`` is Benjamini-Hochberg adjusted. ``attrs`` count the sorted sessions with no
-        alliance score (left out).
+    PQSAlliance
+        ``.table`` (``to_frame()``): per item ``item, item_number, r, n, p, p_fdr,
+        significant``, sorted by |r|; ``p_fdr`` is Benjamini-Hochberg adjusted.
+        ``accounting()`` counts the sorted sessions with no alliance score and the flagged
+        sorts (left out); ``methods()``.
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -583,5 +754,5 @@ def pqs_alliance(sorts: pd.DataFrame, data: pd.DataFrame, *, alliance: str, sess
     out = pd.DataFrame({"item": ITEMS, "item_number": np.arange(1, N_ITEMS + 1), "r": r, "n": n, "p": p, "p_fdr": p_fdr})
     out["significant"] = out["p_fdr"] < alpha
     out = out.reindex(out["r"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
-    out.attrs["alliance_stats"] = {"n_excluded_invalid_sorts": n_bad, "sessions_without_alliance": n_missing}
-    return out
+    return PQSAlliance(table=out, alliance=alliance, alpha=float(alpha), n_sessions=int(n), n_sorts=int(len(valid)), n_excluded=int(n_bad),
+                       n_without_alliance=n_missing)
