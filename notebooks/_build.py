@@ -274,9 +274,10 @@ reliability of their mean sort. For each item, ICC(2,k) measures agreement acros
 (two-way random effects, absolute agreement; Shrout & Fleiss, 1979). The values match R's
 `psych::ICC`."""),
     ("code", """rel = als.pqs_reliability(sorts, session=["patient", "session"], rater="rater")
-print(f"mean judge agreement r = {rel['sessions'].mean_r.mean():.2f}, "
-      f"Spearman-Brown = {rel['sessions'].spearman_brown.mean():.2f}")
-rel["items"].describe()[["icc2", "icc2k"]].loc[["mean", "min", "max"]]"""),
+print(rel)  # the headline: sessions, median r, median Spearman-Brown, median item ICC
+print(f"mean judge agreement r = {rel.sessions.mean_r.mean():.2f}, "
+      f"Spearman-Brown = {rel.sessions.spearman_brown.mean():.2f}")
+rel.items.describe()[["icc2", "icc2k"]].loc[["mean", "min", "max"]]"""),
     ("md", """## 3. Q-factor analysis
 In Q-technique the sorts are the variables and the items are the cases. Principal components of
 the correlations between sorts, rotated by varimax, group sessions that resemble each other. If you
@@ -301,7 +302,7 @@ held_out = sorts[sorts.patient.isin(patients[: len(patients) // 2])]
 prototypes = als.pqs_items(held_out, by="therapy").table.pivot(index="item_number", columns="therapy", values="mean")
 prototypes.columns = [f"{c}_prototype" for c in prototypes.columns]
 test = sorts[~sorts.patient.isin(held_out.patient)]
-fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True))
+fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True)).to_frame()
 fit["phase"] = fit.groupby("patient")["session"].rank(method="dense").map({1: "first", 2: "middle", 3: "last"})
 fit.groupby(["therapy", "phase"], sort=False)[["CBT_prototype", "PDT_prototype"]].mean().round(2)"""),
     ("code", """fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -316,9 +317,11 @@ control the false discovery rate (Benjamini & Hochberg). The simulation linked 1
 alliance (`truth.json`), and the analysis should find most of them."""),
     ("code", """sessions = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
                             instruments={"wai-sr": "WAISR_{}"}).data
-pa = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
+res = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
+pa = res.table
 linked = als.load_sample("truth")["pqs_linked_items"]
 print(f"{pa.significant.sum()} items significant at FDR .05; planted: {linked}")
+print(res.accounting())  # sorted sessions and sorts used and left out
 pa.head(12)"""),
     ("md", """## References
 - Ablon, J. S., & Jones, E. E. (1998). How expert clinicians' prototypes of an ideal treatment
@@ -575,7 +578,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     rs = als.alliance_outcome(df, outcome="phq9_total", alliance="wai_sr_total", covariates=["session"], random_slope=True)
 print([str(w.message)[:90] for w in caught])
-als.compare(ri.model, rs.model)[["npar", "AIC", "BIC", "logLik", "Chisq", "Df", "p", "criterion"]]"""),
+als.compare(ri.model, rs.model)  # a ModelComparison: .table, .note, .to_apa(), .methods()"""),
     ("md", """## 5. The other direction: do symptoms predict the next alliance?
 Falkenström et al. (2013) found effects in both directions. `direction="outcome->alliance"` swaps
 the roles: the alliance at *t* on the within-patient PHQ-9 at *t−1*."""),

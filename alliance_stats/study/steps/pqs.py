@@ -54,16 +54,22 @@ def run(study) -> Section:
     sec.add_table("pqs_top_items", "Most characteristic items", top[cols])
     if c.get("rater"):
         rel = pqs_reliability(sorts, session=["patient", "session"] if c.get("patient") else "session", rater="rater")
-        s = rel["sessions"]
+        s = rel.sessions
         sec.text.append(f"Inter-judge reliability over {len(s)} sessions: median r = {s['mean_r'].median():.2f}, "
-                        f"median Spearman–Brown = {s['spearman_brown'].median():.2f}; median item ICC(2,1) = {rel['items']['icc2'].median():.2f}.")
-        sec.add_file("pqs_item_icc", rel["items"])
+                        f"median Spearman–Brown = {s['spearman_brown'].median():.2f}; median item ICC(2,1) = {rel.items['icc2'].median():.2f}.")
+        sec.add_file("pqs_item_icc", rel.items)
+        if rel.n_incomplete:
+            sec.accounting.append(f"{rel.n_incomplete} sorted session(s) not rated by every judge are left out of the item ICCs.")
         first = sorted(sorts["rater"].dropna().unique())[0]
         qf = q_factor_analysis(sorts[sorts["rater"] == first])
         sec.add_result("pqs_q_factors", f"Q-factors of judge {first}'s sorts ({qf.rule})", qf)
     if c.get("patient"):
-        pa = pqs_alliance(sorts, study.sessions, alliance=study.alliance, session=["patient", "session"])
+        res = pqs_alliance(sorts, study.sessions, alliance=study.alliance, session=["patient", "session"])
+        pa = res.table
         sec.add_file("pqs_alliance", pa)
+        if res.n_without_alliance:
+            sec.accounting.append(f"{res.n_without_alliance} sorted session(s) without a {study.alliance} score are left out of "
+                                  "the item-alliance correlations.")
         sec.add_table("pqs_alliance_top", f"PQS items most correlated with {study.alliance} (all items: tables/pqs_alliance.csv)", pa.head(10))
     sec.accounting.append(f"{len(sorts)} sorts read, every one with the PQS forced distribution (a malformed sort stops "
                           "the run with an error naming its session).")
