@@ -173,3 +173,24 @@ def test_pqs_alliance_recovers_linked_items(sorts):
 def test_pqs_items_unknown_group_column(sorts):
     with pytest.raises(als.ColumnError, match="by='nope' is not a column"):
         als.pqs_items(sorts, by="nope")
+
+
+def test_pqs_results_share_the_result_interface(sorts):
+    from alliance_stats._result import ACCOUNTING_COLUMNS, Result
+
+    d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
+    results = [als.pqs_prototype_fit(sorts, pd.DataFrame({"p": np.arange(100)})),
+               als.pqs_reliability(sorts, session=["patient", "session"], rater="rater"),
+               als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])]
+    for res, cls in zip(results, (als.PQSPrototypeFit, als.PQSReliability, als.PQSAlliance)):
+        assert isinstance(res, cls) and isinstance(res, Result)
+        assert repr(res).startswith(f"<{cls.__name__}: ") and "\n" not in repr(res)
+        assert res.summary().startswith(res.title) and "<table" in res._repr_html_()
+        apa = res.to_apa()
+        assert len(apa) == len(res.to_frame()) and all(apa[c].map(lambda v: isinstance(v, str)).all() for c in apa.columns)
+        assert tuple(res.accounting().columns) == ACCOUNTING_COLUMNS and res.methods().endswith(".")
+        t = res.to_frame()
+        t.loc[:, t.columns[-1]] = np.nan  # a copy: the result is unchanged
+        assert res.to_frame()[t.columns[-1]].notna().any()
+        with pytest.raises(als.ArgumentError, match="no standard figure"):
+            res.plot()
