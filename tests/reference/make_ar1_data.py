@@ -16,7 +16,7 @@ def sample_table():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", als.ProvisionalKeyWarning)
         d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", therapist="therapist_id",
-                              instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"})
+                              instruments={"wai-sr": "WAISR_{}", "phq-9": "PHQ9_{}"}).data
     return als.decompose(d, "wai_sr_total", lags=[1])[COLUMNS]
 
 
