@@ -22,6 +22,7 @@ from .exceptions import (
     ItemRangeError,
     KeyReversalWarning,
     NestedDataWarning,
+    IncompleteGroupsWarning,
     ModelSpecError,
     MultipleTherapistsWarning,
     OptionError,
@@ -38,14 +39,15 @@ from .exceptions import (
 )
 from .instruments import Instrument, get_instrument, instruments, register_instrument
 from .io import PQS_DISTRIBUTION, PQS_DISTRIBUTION_VERIFICATION, Provenance, RowStep, SessionData, pseudonymize, read_qsorts, read_sessions, read_table, row_accounting, session_grid
-from .models.lmm import GLMMResult, LMMResult, all_fit, compare, glmm, lmm
+from .models.lmm import GLMMResult, LMMResult, ModelComparison, all_fit, compare, glmm, lmm
 from .models.dropout import DropoutResult, early_alliance_dropout
 from .models.alliance import AllianceOutcomeResult, TherapistEffectsResult, alliance_outcome, decompose, therapist_effects
 from .models.dynamics import DynamicPanelResult, RICLPMResult, dynamic_panel, ri_clpm
 from .models.meta import MetaResult, aggregate_effects, meta_analysis
 from .models.rupture import (RUPTURE_PRESETS, AllianceTrajectories, RuptureEpisodes, RuptureOutcomeResult, alliance_trajectories, detect_ruptures,
                              rupture_outcome, rupture_profile, rupture_summary)
-from .models.pqs import PQSAlliance, PQSItems, PQSReliability, QFactorResult, pqs_alliance, pqs_items, pqs_prototype_fit, pqs_reliability, q_factor_analysis
+from .models.pqs import (PQSAlliance, PQSItems, PQSPrototypeFit, PQSReliability, QFactorResult, pqs_alliance, pqs_items,
+                         pqs_prototype_fit, pqs_reliability, q_factor_analysis)
 from .models.sequences import LagSequentialResult, TransitionResult, lag_sequential, transitions
 from .models.agreement import APIMResult, ResponseSurfaceResult, apim, partner_scores, response_surface
 from .plots import (
@@ -116,6 +118,7 @@ __all__ = [
     "all_fit",
     "LMMResult",
     "compare",
+    "ModelComparison",
     "glmm",
     "GLMMResult",
     "decompose",
@@ -157,6 +160,7 @@ __all__ = [
     "LagSequentialResult",
     # PQS
     "pqs_prototype_fit",
+    "PQSPrototypeFit",
     "pqs_items",
     "PQSItems",
     "pqs_reliability",
@@ -212,6 +216,7 @@ __all__ = [
     "InvalidValuesWarning",
     "KeyReversalWarning",
     "NestedDataWarning",
+    "IncompleteGroupsWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",

@@ -208,7 +208,8 @@ _P_NAMES = {"p", "pval", "p_value", "pvalue", "p-value", "p.value", "p_fdr", "p_
 _DF_NAMES = {"df", "ddf", "df1", "df2", "dof", "den_df", "num_df"}
 _BOUNDED_NAMES = {"r", "rho", "tau_b", "corr", "correlation", "mean_r", "alpha", "omega", "omega_total", "omega_h",
                   "icc", "kappa", "power", "coverage", "proportion", "prop", "probability", "prob", "r_equivalent",
-                  "r (equivalent)", "cronbach_alpha", "loading", "h2", "communality"}
+                  "r (equivalent)", "cronbach_alpha", "loading", "h2", "communality",
+                  "item_total_min", "item_total_max"}
 
 
 def _bounded_name(n: str) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "InvalidValuesWarning",
     "KeyReversalWarning",
     "NestedDataWarning",
+    "IncompleteGroupsWarning",
     "ModelSpecError",
     "ConvergenceWarning",
     "SingularFitWarning",
@@ -310,3 +311,35 @@ class NestedDataWarning(AllianceStatsWarning):
     independent: :func:`alliance_stats.reliability` on a session table gives a pooled alpha whose
     CI is too narrow and which says nothing about change within patients;
     :func:`alliance_stats.multilevel_reliability` gives the session-level coefficients."""
+
+
+class IncompleteGroupsWarning(AllianceStatsWarning):
+    """A data transform (:func:`~alliance_stats.partner_scores`, :func:`~alliance_stats.decompose`)
+    returned every row but left its new columns missing in the rows of some groups, for a reason:
+    dyads without a row of the other role, patients with too few observed values for their own
+    trend. The transforms return the DataFrame itself; this warning is how they report what
+    they could not fill.
+
+    Attributes
+    ----------
+    function : str
+        The transform (``"partner_scores"``, ``"decompose"``).
+    reason : str
+        Why the groups' values are missing.
+    groups : list
+        The groups' labels (dyad keys, patient IDs).
+    columns : list of str
+        The new columns left missing in those groups' rows.
+    """
+
+    def __init__(self, message: str, function: str = "", reason: str = "", groups=(), columns=()):
+        super().__init__(message)
+        self.function = function
+        self.reason = reason
+        self.groups = list(groups)
+        self.columns = list(columns)
+
+    @property
+    def n(self) -> int:
+        """How many groups."""
+        return len(self.groups)

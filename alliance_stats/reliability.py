@@ -256,7 +256,8 @@ def reliability(
         n, k = Xc.shape
         row = {"scale": s, "n": n, "n_excluded": int((~complete).sum()), "n_items": k}
         if k < 2 or n < 3:
-            row.update(alpha=np.nan, alpha_ci_low=np.nan, alpha_ci_high=np.nan, omega_total=np.nan, mean_r=np.nan)
+            row.update(alpha=np.nan, alpha_ci_low=np.nan, alpha_ci_high=np.nan, omega_total=np.nan, mean_r=np.nan,
+                       item_total_min=np.nan, item_total_max=np.nan)
         else:
             sd = Xc.std(axis=0, ddof=1)
             if np.any(sd == 0):
@@ -293,6 +294,8 @@ def reliability(
                 alpha_ci_high=hi,
                 omega_total=omega_total(Xc),
                 mean_r=float(R[np.triu_indices(k, 1)].mean()),
+                item_total_min=min(r_drop.values()),
+                item_total_max=max(r_drop.values()),
             )
         rows.append(row)
     return ReliabilityResult(table=pd.DataFrame(rows), instrument=inst.name, provenance=inst.provenance, items=list(cols),

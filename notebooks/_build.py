@@ -302,7 +302,7 @@ held_out = sorts[sorts.patient.isin(patients[: len(patients) // 2])]
 prototypes = als.pqs_items(held_out, by="therapy").table.pivot(index="item_number", columns="therapy", values="mean")
 prototypes.columns = [f"{c}_prototype" for c in prototypes.columns]
 test = sorts[~sorts.patient.isin(held_out.patient)]
-fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True))
+fit = als.pqs_prototype_fit(test, prototypes.reset_index(drop=True)).to_frame()
 fit["phase"] = fit.groupby("patient")["session"].rank(method="dense").map({1: "first", 2: "middle", 3: "last"})
 fit.groupby(["therapy", "phase"], sort=False)[["CBT_prototype", "PDT_prototype"]].mean().round(2)"""),
     ("code", """fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -317,7 +317,8 @@ control the false discovery rate (Benjamini & Hochberg). The simulation linked 1
 alliance (`truth.json`), and the analysis should find most of them."""),
     ("code", """sessions = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no",
                             instruments={"wai-sr": "WAISR_{}"}).data
-pa = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
+res = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
+pa = res.table
 linked = als.load_sample("truth")["pqs_linked_items"]
 print(f"{pa.table.significant.sum()} items significant at FDR .05; planted: {linked}")
 pa.table.head(12)"""),
@@ -576,7 +577,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     rs = als.alliance_outcome(df, outcome="phq9_total", alliance="wai_sr_total", covariates=["session"], random_slope=True)
 print([str(w.message)[:90] for w in caught])
-als.compare(ri.model, rs.model)[["npar", "AIC", "BIC", "logLik", "Chisq", "Df", "p", "criterion"]]"""),
+als.compare(ri.model, rs.model)  # a ModelComparison: .table, .note, .to_apa(), .methods()"""),
     ("md", """## 5. The other direction: do symptoms predict the next alliance?
 Falkenström et al. (2013) found effects in both directions. `direction="outcome->alliance"` swaps
 the roles: the alliance at *t* on the within-patient PHQ-9 at *t−1*."""),

@@ -36,7 +36,9 @@ def rsa_data():
 
 def _long(name):
     lng = pd.read_csv(REF / f"agreement_{name}.csv")
-    return als.partner_scores(lng, dyad="dyad", role="role", columns="alliance")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", als.IncompleteGroupsWarning)  # dyads without both roles (tested below)
+        return als.partner_scores(lng, dyad="dyad", role="role", columns="alliance")
 
 
 def _compare(tab, ref, cols, rel, abs_=0.0):
@@ -238,8 +240,40 @@ def test_partner_scores_against_r_merge():
         m = ref[ref.dataset == ds].merge(got, on=["dyad", "role"], how="outer", validate="one_to_one")
         assert len(m) == len(got)
         np.testing.assert_array_equal(m["partner"].to_numpy(), m["alliance_partner"].to_numpy())
-    info = got.attrs["alliance_stats"]["partner_scores"]
-    assert info["dyads"] == 90 and info["dyads_without_both_roles"] == 6
+    raw = pd.read_csv(REF / "agreement_apim_incomplete.csv")
+    with pytest.warns(als.IncompleteGroupsWarning, match=r"6 of 90 dyad\(s\) have no row of the other role") as rec:
+        als.partner_scores(raw, dyad="dyad", role="role", columns="alliance")
+    w = [x.message for x in rec if isinstance(x.message, als.IncompleteGroupsWarning)][0]
+    lone = raw.groupby("dyad")["role"].nunique()
+    assert w.function == "partner_scores" and w.n == 6 and w.columns == ["alliance_partner"]
+    assert set(w.groups) == {str(k) for k in lone.index[lone < 2]}  # dyad IDs as text (the ID rule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", als.IncompleteGroupsWarning)  # every dyad complete: no warning
+        als.partner_scores(pd.read_csv(REF / "agreement_apim.csv"), dyad="dyad", role="role", columns="alliance")
+
+
+def test_dyad_key_follows_the_id_rule():
+    """Dyad 1 typed as a number by one rater and as "1 " by the other is one dyad (validation.id_text)."""
+    d = pd.DataFrame({"dyad": [1, "1 ", 2.0, "2", "x"], "role": ["client", "therapist", "client", "therapist", "client"],
+                      "wai": [4.0, 3.5, 2.0, 5.0, 1.0]})
+    with pytest.warns(als.IncompleteGroupsWarning) as rec:
+        out = als.partner_scores(d, dyad="dyad", role="role", columns="wai")
+    assert out["wai_partner"].tolist()[:4] == [3.5, 4.0, 5.0, 2.0] and np.isnan(out["wai_partner"].iloc[4])
+    assert out["dyad"].tolist() == d["dyad"].tolist()  # the user's column is returned as given
+    assert rec[0].message.groups == ["x"]
+    # the same rule in apim: a dyad written 3 and "3 " is one dyad, so two client rows are refused
+    lng = _long("apim")
+    lng["dyad"] = lng["dyad"].astype(object)
+    assert (lng.loc[0, "dyad"], lng.loc[0, "role"]) == (1, "client")
+    ref = als.apim(lng, actor="alliance", partner="alliance_partner", outcome="outcome", dyad="dyad", role="role")
+    spaced = lng.assign(dyad=[f" {k} " if r == "therapist" else k for k, r in zip(lng["dyad"], lng["role"])])
+    res = als.apim(spaced, actor="alliance", partner="alliance_partner", outcome="outcome", dyad="dyad", role="role")
+    assert res.n_complete_dyads == ref.n_complete_dyads == 120 and res.n_single_dyads == 0
+    np.testing.assert_array_equal(res.effects["estimate"].to_numpy(), ref.effects["estimate"].to_numpy())
+    clash = lng.copy()
+    clash.loc[clash.index[1], ["dyad", "role"]] = [1.0, "client"]
+    with pytest.raises(als.ModelSpecError, match=r"dyad\(s\) '1' have more than one row"):
+        als.apim(clash, actor="alliance", partner="alliance_partner", outcome="outcome", dyad="dyad", role="role")
 
 
 @pytest.mark.parametrize("ds", ["apim", "apim_incomplete"])
@@ -292,7 +326,7 @@ def test_apim_incomplete_dyads_counted():
     complete = set(both.index[both == 2])
     assert res.n_complete_dyads == len(complete)
     singles = set(both.index[both == 1]) - set(raw.loc[lone, "dyad"])
-    assert set(res.single_dyads) == singles and res.n_single_dyads == 3
+    assert set(res.single_dyads) == {str(k) for k in singles} and res.n_single_dyads == 3  # IDs as text
     assert "one member" in res.summary()
 
 
@@ -314,7 +348,7 @@ def test_apim_refusals():
     with pytest.raises(als.ModelSpecError, match=r"exactly two"):
         als.apim(d[d.role == "client"], **kw)
     dup = pd.concat([d, d.iloc[[4]]], ignore_index=True)
-    with pytest.raises(als.ModelSpecError, match=r"dyad\(s\) 3 have more than one row"):
+    with pytest.raises(als.ModelSpecError, match=r"dyad\(s\) '3' have more than one row"):
         als.apim(dup, **kw)
     with pytest.raises(als.ColumnError, match="partner='wai_partner'"):
         als.apim(d, **{**kw, "partner": "wai_partner"})

@@ -83,7 +83,7 @@ def test_issue_model_lr_and_aic(data, fits):
     assert iid.residual_params == {} and iid.residual_structure == "iid"
     assert iid.aic == pytest.approx(r["iid_AIC"], abs=1e-6)
     assert ar.n_params == iid.n_params + 1
-    tab = als.compare(iid, ar)
+    tab = als.compare(iid, ar).to_frame()
     assert tab["criterion"].tolist() == ["REML", "REML"]
     assert tab["npar"].tolist() == [iid.n_params, iid.n_params + 1]
     assert tab["Df"].iloc[1] == 1
@@ -98,7 +98,7 @@ def test_compare_refits_ar1_models_by_ml(data, fits):
     r = CASES["sample_lag_ML"]
     small = als.lmm("phq9_total ~ wai_sr_total_between + session + (1 | patient)",
                     data["sample"].dropna(subset=["wai_sr_total_within_lag1"]), residuals="ar1", time="session")
-    tab = als.compare(small, fits["sample_lag_REML"])
+    tab = als.compare(small, fits["sample_lag_REML"]).to_frame()
     assert tab["criterion"].iloc[1] == "ML (refit)"
     assert tab["logLik"].iloc[1] == pytest.approx(r["logLik"], abs=1e-8)
     assert tab["npar"].iloc[1] == 4 + 1 + 1 + 1

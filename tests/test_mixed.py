@@ -253,13 +253,28 @@ def test_display_and_apa(sleep):
     assert len(ax.get_yticklabels()) == 1
 
 
+def test_icc_marks_levels_with_random_slopes(sleep):
+    m = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    icc = m.icc()
+    assert list(icc.columns) == ["level", "variance", "share", "random_slopes"]
+    assert icc["random_slopes"].tolist() == [True, False]  # Subject has a slope; the shares are at Days = 0
+    v0 = m.random.query("group == 'Subject' and term1 == 'Intercept' and term2 != term2")["variance"].iloc[0]
+    assert icc.loc[0, "share"] == pytest.approx(v0 / (v0 + m.sigma**2), rel=1e-12)
+    assert not als.lmm("Reaction ~ Days + (1 | Subject)", sleep).icc()["random_slopes"].any()
+
+
 # --- compare ----------------------------------------------------------------------------------
 def test_compare_refits_with_ml_when_fixed_effects_differ(small):
     full = als.lmm("phq ~ wai_within_lag1 + wai_between + session + (1 | patient)", small)
     red = als.lmm("phq ~ wai_within_lag1 + session + (1 | patient)", small.dropna(subset=["wai_between"]).loc[full.model_frame.index])
-    tab = als.compare(red, full)
-    assert (tab["criterion"] == "ML (refit)").all()
-    assert "refitted with ML" in tab.attrs["note"]
+    res = als.compare(red, full)
+    tab = res.to_frame()
+    assert (tab["criterion"] == "ML (refit)").all() and res.criterion == "ML (refit)" and res.refitted
+    assert "refitted with ML" in res.note and f"Note: {res.note}" in res.summary()
+    assert "refitted by ML" in res.methods() and f"n = {full.n_obs} observations" in res.methods()
+    apa = res.to_apa()
+    assert list(apa.columns) == ["Model", "npar", "AIC", "BIC", "logLik", "χ²", "df", "p"] and apa.loc[0, "χ²"] == ""
+    assert res.accounting()["n"].tolist() == [full.n_obs]
     ml_full = als.lmm(full.formula, small, reml=False)
     ml_red = red.refit(reml=False)
     assert tab.loc[1, "Chisq"] == pytest.approx(2 * (ml_full.llf - ml_red.llf), abs=1e-6)
@@ -272,8 +287,9 @@ def test_compare_refits_with_ml_when_fixed_effects_differ(small):
 def test_compare_keeps_reml_for_random_part_and_refuses_different_rows(sleep):
     a = als.lmm("Reaction ~ Days + (1 | Subject)", sleep)
     b = als.lmm("Reaction ~ Days + (Days | Subject)", sleep)
-    tab = als.compare(b, a)
-    assert tab["criterion"].eq("REML").all()
+    res = als.compare(b, a)
+    tab = res.table
+    assert tab["criterion"].eq("REML").all() and res.note == "" and not res.refitted and res._notes() == []
     assert tab.loc[1, "Chisq"] == pytest.approx(2 * (b.llf - a.llf))
     assert tab.loc[1, "Df"] == 2
     c = als.lmm("Reaction ~ Days + (1 | Subject)", sleep.iloc[:-10])
@@ -295,12 +311,17 @@ def test_decompose_hand_values_and_gaps():
 
 def test_decompose_detrend_linear_removes_each_patients_trend():
     d = pd.DataFrame({"patient": [1] * 4 + [2] * 2, "session": [1, 2, 3, 4, 1, 2], "x": [1.0, 3, 5, 7.5, 2, 4]})
-    out = als.decompose(d, "x", detrend="linear")
+    with pytest.warns(als.IncompleteGroupsWarning, match=r"1 patient\(s\) in 'patient' have fewer than 3 observed values of 'x' \(2\)") as rec:
+        out = als.decompose(d, "x", detrend="linear")
     # patient 1: fit 1,3,5,7.5 on 1..4: slope 2.15, mean 4.125 -> residuals
     fitted = 4.125 + 2.15 * (np.array([1, 2, 3, 4]) - 2.5)
     np.testing.assert_allclose(out["x_within"][:4], np.array([1.0, 3, 5, 7.5]) - fitted)
     assert out["x_within"][4:].isna().all()
-    assert out.attrs["decompose"]["patients_too_few_for_trend"] == {"x": 1}
+    w = rec[0].message
+    assert (w.function, w.groups, w.columns) == ("decompose", [2], ["x_within"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", als.IncompleteGroupsWarning)
+        als.decompose(d, "x")  # without detrend every patient with a value has a within part: no warning
 
 
 def test_decompose_rejects_duplicates_and_bad_lags():

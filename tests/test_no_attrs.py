@@ -9,7 +9,10 @@ slow and is lost or stale after filtering. Provenance and result metadata live i
 import ast
 from pathlib import Path
 
+import pandas as pd
+
 import alliance_stats
+import alliance_stats as als
 
 PACKAGE = Path(alliance_stats.__file__).parent
 
@@ -24,22 +27,18 @@ def _attrs_uses(path: Path) -> list[int]:
             if isinstance(node, ast.Attribute) and node.attr == "attrs" and id(node) not in clearing]
 
 
-#: Uses not yet migrated, in modules other branches are moving to the Result base this session
-#: (agreement.partner_scores, alliance.decompose, lmm tables' notes, the PQS functions besides
-#: pqs_items, reliability's item-total record). A ratchet: a new use fails, and each migrated
-#: module must leave this list, which must end empty.
-PENDING = {"models/agreement.py", "models/alliance.py", "models/lmm/result.py", "models/pqs.py"}
-
-
 def test_no_metadata_on_dataframe_attrs():
-    found = {str(p.relative_to(PACKAGE)).replace("\\", "/") for p in sorted(PACKAGE.rglob("*.py")) if _attrs_uses(p)}
-    assert found == PENDING, f".attrs used in {sorted(found - PENDING)}; no longer in {sorted(PENDING - found)}"
+    found = {str(p.relative_to(PACKAGE)).replace("\\", "/"): _attrs_uses(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    assert {m: lines for m, lines in found.items() if lines} == {}
 
 
-def test_loaders_and_migrated_results_carry_nothing_on_attrs():
-    for mod in ("io.py", "scoring.py", "models/rupture.py", "models/sequences.py", "plots/rupture.py", "plots/change.py",
-                "cli.py", "pipeline.py"):
-        assert _attrs_uses(PACKAGE / mod) == [], mod
+def test_transforms_and_tables_return_no_package_metadata():
+    """The data transforms and the tables of results that used to carry attrs carry none now."""
+    d = pd.DataFrame({"dyad": [1, 1, 2, 2, 3, 3], "patient": [1, 1, 1, 2, 2, 2], "session": [1, 2, 3, 1, 2, 3],
+                      "role": ["client", "therapist"] * 3, "wai": [4.0, 3.5, 2.0, 5.0, 1.0, 2.5]})
+    assert als.partner_scores(d, dyad="dyad", role="role", columns="wai").attrs == {}
+    assert als.decompose(d, "wai", detrend="linear", lags=[1]).attrs == {}
+    assert als.reliability(als.load_sample("sessions_csv"), "wai-sr", items="WAISR_{}").to_frame().attrs == {}
 
 
 def test_the_check_finds_a_use(tmp_path):

@@ -28,7 +28,9 @@ def test_prototype_fit_hand_worked():
     b = PILES[::-1].copy()            # the reverse sort
     sorts = _sort_frame([a, b], session=[1, 2])
     proto = pd.DataFrame({"item": np.arange(100, 0, -1), "ascending": np.arange(100, 0, -1), "same_as_a": a[::-1]})
-    fit = als.pqs_prototype_fit(sorts, proto)
+    res = als.pqs_prototype_fit(sorts, proto)
+    fit = res.table
+    assert res.prototypes == ["ascending", "same_as_a"] and "2 valid sorts" in res.methods()
     # same_as_a equals sort a item for item (the item column is in reverse order): r = 1 and -1
     assert fit["same_as_a"].tolist() == pytest.approx([1.0, -1.0])
     # r between the piles and the item numbers 1..100, worked out from the definition
@@ -56,7 +58,13 @@ def test_flagged_sorts_never_enter(sorts):
     bad = sorts.copy()
     bad.loc[0, "qsort_valid"] = False
     fit = als.pqs_prototype_fit(bad, pd.DataFrame({"p": np.arange(100)}))
-    assert len(fit) == len(sorts) - 1 and fit.attrs["alliance_stats"]["n_excluded"] == 1
+    assert len(fit.to_frame()) == len(sorts) - 1 and fit.n_excluded == 1
+    assert fit.accounting()["n"].tolist() == [len(sorts) - 1, 1] and "1 sort(s) flagged" in fit.methods()
+    rel = als.pqs_reliability(bad, session=["patient", "session"], rater="rater")
+    assert rel.n_excluded == 1 and rel.sessions_not_rated_by_every_judge == 1  # the session of the flagged sort now has one judge
+    assert rel.accounting()[["unit", "status", "n"]].values.tolist() == [
+        ["sorts", "used", len(sorts) - 1], ["sorts", "excluded", 1],
+        ["sessions (item ICCs)", "used", 68], ["sessions (item ICCs)", "excluded", 1]]
     res = als.pqs_items(bad)
     items = res.table
     assert items["n"].iloc[0] == len(sorts) - 1 and res.n_excluded == 1 and res.n_sorts == len(sorts) - 1
@@ -135,6 +143,10 @@ def test_q_factor_rule_finds_the_two_therapy_types(sorts):
     assert qf.arrays[["F1", "F2"]].std().round(6).tolist() == [1.0, 1.0]
 
 
+def pa_key(sorts):
+    return sorts.loc[0, "patient"], sorts.loc[0, "session"]
+
+
 def test_pqs_alliance_recovers_linked_items(sorts):
     d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
     pa = als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"]).table
@@ -154,3 +166,24 @@ def test_pqs_alliance_recovers_linked_items(sorts):
 def test_pqs_items_unknown_group_column(sorts):
     with pytest.raises(als.ColumnError, match="by='nope' is not a column"):
         als.pqs_items(sorts, by="nope")
+
+
+def test_pqs_results_share_the_result_interface(sorts):
+    from alliance_stats._result import ACCOUNTING_COLUMNS, Result
+
+    d = als.read_sessions(als.sample_path("sessions_csv"), patient="client_id", session="session_no", instruments={"wai-sr": "WAISR_{}"}).data
+    results = [als.pqs_prototype_fit(sorts, pd.DataFrame({"p": np.arange(100)})),
+               als.pqs_reliability(sorts, session=["patient", "session"], rater="rater"),
+               als.pqs_alliance(sorts, d, alliance="wai_sr_total", session=["patient", "session"])]
+    for res, cls in zip(results, (als.PQSPrototypeFit, als.PQSReliability, als.PQSAlliance)):
+        assert isinstance(res, cls) and isinstance(res, Result)
+        assert repr(res).startswith(f"<{cls.__name__}: ") and "\n" not in repr(res)
+        assert res.summary().startswith(res.title) and "<table" in res._repr_html_()
+        apa = res.to_apa()
+        assert len(apa) == len(res.to_frame()) and all(apa[c].map(lambda v: isinstance(v, str)).all() for c in apa.columns)
+        assert tuple(res.accounting().columns) == ACCOUNTING_COLUMNS and res.methods().endswith(".")
+        t = res.to_frame()
+        t["changed"] = 1  # a copy: the result is unchanged
+        assert "changed" not in res.to_frame().columns
+        with pytest.raises(als.ArgumentError, match="no standard figure"):
+            res.plot()

@@ -40,9 +40,10 @@ from scipy import optimize, special, stats
 
 from .._format import apa_p, fmt_ci, fmt_num, format_frame
 from .._result import Result, accounting_frame
-from ..exceptions import AllianceStatsError, ColumnError, ModelSpecError, OptionError, _fmt_labels, _show
+from ..exceptions import AllianceStatsError, ColumnError, IncompleteGroupsWarning, ModelSpecError, OptionError, _fmt_labels, _show
+from ..exceptions import user_stacklevel
 from ..instruments import get_instrument, instruments
-from ..validation import check_number, check_unique_columns, check_whole_number, need_columns, numeric_column, require_frame
+from ..validation import check_number, check_unique_columns, check_whole_number, ids_to_text, need_columns, numeric_column, require_frame
 from .lmm import LMMResult, lmm
 
 __all__ = ["response_surface", "ResponseSurfaceResult", "apim", "APIMResult", "partner_scores"]
@@ -704,6 +705,11 @@ def _dyad_key(data, dyad):
     return cols
 
 
+def _dyad_ids(data, keys) -> pd.DataFrame:
+    """The dyad key column(s) as IDs by the package's ID rule (1, 1.0 and "1 " are one dyad)."""
+    return pd.DataFrame({k: ids_to_text(data[k])[0] for k in keys}, index=data.index)
+
+
 def _check_unique(data, cols, role):
     dup = data.duplicated(cols + [role], keep=False) & data[role].notna()
     if dup.any():
@@ -723,15 +729,20 @@ def partner_scores(data: pd.DataFrame, *, dyad, role: str, columns, suffix: str 
     ``["patient", "session"]`` for session ratings), the role (e.g. ``rater`` with values
     ``client``/``therapist``) and the scores. For each column ``c`` the copy returned has
     ``c + suffix``: the value of ``c`` in the row of the other role of the same dyad (missing
-    when the dyad has no row of the other role). ``attrs["alliance_stats"]`` counts the dyads
-    without both roles and lists them.
+    when the dyad has no row of the other role). Every row is returned, in its order; the dyads
+    without both roles are counted and named by an :class:`~alliance_stats.IncompleteGroupsWarning`
+    (its ``groups`` lists them).
+
+    The dyad key follows the package's ID rule (:func:`alliance_stats.validation.id_text`):
+    dyad ``1``, ``1.0`` and ``"1 "`` are the same dyad.
 
     Examples
     --------
     >>> import pandas as pd, alliance_stats as als
-    >>> d = pd.DataFrame({"dyad": [1, 1, 2], "rater": ["client", "therapist", "client"], "wai": [4.0, 3.5, 2.0]})
+    >>> d = pd.DataFrame({"dyad": [1, 1, 2, 2], "rater": ["client", "therapist", "client", "therapist"],
+    ...                   "wai": [4.0, 3.5, 2.0, None]})
     >>> als.partner_scores(d, dyad="dyad", role="rater", columns="wai")["wai_partner"].tolist()
-    [3.5, 4.0, nan]
+    [3.5, 4.0, nan, 2.0]
     """
     require_frame(data, "data of partner_scores()")
     keys = _dyad_key(data, dyad)
@@ -744,21 +755,25 @@ def partner_scores(data: pd.DataFrame, *, dyad, role: str, columns, suffix: str 
     if clash:
         raise ColumnError(f"the data already has column(s) {_fmt_labels(clash)}; rename them or pass another suffix=")
     roles = _roles_of(data, role, None)
-    _check_unique(data, keys, role)
+    key = _dyad_ids(data, keys)
+    _check_unique(key.assign(**{role: data[role]}), keys, role)
     out = data.copy()
     other = {roles[0]: roles[1], roles[1]: roles[0]}
-    src = data[keys + [role] + cols].dropna(subset=[role]).copy()
+    src = key.assign(**{role: data[role]}, **{f"{c}{suffix}": data[c] for c in cols}).dropna(subset=[role])
     src[role] = src[role].map(other)
-    src = src.rename(columns={c: f"{c}{suffix}" for c in cols})
-    left = data[keys + [role]].reset_index(drop=True)
+    left = key.assign(**{role: data[role]}).reset_index(drop=True)
     merged = left.merge(src, on=keys + [role], how="left", validate="many_to_one")
     for c in cols:
         out[f"{c}{suffix}"] = merged[f"{c}{suffix}"].to_numpy()
-    has = data.dropna(subset=[role]).groupby(keys, dropna=False)[role].nunique()
-    single = has.index[has < 2].tolist()
-    out.attrs = dict(data.attrs)
-    out.attrs["alliance_stats"] = {"partner_scores": {"dyads": int(len(has)), "dyads_without_both_roles": len(single),
-                                                      "incomplete_dyads": single, "roles": list(roles)}}
+    has = key.assign(**{role: data[role]}).dropna(subset=[role]).groupby(keys, dropna=False, sort=False)[role].nunique()
+    single = [k for k, n in has.items() if n < 2]
+    if single:
+        new = [f"{c}{suffix}" for c in cols]
+        warnings.warn(IncompleteGroupsWarning(
+            f"partner_scores(): {len(single)} of {len(has)} dyad(s) have no row of the other role ({_fmt_labels(single)}); "
+            f"{_fmt_labels(new)} {'is' if len(new) == 1 else 'are'} missing in their rows",
+            function="partner_scores", reason="the dyad has no row of the other role", groups=single, columns=new,
+        ), stacklevel=user_stacklevel())
     return out
 
 
@@ -1097,10 +1112,10 @@ def apim(
     rl = _roles_of(data, role, roles)
     frame = pd.DataFrame({
         "y": _numeric(data, outcome, "outcome"), "a": _numeric(data, actor, "actor"), "p": _numeric(data, partner, "partner"),
-        "dyad": data[dyad], "role": data[role],
+        "dyad": _dyad_ids(data, [dyad])[dyad], "role": data[role],
     }, index=data.index)
     miss_dyad = frame["dyad"].isna()
-    _check_unique(data.loc[~miss_dyad], [dyad], role)
+    _check_unique(frame.loc[~miss_dyad, ["dyad", "role"]].rename(columns={"dyad": dyad, "role": role}), [dyad], role)
     # why rows are left out: missing partner is split into 'the dyad has no row of the other role'
     has_roles = frame.dropna(subset=["role", "dyad"]).groupby("dyad")["role"].nunique()
     lone = frame["dyad"].map(has_roles).fillna(0) < 2

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._format import apa_p, fmt_ci, fmt_df, fmt_num, format_frame
 from .._result import Result, accounting_frame
-from ..exceptions import DynamicPanelBiasWarning, ModelSpecError, OptionError, user_stacklevel, _fmt_labels
+from ..exceptions import DynamicPanelBiasWarning, IncompleteGroupsWarning, ModelSpecError, OptionError, user_stacklevel, _fmt_labels
 from ..io import check_session_keys
 from ..validation import check_option, check_whole_number, need_columns, numeric_column, require_frame
 from .lmm import LMMResult, lmm
@@ -90,12 +90,13 @@ def decompose(
     - ``c_between``: the patient's mean of ``c`` (over sessions where it was observed);
     - ``c_within``: ``c - c_between``; with ``detrend="linear"`` the residual from the patient's own
       linear trend over sessions instead (Falkenström et al. 2017), missing for patients with
-      fewer than three observed values (counted in ``attrs``);
+      fewer than three observed values (named by an
+      :class:`~alliance_stats.IncompleteGroupsWarning`, one per column);
     - for each ``k`` in ``lags``: ``c_lag{k}`` and ``c_within_lag{k}``, the values at session
       number ``s - k`` of the same patient. A lag across a missing session is missing: the value
       of session 4 is not used as "session 6 minus 1" when session 5 is absent.
 
-    ``data`` is not modified; a copy with the new columns is returned in the same row order.
+    ``data`` is not modified; a copy with the new columns is returned, every row in the same order.
 
     Examples
     --------
@@ -106,6 +107,21 @@ def decompose(
     >>> out[["wai_between", "wai_within", "wai_lag1"]].to_numpy().tolist()
     [[4.0, -1.0, nan], [4.0, 0.0, 3.0], [4.0, 1.0, nan], [3.0, -1.0, nan], [3.0, 1.0, 2.0]]
     """
+    out, too_few = _decompose(data, columns, by=by, session=session, lags=lags, detrend=detrend)
+    for c, patients in too_few.items():
+        if patients:
+            warnings.warn(IncompleteGroupsWarning(
+                f"decompose(): {len(patients)} patient(s) in {by!r} have fewer than 3 observed values of {c!r} "
+                f"({_fmt_labels(patients)}); detrend='linear' needs 3 for a trend, so {c}_within (and its lags) "
+                "is missing in their rows",
+                function="decompose", reason=f"fewer than 3 observed values of {c!r} for a linear trend",
+                groups=patients, columns=[f"{c}_within"],
+            ), stacklevel=user_stacklevel())
+    return out
+
+
+def _decompose(data, columns, *, by, session, lags, detrend) -> tuple[pd.DataFrame, dict]:
+    """:func:`decompose`'s work: the new frame, and per column the patients (labels) too few for a trend."""
     cols = [columns] if isinstance(columns, str) else list(columns)
     if not cols:
         raise OptionError("columns", columns, hint="name at least one column")
@@ -132,7 +148,7 @@ def decompose(
             within = (x - between) - slope * (sess.astype(float) - ms)
             few = n < 3
             within = within.where(~few)
-            notes[c] = int(g[few & obs].nunique())
+            notes[c] = pd.unique(g[few & obs]).tolist()
         else:
             within = x - between
         out[f"{c}_within"] = within
@@ -147,12 +163,7 @@ def decompose(
             for c in cols:
                 out[f"{c}_lag{k}"] = merged[f"{c}_lag{k}"].to_numpy()
                 out[f"{c}_within_lag{k}"] = merged[f"{c}_within_lag{k}"].to_numpy()
-    out.attrs = dict(data.attrs)
-    out.attrs["decompose"] = {
-        "columns": cols, "by": by, "session": session, "lags": lags, "detrend": detrend,
-        "patients_too_few_for_trend": notes,
-    }
-    return out
+    return out, notes
 
 
 # ----------------------------------------------------------------------------------------
@@ -384,7 +395,8 @@ def alliance_outcome(
     _check_roles(covariates, outcome=outcome, alliance=alliance, patient=patient, session=session, therapist=therapist)
     pred, resp = (alliance, outcome) if direction == "alliance->outcome" else (outcome, alliance)
     keep = list(dict.fromkeys([patient, session, pred, resp] + ([therapist] if therapist else []) + covariates))
-    frame = decompose(data[keep], [pred, resp], by=patient, session=session, lags=(lag,), detrend="linear" if detrend else None)
+    # patients too few for a trend lose their within parts; lmm() counts their rows as missing
+    frame, _ = _decompose(data[keep], [pred, resp], by=patient, session=session, lags=(lag,), detrend="linear" if detrend else None)
     if therapist:
         per_ther = frame.groupby(patient)[therapist].nunique()
         if (per_ther > 1).any():

@@ -19,6 +19,7 @@ from ..validation import check_option, check_whole_number, need_columns, numeric
 
 __all__ = [
     "pqs_prototype_fit",
+    "PQSPrototypeFit",
     "pqs_items",
     "PQSItems",
     "pqs_reliability",
@@ -93,7 +94,48 @@ def _read_prototypes(prototypes) -> pd.DataFrame:
     return p
 
 
-def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
+@dataclass(eq=False, repr=False)
+class PQSPrototypeFit(Result):
+    """Result of :func:`pqs_prototype_fit`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        The sorts' ID columns and one column per prototype: Pearson's r between the sort and
+        the prototype (``to_frame()`` is a copy).
+    prototypes : list of str
+        The prototypes' names (their columns in ``table``).
+    n_excluded : int
+        Sorts flagged invalid by :func:`read_qsorts`, left out.
+    """
+
+    title = "PQS prototype adherence"
+
+    table: pd.DataFrame
+    prototypes: list
+    n_excluded: int
+
+    def _headline(self) -> str:
+        means = ", ".join(f"{p} mean r = {fmt_num(self.table[p].mean())}" for p in self.prototypes)
+        return f"{len(self.table)} sorts against {len(self.prototypes)} prototype(s); {means}"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def methods(self) -> str:
+        per = "; ".join(f"{p}: M = {fmt_num(self.table[p].mean())}, SD = {fmt_num(self.table[p].std(ddof=1))}, "
+                        f"range {fmt_num(self.table[p].min())} to {fmt_num(self.table[p].max())}" for p in self.prototypes)
+        s = (f"Adherence to the prototype(s) was the Pearson correlation between each session's Q-sort and the "
+             f"prototype over the {N_ITEMS} PQS items (Ablon & Jones, 1998), for {len(self.table)} valid sorts ({per}).")
+        if self.n_excluded:
+            s += f" {self.n_excluded} sort(s) flagged by the check of the forced distribution were left out."
+        return s
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("sorts", len(self.table), {"flagged invalid by read_qsorts": self.n_excluded})
+
+
+def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> PQSPrototypeFit:
     """Adherence to prototypes: the correlation of each session's sort with each prototype.
 
     Parameters
@@ -107,9 +149,10 @@ def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
-        The sorts' ID columns and one column per prototype holding Pearson's r between the
-        sort and the prototype. ``attrs["alliance_stats"]["n_excluded"]`` counts flagged sorts.
+    PQSPrototypeFit
+        ``.table`` (``to_frame()``): the sorts' ID columns and one column per prototype
+        holding Pearson's r between the sort and the prototype; ``accounting()`` counts the
+        flagged sorts left out; ``methods()``.
     """
     valid, n_bad = _valid_sorts(sorts)
     P = _read_prototypes(prototypes)
@@ -120,9 +163,7 @@ def pqs_prototype_fit(sorts: pd.DataFrame, prototypes) -> pd.DataFrame:
     out = valid[_id_columns(valid)].copy()
     for j, name in enumerate(P.columns):
         out[name] = r[:, j]
-    out = out.reset_index(drop=True)
-    out.attrs["alliance_stats"] = {"n_excluded": n_bad}
-    return out
+    return PQSPrototypeFit(table=out.reset_index(drop=True), prototypes=list(P.columns), n_excluded=int(n_bad))
 
 
 @dataclass(eq=False, repr=False)
@@ -589,10 +630,8 @@ def q_factor_analysis(sorts: pd.DataFrame, *, n_factors: int | None = None, rota
     ss = (L**2).sum(axis=0)
     variance = pd.DataFrame({"factor": names, "eigenvalue": vals[:nf], "ss_loadings": ss,
                              "variance_pct": 100 * ss / n_sorts, "cumulative_pct": np.cumsum(100 * ss / n_sorts)})
-    res = QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule,
-                        rotation=rotation, n_excluded=n_bad)
-    res.loadings.attrs["alliance_stats"] = {"n_excluded": n_bad}
-    return res
+    return QFactorResult(loadings=loadings, arrays=arrays, variance=variance, eigenvalues=vals, n_factors=nf, rule=rule,
+                         rotation=rotation, n_excluded=n_bad)
 
 
 def _defining(L: np.ndarray, crit: float) -> np.ndarray:

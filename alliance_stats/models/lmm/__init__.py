@@ -12,6 +12,6 @@ the formula and design stages.
 
 from .fit import all_fit, lmm
 from .glmm import GLMMResult, glmm
-from .result import LMMResult, compare
+from .result import LMMResult, ModelComparison, compare
 
-__all__ = ["lmm", "all_fit", "LMMResult", "compare", "glmm", "GLMMResult"]
+__all__ = ["lmm", "all_fit", "LMMResult", "compare", "ModelComparison", "glmm", "GLMMResult"]

@@ -249,18 +249,17 @@ class LMMResult(MixedResult):
     def icc(self) -> pd.DataFrame:
         """Share of the variance at each level: random-intercept variances and the residual.
 
-        For models with random slopes the shares refer to the intercept variances (i.e. where the
-        slope predictors are 0); ``attrs['note']`` says so."""
+        Columns ``level``, ``variance``, ``share`` and ``random_slopes``: true for a level that
+        has random slopes, whose share then uses its intercept variance, i.e. refers to where
+        the slope predictors are 0 (and so do every level's shares, which add up to 1)."""
         rows = []
         for inf, S in zip(self._design.level_info, self._sigmas):
             if "Intercept" in inf["term_names"]:
                 k = inf["term_names"].index("Intercept")
-                rows.append({"level": inf["name"], "variance": S[k, k]})
-        rows.append({"level": "Residual", "variance": self.sigma**2})
+                rows.append({"level": inf["name"], "variance": S[k, k], "random_slopes": len(inf["term_names"]) > 1})
+        rows.append({"level": "Residual", "variance": self.sigma**2, "random_slopes": False})
         df = pd.DataFrame(rows)
-        df["share"] = df["variance"] / df["variance"].sum()
-        if any(len(inf["term_names"]) > 1 for inf in self._design.level_info):
-            df.attrs["note"] = "random slopes present: shares use intercept variances (slope predictors at 0)"
+        df.insert(2, "share", df["variance"] / df["variance"].sum())
         return df
 
     def r2(self) -> pd.Series:
@@ -390,13 +389,87 @@ class LMMResult(MixedResult):
         return self._coef_plot(ax, intercept, ("estimate", "ci_low", "ci_high"), 0.0, False, "estimate (95% CI)")
 
 
-def compare(*models: LMMResult) -> pd.DataFrame:
+@dataclass(eq=False, repr=False)
+class ModelComparison(Result):
+    """Result of :func:`compare`: likelihood-ratio tests of nested mixed models (lme4's
+    ``anova(m1, m2)``).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per model, fewest parameters first: ``model, npar, AIC, BIC, logLik,
+        deviance, Chisq, Df, p, criterion`` (the test is against the row above;
+        ``to_frame()`` is a copy).
+    criterion : str
+        ``"REML"``, ``"ML"`` or ``"ML (refit)"``.
+    note : str
+        Why the models were refitted ("" when they were not).
+    n_obs : int
+        The observations every model was fitted to.
+    """
+
+    title = "Likelihood-ratio tests of nested models"
+
+    table: pd.DataFrame
+    criterion: str
+    note: str
+    n_obs: int
+
+    @property
+    def refitted(self) -> bool:
+        """Whether the models were refitted by maximum likelihood before the comparison."""
+        return bool(self.note)
+
+    def _headline(self) -> str:
+        return f"{len(self.table)} models on n = {self.n_obs} observations, likelihoods by {self.criterion}"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def to_apa(self, digits: int | None = None) -> pd.DataFrame:
+        d = 2 if digits is None else int(digits)
+        t = self.table
+        return pd.DataFrame({
+            "Model": t["model"], "npar": [str(int(v)) for v in t["npar"]],
+            "AIC": [fmt_num(v, d) for v in t["AIC"]], "BIC": [fmt_num(v, d) for v in t["BIC"]],
+            "logLik": [fmt_num(v, d) for v in t["logLik"]],
+            "χ²": [fmt_num(v, d, na="") for v in t["Chisq"]], "df": [fmt_df(v, na="") for v in t["Df"]],
+            "p": [apa_p(v) if pd.notna(v) else "" for v in t["p"]],
+        })
+
+    def _notes(self) -> list:
+        return [self.note] if self.note else []
+
+    def accounting(self) -> pd.DataFrame:
+        return accounting_frame("observations", self.n_obs)
+
+    def methods(self) -> str:
+        how = {"REML": "restricted maximum likelihood (REML; the models share their fixed effects)",
+               "ML": "maximum likelihood"}.get(self.criterion, "maximum likelihood: the models differ in their fixed "
+                                                "effects, so the REML fits were refitted by ML, whose likelihoods are comparable")
+        s = (f"Nested mixed models fitted to the same n = {self.n_obs} observations were compared by likelihood-ratio "
+             f"tests, each against the model with fewer parameters above it (as lme4's anova()), with likelihoods by {how}.")
+        t = self.table
+        for i in range(1, len(t)):
+            r, prev = t.iloc[i], t.iloc[i - 1]
+            s += (f" {r['model']} against {prev['model']}: χ²({fmt_df(r['Df'])}) = {fmt_num(r['Chisq'])}, "
+                  f"p {apa_p(r['p'], eq=True)}; AIC {fmt_num(prev['AIC'])} -> {fmt_num(r['AIC'])}.")
+        return s
+
+
+def compare(*models: LMMResult) -> ModelComparison:
     """Likelihood-ratio tests and AIC/BIC for nested models fitted to the same rows.
 
     Models are ordered by number of parameters and each is tested against the previous one.
     When they differ in fixed effects and any was fitted by REML, all are refitted by maximum
     likelihood first (REML likelihoods of different fixed parts are not comparable); the
-    ``criterion`` column and ``attrs['note']`` say so.
+    result's ``criterion`` ("ML (refit)") and ``note`` say so.
+
+    Returns
+    -------
+    ModelComparison
+        ``.table`` (``to_frame()``): one row per model with ``npar, AIC, BIC, logLik,
+        deviance, Chisq, Df, p, criterion``; ``to_apa()``, ``methods()``, ``.note``.
     """
     if len(models) < 2:
         raise ArgumentError("compare() needs at least two fitted models")
@@ -435,6 +508,4 @@ def compare(*models: LMMResult) -> pd.DataFrame:
             r.update(Chisq=chisq, Df=dfd, p=stats.chi2.sf(chisq, dfd) if dfd > 0 else np.nan)
         rows.append(r)
         prev = m
-    out = pd.DataFrame(rows)
-    out.attrs["note"] = note
-    return out
+    return ModelComparison(table=pd.DataFrame(rows), criterion=crit, note=note, n_obs=int(models[0].n_obs))

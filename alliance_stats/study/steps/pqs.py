@@ -62,8 +62,12 @@ def run(study) -> Section:
         qf = q_factor_analysis(sorts[sorts["rater"] == first])
         sec.add_result("pqs_q_factors", f"Q-factors of judge {first}'s sorts ({qf.rule})", qf)
     if c.get("patient"):
-        pa = pqs_alliance(sorts, study.sessions, alliance=study.alliance, session=["patient", "session"]).table
+        res = pqs_alliance(sorts, study.sessions, alliance=study.alliance, session=["patient", "session"])
+        pa = res.table
         sec.add_file("pqs_alliance", pa)
+        if res.n_without_alliance:
+            sec.accounting.append(f"{res.n_without_alliance} sorted session(s) without a {study.alliance} score are left out of "
+                                  "the item-alliance correlations.")
         sec.add_table("pqs_alliance_top", f"PQS items most correlated with {study.alliance} (all items: tables/pqs_alliance.csv)", pa.head(10))
     sec.accounting.append(f"{len(sorts)} sorts read, every one with the PQS forced distribution (a malformed sort stops "
                           "the run with an error naming its session).")
