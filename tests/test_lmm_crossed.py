@@ -126,7 +126,10 @@ def test_predict_gives_new_groups_of_either_factor_a_random_effect_of_zero():
     b = res.params
     re = res.random_effects().set_index(["group", "level"])["estimate"]
     new = pd.DataFrame({"patient": ["P001", "P001", "NEW", "NEW"], "rater": ["R01", "NEW", "R01", "NEW"], "session": 2.0})
-    p = res.predict(new).to_numpy()
+    with pytest.raises(als.ColumnError, match=r"patient: 1 group\(s\) \('NEW'\) in 2 row\(s\); rater: 1 group\(s\)"):
+        res.predict(new)
+    with pytest.warns(als.AllianceStatsWarning, match=r"3 of 4 row\(s\)"):
+        p = res.predict(new, allow_new_levels=True).to_numpy()
     fix = b["Intercept"] + 2 * b["session"]
     np.testing.assert_allclose(p, [fix + re[("patient", "P001")] + re[("rater", "R01")], fix + re[("patient", "P001")],
                                    fix + re[("rater", "R01")], fix], rtol=1e-12)

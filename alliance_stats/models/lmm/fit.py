@@ -110,6 +110,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     >>> m.n_groups
     {'patient': 30}
     """
+    if not isinstance(reml, (bool, np.bool_)):
+        raise OptionError("reml", reml, (True, False), hint="True fits by REML (lmer's default), False by maximum likelihood")
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
         raise OptionError("engine", engine, ENGINES)

@@ -4,6 +4,7 @@ and likelihood-ratio comparison of fitted models."""
 from __future__ import annotations
 
 import html
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,8 @@ import pandas as pd
 from scipy import stats
 
 from ..._format import apa_p, fmt_ci, fmt_df, fmt_num
-from ...exceptions import ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels
+from ...exceptions import (AllianceStatsWarning, ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels,
+                           user_stacklevel)
 from ...validation import require_frame
 from .design import Design, group_labels, join_keys
 from .kenward_roger import ddf_L
@@ -126,9 +128,18 @@ class LMMResult:
                 out.append(pd.DataFrame({"group": inf["name"], "level": group_labels(inf, self._design.data), "term": term, "estimate": b[:, k], "cond_sd": sd[:, k]}))
         return pd.concat(out, ignore_index=True)
 
-    def predict(self, data: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
-        """Predictions: X beta (+ Z b when ``include_random``). Without ``data`` the rows used in the
-        fit; with new data, groups not seen in the fit get random effects of zero."""
+    def predict(self, data: pd.DataFrame | None = None, include_random: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
+        """Predictions: X beta (+ Z b when ``include_random``), on the rows used in the fit or on
+        new ``data``.
+
+        New data with groups not seen in the fit (or a missing group ID) are refused by name, as
+        lme4's ``predict(newdata)``; with ``allow_new_levels=True`` (lme4's
+        ``allow.new.levels = TRUE``) those rows get a random effect of zero for that grouping
+        factor (the population prediction at that level) and a warning counts the rows and
+        groups."""
+        if not isinstance(allow_new_levels, (bool, np.bool_)):
+            raise OptionError("allow_new_levels", allow_new_levels, (True, False))
         d = self._design
         beta = self.fixed["estimate"].to_numpy()
         if data is None:
@@ -140,15 +151,34 @@ class LMMResult:
         require_frame(data, "data of predict()")
         eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
         if include_random:
+            new = []  # (grouping factor, rows, labels of the groups not seen)
             for li, (inf, b) in enumerate(zip(d.level_info, self._sol["b"])):
                 missing = [c for c in inf["cols"] if c not in data.columns]
                 if missing:
                     raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for population predictions")
                 Zn = d.random_matrix(li, data)
-                key = join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+                ids = data[list(inf["cols"])]
+                key = join_keys(ids) if len(inf["cols"]) > 1 else ids.iloc[:, 0]
                 pos = pd.Index(group_labels(inf, d.data)).get_indexer(key)
+                pos[ids.isna().any(axis=1).to_numpy()] = -1  # a missing ID is no group of the fit
+                unseen = pos < 0
+                if unseen.any():
+                    new.append((inf["name"], unseen, pd.unique(np.asarray(key, object)[unseen])))
                 bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
                 eta = eta + np.einsum("nq,nq->n", Zn, bb)
+            if new:
+                what = "; ".join(f"{name}: {len(labels)} group(s) ({_fmt_labels(list(labels))}) in {int(rows.sum())} row(s)"
+                                 for name, rows, labels in new)
+                if not allow_new_levels:
+                    raise ColumnError(
+                        f"new data hold groups not seen in the fit ({what}); the fit has no random effect for them. Pass "
+                        "allow_new_levels=True to give them the population prediction at that level (random effect 0, as "
+                        "lme4's allow.new.levels = TRUE), or include_random=False for population predictions of all rows"
+                    )
+                n_rows = int(np.logical_or.reduce([rows for _, rows, _ in new]).sum())
+                warnings.warn(f"{n_rows} of {len(data)} row(s) of the new data got the population prediction at a level "
+                              f"whose group was not in the fit (random effect 0): {what}", AllianceStatsWarning,
+                              stacklevel=user_stacklevel())
         return pd.Series(eta, index=data.index, name="predicted")
 
     def residuals(self) -> pd.Series:
