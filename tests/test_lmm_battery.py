@@ -40,7 +40,7 @@ RANDOM = pd.read_csv(REF / "lmm_battery_random.csv")
 
 LL_TOL = 1e-6  # log-likelihood: ours >= lme4 - LL_TOL; "the optima agree" when |difference| < LL_TOL
 EST_RTOL, SE_RTOL, DF_RTOL, VC_RTOL = 1e-5, 1e-5, 1e-4, 1e-4
-#: Satterthwaite df: largest difference over the battery 6.6e-5 relative (rs100_ml, `session`).
+#: Satterthwaite df: largest difference over the battery 5.5e-5 relative (rs100_ml, `session`).
 #: Near a variance of almost zero (rs100_ml: slope SD 0.012 x sigma, its covariance theta 3e-4;
 #: corrnear_reml: correlation 0.9986) lmerTest's numDeriv steps, 0.1 x |theta| halved three times,
 #: fall to 4e-6, where the rounding of the deviance dominates the second differences: its df for

@@ -170,7 +170,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         # scipy.stats.t without the distribution-object overhead
         p = 2 * special.stdtr(df, -np.abs(t))
         crit = special.stdtrit(df, 0.975)
-    fixed = pd.DataFrame({"term": d.xnames, "estimate": beta, "se": se, "df": df, "t": t, "p": p, "ci_low": beta - crit * se, "ci_high": beta + crit * se})
+    xnames = pd.Index(d.xnames)  # one Index for the three uses (each costs a string array)
+    fixed = pd.DataFrame({"term": xnames, "estimate": beta, "se": se, "df": df, "t": t, "p": p, "ci_low": beta - crit * se, "ci_high": beta + crit * se})
 
     # variance components --------------------------------------------------------------------
     rows, sigmas, singular_terms = [], [], []
@@ -226,7 +227,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         formula=formula, fixed=fixed, random=random, llf=float(llf), aic=float(-2 * llf + 2 * npar),
         bic=float(-2 * llf + np.log(n) * npar), reml=reml, converged=converged, n_obs=n,
         n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
-        df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
+        df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,
     )

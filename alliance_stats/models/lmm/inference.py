@@ -106,7 +106,7 @@ def nd_jacobian(fun, x, d=ND_D_JACOBIAN, r=ND_R, h0=None):
     return np.stack(out)
 
 
-def _satterthwaite(eng, theta, sigma, reml, vcov, accurate=True):
+def _satterthwaite(eng, theta, sigma, reml, vcov):
     """lmerTest's Satterthwaite: df_j = 2 V_jj^2 / (g_j' A g_j), A = 2 H^+ of the deviance in
     (theta, sigma) (eigenvalues above 1e-8 inverted, as lmerTest), g_j the gradient of V_jj in
     (theta, sigma).
@@ -125,7 +125,7 @@ def _satterthwaite(eng, theta, sigma, reml, vcov, accurate=True):
     def terms(t):
         key = t.tobytes()
         if key not in cache:
-            cache[key] = eng.varpar_terms(eng.to_orig(t), reml, accurate=accurate)
+            cache[key] = eng.varpar_terms(eng.to_orig(t), reml)
         return cache[key]
 
     def dev(v):
