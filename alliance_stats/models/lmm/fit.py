@@ -121,7 +121,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     if optimizer not in OPTIMIZERS:
         raise OptionError("optimizer", optimizer, OPTIMIZERS)
     d = build_design(formula, data)
-    if np.isin(d.y, (0.0, 1.0)).all():
+    if ((d.y == 0.0) | (d.y == 1.0)).all():
         raise ModelSpecError(f"outcome {d.response!r} holds only the values 0 and 1: a binary outcome needs a logistic "
                              f"mixed model, als.glmm({formula!r}, data, family='binomial'). Counts and sum scores "
                              "(other whole numbers) are fitted by lmm as usual")
