@@ -556,3 +556,21 @@ def test_a_used_column_name_that_appears_twice_is_named():
         als.lmm("y ~ x + (1 | g)", dd)
     dz = pd.concat([d, d[["x"]].rename(columns={"x": "unused"}), d[["x"]].rename(columns={"x": "unused"})], axis=1)
     assert als.lmm("y ~ x + (1 | g)", dz).llf == pytest.approx(als.lmm("y ~ x + (1 | g)", d).llf, abs=1e-12)
+
+
+def test_richardson_derivatives_of_the_satterthwaite_step_equal_closed_forms():
+    """numDeriv's Richardson Hessian (genD cross terms) and Jacobian, as the Satterthwaite df use
+    them, against the closed-form derivatives of f(x) = exp(x0) sin(x1) + x0^2 x2 and of
+    g(x) = [[x0 x1, x2^2], [sin(x0), x1^3]], at relative steps (numDeriv's) and at given steps."""
+    from alliance_stats.models.lmm.inference import nd_hessian, nd_jacobian
+
+    x = np.array([0.3, 1.1, -0.7])
+    f = lambda v: np.exp(v[0]) * np.sin(v[1]) + v[0] ** 2 * v[2]
+    e0, s1, c1 = np.exp(x[0]), np.sin(x[1]), np.cos(x[1])
+    H = np.array([[e0 * s1 + 2 * x[2], e0 * c1, 2 * x[0]], [e0 * c1, -e0 * s1, 0.0], [2 * x[0], 0.0, 0.0]])
+    np.testing.assert_allclose(nd_hessian(f, x), H, atol=1e-10)
+    np.testing.assert_allclose(nd_hessian(f, x, h0=np.full(3, 0.05)), H, atol=1e-10)
+    g = lambda v: np.array([[v[0] * v[1], v[2] ** 2], [np.sin(v[0]), v[1] ** 3]])
+    J = np.array([[[x[1], 0], [np.cos(x[0]), 0]], [[x[0], 0], [0, 3 * x[1] ** 2]], [[0, 2 * x[2]], [0, 0]]])
+    np.testing.assert_allclose(nd_jacobian(g, x), J, atol=1e-10)
+    np.testing.assert_allclose(nd_jacobian(g, x, h0=np.full(3, 0.05)), J, atol=1e-10)
