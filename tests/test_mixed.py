@@ -135,16 +135,42 @@ def test_balanced_random_intercept_anova_closed_form():
     assert row["df"] == pytest.approx(k - 1, rel=1e-4)
 
 
-def test_predict_new_data_unseen_group_gets_population_prediction():
+def test_predict_new_data_unseen_group_gets_population_prediction_when_allowed():
     d = balanced(seed=2)
     m = als.lmm("y ~ x + (1 | g)", d)
-    new = pd.DataFrame({"g": [0, 999], "x": [1.0, 1.0]})
-    p = m.predict(new)
+    new = pd.DataFrame({"g": [0, 999, 999, 998], "x": [1.0, 1.0, 2.0, 1.0]})
+    with pytest.warns(als.AllianceStatsWarning, match=r"3 of 4 row\(s\) of the new data got the population prediction.*"
+                      r"g: 2 group\(s\) \(999, 998\) in 3 row\(s\)"):
+        p = m.predict(new, allow_new_levels=True)
     b = m.fixed["estimate"].to_numpy()
     re = m.random_effects().set_index("level")["estimate"]
     assert p.iloc[1] == pytest.approx(b[0] + b[1])
+    assert p.iloc[2] == pytest.approx(b[0] + 2 * b[1])
     assert p.iloc[0] == pytest.approx(b[0] + b[1] + re.loc[0])
     assert m.predict(new, include_random=False).iloc[0] == pytest.approx(b[0] + b[1])
+
+
+def test_predict_new_data_refuses_unseen_groups_by_default_as_lme4():
+    d = balanced(seed=2)
+    m = als.lmm("y ~ x + (1 | g)", d)
+    new = pd.DataFrame({"g": [0, 999, np.nan], "x": [1.0, 1.0, 1.0]})
+    with pytest.raises(als.ColumnError, match=r"groups not seen in the fit \(g: 2 group\(s\) \(999, nan\) in 2 row\(s\)\).*"
+                       r"allow_new_levels=True"):
+        m.predict(new)
+    with pytest.raises(als.OptionError, match=r"allow_new_levels='yes' is not a valid value; allowed: True, False"):
+        m.predict(new, allow_new_levels="yes")
+    # seen groups only: no warning, no refusal
+    p = m.predict(new.iloc[:1])
+    re = m.random_effects().set_index("level")["estimate"]
+    b = m.fixed["estimate"].to_numpy()
+    assert p.iloc[0] == pytest.approx(b[0] + b[1] + re.loc[0])
+
+
+@pytest.mark.parametrize("reml", ["no", 1, None])
+def test_reml_must_be_true_or_false(reml):
+    d = balanced(seed=2)
+    with pytest.raises(als.OptionError, match=r"reml=.* is not a valid value; allowed: True, False"):
+        als.lmm("y ~ x + (1 | g)", d, reml=reml)
 
 
 @pytest.mark.parametrize("L", [[1.0, 0.0, 0.0], np.eye(2), "Days", [0.0, np.nan], [0.0, 0.0]])
@@ -552,3 +578,21 @@ def test_a_used_column_name_that_appears_twice_is_named():
         als.lmm("y ~ x + (1 | g)", dd)
     dz = pd.concat([d, d[["x"]].rename(columns={"x": "unused"}), d[["x"]].rename(columns={"x": "unused"})], axis=1)
     assert als.lmm("y ~ x + (1 | g)", dz).llf == pytest.approx(als.lmm("y ~ x + (1 | g)", d).llf, abs=1e-12)
+
+
+def test_richardson_derivatives_of_the_satterthwaite_step_equal_closed_forms():
+    """numDeriv's Richardson Hessian (genD cross terms) and Jacobian, as the Satterthwaite df use
+    them, against the closed-form derivatives of f(x) = exp(x0) sin(x1) + x0^2 x2 and of
+    g(x) = [[x0 x1, x2^2], [sin(x0), x1^3]], at relative steps (numDeriv's) and at given steps."""
+    from alliance_stats.models.lmm.inference import nd_hessian, nd_jacobian
+
+    x = np.array([0.3, 1.1, -0.7])
+    f = lambda v: np.exp(v[0]) * np.sin(v[1]) + v[0] ** 2 * v[2]
+    e0, s1, c1 = np.exp(x[0]), np.sin(x[1]), np.cos(x[1])
+    H = np.array([[e0 * s1 + 2 * x[2], e0 * c1, 2 * x[0]], [e0 * c1, -e0 * s1, 0.0], [2 * x[0], 0.0, 0.0]])
+    np.testing.assert_allclose(nd_hessian(f, x), H, atol=1e-10)
+    np.testing.assert_allclose(nd_hessian(f, x, h0=np.full(3, 0.05)), H, atol=1e-10)
+    g = lambda v: np.array([[v[0] * v[1], v[2] ** 2], [np.sin(v[0]), v[1] ** 3]])
+    J = np.array([[[x[1], 0], [np.cos(x[0]), 0]], [[x[0], 0], [0, 3 * x[1] ** 2]], [[0, 2 * x[2]], [0, 0]]])
+    np.testing.assert_allclose(nd_jacobian(g, x), J, atol=1e-10)
+    np.testing.assert_allclose(nd_jacobian(g, x, h0=np.full(3, 0.05)), J, atol=1e-10)

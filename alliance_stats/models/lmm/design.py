@@ -235,7 +235,9 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
         cc.ok = ~anymiss
     else:
         counts = np.zeros(len(cols), int)
-    dropped = pd.Series({f"missing {c}": int(k) for c, k in zip(cols, counts) if k}, dtype="int64", name="rows")
+    reasons = {f"missing {c}": int(k) for c, k in zip(cols, counts) if k}
+    # (an empty Series from an array: the same empty Series as from {} at half the cost)
+    dropped = pd.Series(reasons, dtype="int64", name="rows") if reasons else pd.Series(np.empty(0, np.int64), name="rows")
     for c in cols:
         if pd.api.types.is_float_dtype(cc.dtypes[c]):  # integer and boolean columns cannot hold infinity
             inf = np.isinf(np.asarray(cc.array(c), float))

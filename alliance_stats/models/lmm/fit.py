@@ -123,6 +123,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     >>> m.n_groups
     {'patient': 30}
     """
+    if not isinstance(reml, (bool, np.bool_)):
+        raise OptionError("reml", reml, (True, False), hint="True fits by REML (lmer's default), False by maximum likelihood")
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
         raise OptionError("engine", engine, ENGINES)
@@ -133,7 +135,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     if optimizer not in OPTIMIZERS:
         raise OptionError("optimizer", optimizer, OPTIMIZERS)
     d = build_design(formula, data)
-    if np.isin(d.y, (0.0, 1.0)).all():
+    if ((d.y == 0.0) | (d.y == 1.0)).all():
         raise ModelSpecError(f"outcome {d.response!r} holds only the values 0 and 1: a binary outcome needs a logistic "
                              f"mixed model, als.glmm({formula!r}, data, family='binomial'). Counts and sum scores "
                              "(other whole numbers) are fitted by lmm as usual")
@@ -186,7 +188,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         # scipy.stats.t without the distribution-object overhead
         p = 2 * special.stdtr(df, -np.abs(t))
         crit = special.stdtrit(df, 0.975)
-    fixed = pd.DataFrame({"term": d.xnames, "estimate": beta, "se": se, "df": df, "t": t, "p": p, "ci_low": beta - crit * se, "ci_high": beta + crit * se})
+    xnames = pd.Index(d.xnames)  # one Index for the three uses (each costs a string array)
+    fixed = pd.DataFrame({"term": xnames, "estimate": beta, "se": se, "df": df, "t": t, "p": p, "ci_low": beta - crit * se, "ci_high": beta + crit * se})
 
     # variance components --------------------------------------------------------------------
     rows, sigmas, singular_terms = [], [], []
@@ -243,7 +246,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         formula=formula, fixed=fixed, random=random, llf=float(llf), aic=float(-2 * llf + 2 * npar),
         bic=float(-2 * llf + np.log(n) * npar), reml=reml, converged=converged, n_obs=n,
         n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
-        df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=d.xnames, columns=d.xnames),
+        df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,
         residual_structure=residuals, time=time, residual_params=residual_params,

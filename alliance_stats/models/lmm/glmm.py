@@ -634,13 +634,16 @@ class GLMMResult(MixedResult):
             self._mode["condvar"] = self._engine.cond_var(self._mode["kept"], self.theta)
         return self._ranef_frame(self._modes(), self._mode["condvar"])
 
-    def predict(self, data: pd.DataFrame | None = None, type: str = "link", include_random: bool = True) -> pd.Series:
+    def predict(self, data: pd.DataFrame | None = None, type: str = "link", include_random: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
         """Predictions on the link scale (``type="link"``: log-odds or log-rate) or the response
         scale (``type="response"``: probability or expected count).
 
         Without ``data``: the rows used in the fit (the data's own index). With new data, groups
-        not seen in the fit get random effects of zero; ``include_random=False`` gives the
-        prediction for a typical group (all random effects zero), as lme4's ``re.form = NA``."""
+        not seen in the fit are refused by name, as lme4's ``predict(newdata)``; with
+        ``allow_new_levels=True`` they get a random effect of zero and a warning counts them.
+        ``include_random=False`` gives the prediction for a typical group (all random effects
+        zero), as lme4's ``re.form = NA``."""
         if type not in ("link", "response"):
             raise OptionError("type", type, ("link", "response"))
         d = self._design
@@ -655,7 +658,7 @@ class GLMMResult(MixedResult):
                 raise ModelSpecError(f"data must be a pandas DataFrame, got {data.__class__.__name__}")
             eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
             if include_random:
-                eta = eta + random_part(d, self._modes(), data, "predictions for a typical group")
+                eta = eta + random_part(d, self._modes(), data, "predictions for a typical group", allow_new_levels)
             index = data.index
         out = eta if type == "link" else _FAMILY[self.family].mu(eta)
         return pd.Series(out, index=index, name="predicted")

@@ -137,24 +137,33 @@ class ProfiledDeviance:
             return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
         return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
 
+    def varpar_terms(self, theta, reml=True) -> dict:
+        """What the deviance and the fixed effects' covariance need as functions of
+        (original-scale theta, sigma), from one factorisation at theta: ``ld`` (log|L|^2, plus
+        log|R_X|^2 for REML), ``r2`` (penalised residual sum of squares) and ``cov``
+        ((R_X'R_X)^{-1} for the unscaled X). sigma enters both in closed form
+        (:meth:`deviance_vp_from`, ``sigma^2 cov``)."""
+        f = self._factor_fast(self.to_int(theta))
+        ld = f["logdet"]
+        if reml:
+            ld += 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
+        Ri = np.linalg.inv(np.triu(f["RX"]))
+        return dict(ld=ld, r2=f["r2"], cov=(Ri @ Ri.T) / np.outer(self.xscale, self.xscale))
+
+    def deviance_vp_from(self, terms, sigma, reml=True) -> float:
+        """:meth:`deviance_vp` from :meth:`varpar_terms` at theta."""
+        s2 = sigma**2
+        return terms["ld"] + terms["r2"] / s2 + (self.n - self.p if reml else self.n) * np.log(2 * np.pi * s2)
+
     def deviance_vp(self, theta, sigma, reml=True) -> float:
         """Deviance as a function of (original-scale theta, sigma) with beta profiled: the
         function whose Hessian gives the asymptotic covariance of the variance parameters
         (as lmerTest's ``devfun_vp``)."""
-        f = self._factor_fast(self.to_int(theta))
-        n, p = self.n, self.p
-        s2 = sigma**2
-        dev = f["logdet"] + f["r2"] / s2 + n * np.log(2 * np.pi * s2)
-        if reml:
-            ldrx = 2.0 * np.log(np.abs(np.diag(f["RX"]))).sum() + self._logxs2
-            dev += ldrx - p * np.log(2 * np.pi * s2)
-        return dev
+        return self.deviance_vp_from(self.varpar_terms(theta, reml), sigma, reml)
 
     def vcov_beta(self, theta, sigma):
         """sigma^2 (R_X'R_X)^{-1} for the unscaled X at original-scale theta."""
-        f = self._factor_fast(self.to_int(theta))
-        Ri = np.linalg.inv(np.triu(f["RX"]))
-        return sigma**2 * (Ri @ Ri.T) / np.outer(self.xscale, self.xscale)
+        return sigma**2 * self.varpar_terms(theta, False)["cov"]
 
 
 class NestedEngine(ProfiledDeviance):
@@ -209,9 +218,13 @@ class NestedEngine(ProfiledDeviance):
         U = M[:, :q0, q0:]
         r0 = U.shape[2]
         self._zz0 = M[:, :q0, :q0].copy()
-        if q0 == 2:
-            self._zz2 = (self._zz0[:, 0, 0].copy(), self._zz0[:, 0, 1].copy(), self._zz0[:, 1, 1].copy())
         self._outer0 = np.einsum("gai,gbj->gabij", U, U).reshape(len(M), q0 * q0, r0 * r0)
+        if q0 == 2:  # symmetric B: its distinct elements B00, B01, B11 and their outer products
+            self._zz2m = np.column_stack([self._zz0[:, 0, 0], self._zz0[:, 0, 1], self._zz0[:, 1, 1], np.ones(len(M))])
+            o = self._outer0
+            self._outer2 = np.ascontiguousarray(np.stack([o[:, 0], o[:, 1] + o[:, 2], o[:, 3]], axis=1))
+            self._outer2f = self._outer2.reshape(-1, r0 * r0)
+        self._slope_only = len(self.levels) == 1 and q0 == 2
         RR = M[:, q0:, q0:]
         self._rr0 = RR.sum(axis=0) if len(self.levels) == 1 else np.add.reduceat(RR, self._parent_starts[0], axis=0)
         # random intercepts at every level (the usual model): theta holds the levels' scalar
@@ -263,6 +276,8 @@ class NestedEngine(ProfiledDeviance):
         and 2 x 2 blocks inverted in closed form."""
         if self._scalar:
             return self._factor_scalar(theta_int)
+        if self._slope_only:  # one level, (1 + x | g) or (1 + x || g): theta is L0's elements
+            return self._factor_q2(*theta_int) if len(theta_int) == 3 else self._factor_q2(theta_int[0], 0.0, theta_int[1])
         lams = self.lambdas(theta_int)
         L0 = lams[0]
         q0 = L0.shape[0]
@@ -273,31 +288,20 @@ class NestedEngine(ProfiledDeviance):
             logdet = float(np.log(A).sum())
             B = (l2 / A)[:, None]
         elif q0 == 2:
-            # 2 x 2 blocks in closed form, elementwise over groups (L0 lower triangular)
-            l11, l21, l22 = L0[0, 0], L0[1, 0], L0[1, 1]
-            z00, z01, z11 = self._zz2
-            a = l11 * l11 * z00 + 2.0 * l11 * l21 * z01 + l21 * l21 * z11 + 1.0
-            b = l22 * (l11 * z01 + l21 * z11)
-            d = l22 * l22 * z11 + 1.0
-            det = a * d - b * b
-            logdet = float(np.log(det).sum())
-            # B = L0 A^{-1} L0' with A^{-1} = [[d, -b], [-b, a]] / det
-            m00, m01 = l11 * d / det, -l11 * b / det
-            m10, m11 = (l21 * d - l22 * b) / det, (-l21 * b + l22 * a) / det
-            B = np.empty((len(det), 4))
-            B[:, 0] = m00 * l11
-            B[:, 1] = B[:, 2] = m00 * l21 + m01 * l22
-            B[:, 3] = m10 * l21 + m11 * l22
+            logdet, B = self._q2_blocks(L0[0, 0], L0[1, 0], L0[1, 1])
+            outer = self._outer2
         else:
             A = np.matmul(np.matmul(L0.T, zz), L0) + np.eye(q0)
             sign, ld = np.linalg.slogdet(A)
             logdet = float(ld.sum())
             B = np.matmul(np.matmul(L0, np.linalg.inv(A)), L0.T).reshape(len(zz), q0 * q0)
+        if q0 != 2:
+            outer = self._outer0
         r0 = self._rr0.shape[-1]
         if len(self.levels) == 1:
-            F = self._rr0 - (B.reshape(-1) @ self._outer0.reshape(-1, r0 * r0)).reshape(r0, r0)
+            F = self._rr0 - (B.reshape(-1) @ outer.reshape(-1, r0 * r0)).reshape(r0, r0)
         else:
-            corr = self._outer0[:, 0, :] * B if q0 == 1 else np.einsum("gk,gkj->gj", B, self._outer0)
+            corr = outer[:, 0, :] * B if q0 == 1 else np.einsum("gk,gkj->gj", B, outer)
             cur = self._rr0 - np.add.reduceat(corr, self._parent_starts[0], axis=0).reshape(-1, r0, r0)
             if all(Lm.shape[0] == 1 for Lm in lams[1:]):  # coarser random intercepts: a diagonal scaling
                 dv = np.ones(r0)
@@ -336,6 +340,33 @@ class NestedEngine(ProfiledDeviance):
             raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
         # potrf leaves the input below the diagonal: only the upper triangle and the diagonal
         # are read from here on (trtrs, the log-determinant); vcov_beta takes triu before inverting
+        cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
+        r2 = float(F[p, p] - cb @ cb)
+        return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300))
+
+    def _q2_blocks(self, l11, l21, l22):
+        """2 x 2 blocks of the innermost level in closed form over all groups at once (L0 lower
+        triangular): the columns of Y are a, b, d of A = L0'Z'Z_g L0 + I = [[a, b], [b, d]], and
+        those of the result the distinct elements B00, B01, B11 of B = L0 A^{-1} L0'; with
+        sum log|A_g|."""
+        Y = self._zz2m @ np.array([[l11 * l11, 0.0, 0.0], [2.0 * l11 * l21, l22 * l11, 0.0],
+                                   [l21 * l21, l22 * l21, l22 * l22], [1.0, 0.0, 1.0]])
+        det = Y[:, 0] * Y[:, 2] - Y[:, 1] * Y[:, 1]
+        B = Y @ np.array([[0.0, 0.0, l22 * l22], [0.0, -l11 * l22, -2.0 * l21 * l22], [l11 * l11, l11 * l21, l21 * l21]])
+        B /= det[:, None]
+        return float(np.log(det).sum()), B
+
+    def _factor_q2(self, l11, l21, l22):
+        """:meth:`_factor_fast` for a single level with a random intercept and slope."""
+        logdet, B = self._q2_blocks(l11, l21, l22)
+        F = self._rr0 - (B.reshape(-1) @ self._outer2f).reshape(self._rr0.shape)
+        return self._fixed_block(F, logdet)
+
+    def _fixed_block(self, F, logdet):
+        p = self.p
+        RX, info = _potrf(F[:p, :p], lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
         cb, _ = _trtrs(RX, F[:p, p], lower=0, trans=1)
         r2 = float(F[p, p] - cb @ cb)
         return dict(logdet=logdet, RX=RX, cb=cb, r2=max(r2, 1e-300))

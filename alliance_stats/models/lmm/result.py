@@ -3,6 +3,7 @@ and likelihood-ratio comparison of fitted models."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,8 @@ from scipy import stats
 
 from ..._format import apa_p, fmt_ci, fmt_df, fmt_num, format_frame
 from ..._result import Result, accounting_frame
-from ...exceptions import ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels
+from ...exceptions import (AllianceStatsWarning, ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels,
+                           user_stacklevel)
 from ...validation import require_frame
 from .design import Design, group_labels, join_keys
 from .kenward_roger import ddf_L
@@ -19,24 +21,46 @@ from .nested import NestedEngine
 from .optimize import OptSummary
 
 
-def random_part(design: Design, bs: list, data: pd.DataFrame, hint: str) -> np.ndarray:
+def random_part(design: Design, bs: list, data: pd.DataFrame, hint: str, allow_new_levels: bool = False) -> np.ndarray:
     """Z b for new data: each level's random effects ``bs`` (groups x terms) matched to the rows of
-    ``data`` by their group IDs; groups not seen in the fit get zero. IDs of another type than in
-    the fit (text for numbers) are matched as text."""
+    ``data`` by their group IDs. IDs of another type than in the fit (text for numbers) are matched
+    as text. Groups not seen in the fit (or a missing group ID) are refused by name, as lme4's
+    ``predict(newdata)``; with ``allow_new_levels=True`` (lme4's ``allow.new.levels = TRUE``) they
+    get a random effect of zero at that level and a warning counts the rows and groups."""
+    if not isinstance(allow_new_levels, (bool, np.bool_)):
+        raise OptionError("allow_new_levels", allow_new_levels, (True, False))
     eta = np.zeros(len(data))
+    new = []  # (grouping factor, rows, labels of the groups not seen)
     for li, (inf, b) in enumerate(zip(design.level_info, bs)):
         missing = [c for c in inf["cols"] if c not in data.columns]
         if missing:
             raise ColumnError(f"new data lacks grouping column(s) {_fmt_labels(missing)}; pass include_random=False for {hint}")
         Zn = design.random_matrix(li, data)
-        key = join_keys(data[list(inf["cols"])]) if len(inf["cols"]) > 1 else data[inf["cols"][0]]
+        ids = data[list(inf["cols"])]
+        key = join_keys(ids) if len(inf["cols"]) > 1 else ids.iloc[:, 0]
         labels = pd.Index(group_labels(inf, design.data))
         try:
             pos = labels.get_indexer(key.astype(labels.dtype) if labels.dtype != object else key)
         except (TypeError, ValueError):  # IDs of another type than in the fit: match as text
             pos = pd.Index(labels.astype(str)).get_indexer(key.astype(str))
+        pos[ids.isna().any(axis=1).to_numpy()] = -1  # a missing ID is no group of the fit
+        unseen = pos < 0
+        if unseen.any():
+            new.append((inf["name"], unseen, pd.unique(np.asarray(key, object)[unseen])))
         bb = np.where((pos >= 0)[:, None], b[np.maximum(pos, 0)], 0.0)
         eta = eta + np.einsum("nq,nq->n", Zn, bb)
+    if new:
+        what = "; ".join(f"{name}: {len(labels)} group(s) ({_fmt_labels(list(labels))}) in {int(rows.sum())} row(s)"
+                         for name, rows, labels in new)
+        if not allow_new_levels:
+            raise ColumnError(
+                f"new data hold groups not seen in the fit ({what}); the fit has no random effect for them. Pass "
+                "allow_new_levels=True to give them the prediction at a random effect of 0 at that level (as lme4's "
+                f"allow.new.levels = TRUE), or include_random=False for {hint} of all rows"
+            )
+        n_rows = int(np.logical_or.reduce([rows for _, rows, _ in new]).sum())
+        warnings.warn(f"{n_rows} of {len(data)} row(s) of the new data got a random effect of 0 at a level whose group "
+                      f"was not in the fit: {what}", AllianceStatsWarning, stacklevel=user_stacklevel())
     return eta
 
 
@@ -224,9 +248,16 @@ class LMMResult(MixedResult):
             self._sol = self._engine.solve(self._engine.to_int(self.theta), self.reml, condvar=True)
         return self._ranef_frame(self._sol["b"], self._sol["condvar"])
 
-    def predict(self, data: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
-        """Predictions: X beta (+ Z b when ``include_random``). Without ``data`` the rows used in the
-        fit; with new data, groups not seen in the fit get random effects of zero."""
+    def predict(self, data: pd.DataFrame | None = None, include_random: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
+        """Predictions: X beta (+ Z b when ``include_random``), on the rows used in the fit or on
+        new ``data``.
+
+        New data with groups not seen in the fit (or a missing group ID) are refused by name, as
+        lme4's ``predict(newdata)``; with ``allow_new_levels=True`` (lme4's
+        ``allow.new.levels = TRUE``) those rows get a random effect of zero for that grouping
+        factor (the population prediction at that level) and a warning counts the rows and
+        groups."""
         d = self._design
         beta = self.fixed["estimate"].to_numpy()
         if data is None:
@@ -237,7 +268,7 @@ class LMMResult(MixedResult):
         require_frame(data, "data of predict()")
         eta = d.fixed_matrix(data) @ beta + d.offset_of(data)
         if include_random:
-            eta = eta + random_part(d, self._sol["b"], data, "population predictions")
+            eta = eta + random_part(d, self._sol["b"], data, "population predictions", allow_new_levels)
         return pd.Series(eta, index=data.index, name="predicted")
 
     def residuals(self) -> pd.Series:
