@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .exceptions import ColumnError, InsufficientDataError
-from .validation import need_columns, numeric_column, require_frame
+from .exceptions import ColumnError
+from .validation import need_columns, require_frame
 
 __all__ = ["score_reliability"]
 
 
 def score_reliability(data: pd.DataFrame, score: str, instruments, *, patient: str = "patient",
-                      session: str = "session") -> dict:
+                      session: str = "session"):
     """Cronbach's alpha of the scale whose score is ``score``, at each patient's first session.
 
     The reliability a reliable-change index needs when no published value is given: one rating
@@ -31,9 +31,10 @@ def score_reliability(data: pd.DataFrame, score: str, instruments, *, patient: s
 
     Returns
     -------
-    dict
-        ``reliability`` (alpha), ``instrument``, ``scale``, ``n`` (patients used) and
-        ``source`` (the words for a methods section).
+    ReliabilityResult
+        :func:`alliance_stats.reliability` of that one scale on each patient's first scored
+        session (``.table`` has one row: alpha with its CI, omega, ``n`` patients used;
+        ``methods()`` and ``accounting()`` as every result).
 
     Raises
     ------
@@ -50,13 +51,11 @@ def score_reliability(data: pd.DataFrame, score: str, instruments, *, patient: s
         if not str(score).startswith(inst.prefix + "_"):
             continue
         scale = str(score)[len(inst.prefix) + 1:]  # "phq9_total" -> "total", "wai_sr_bond" -> "bond"
-        first = data.sort_values([patient, session], kind="stable").groupby(patient, sort=False).head(1)
-        r = reliability(first, name, items=items).table
-        if scale not in set(r["scale"]):
-            raise ColumnError(f"{score!r} is not a scale of {name} (its scales: {', '.join(r['scale'])}); give the "
+        scales = list(inst.scales)
+        if scale not in scales:
+            raise ColumnError(f"{score!r} is not a scale of {name} (its scales: {', '.join(scales)}); give the "
                               "reliability of the score yourself")
-        row = r.loc[r["scale"] == scale].iloc[0]
-        return {"reliability": float(row["alpha"]), "instrument": inst.name, "scale": scale, "n": int(row["n"]),
-                "source": f"Cronbach's alpha of the {inst.name} {scale} scale at each patient's first session"}
+        first = data.sort_values([patient, session], kind="stable").groupby(patient, sort=False).head(1)
+        return reliability(first, name, items=items, scales=[scale])
     raise ColumnError(f"{score!r} is not the score of a configured instrument ({', '.join(dict(instruments))}); "
                       "give the reliability of the score yourself")

@@ -320,8 +320,8 @@ alliance (`truth.json`), and the analysis should find most of them."""),
 res = als.pqs_alliance(sorts, sessions, alliance="wai_sr_total", session=["patient", "session"])
 pa = res.table
 linked = als.load_sample("truth")["pqs_linked_items"]
-print(f"{pa.table.significant.sum()} items significant at FDR .05; planted: {linked}")
-pa.table.head(12)"""),
+print(f"{pa.significant.sum()} items significant at FDR .05; planted: {linked}")
+pa.head(12)"""),
     ("md", """## References
 - Ablon, J. S., & Jones, E. E. (1998). How expert clinicians' prototypes of an ideal treatment
   correlate with outcome in psychodynamic and cognitive-behavioral therapy. *Psychotherapy

@@ -266,6 +266,11 @@ def test_predict_new_data_checks():
         m.predict(type="probability")
     with pytest.raises(als.ColumnError, match="herd"):
         m.predict(pd.DataFrame({"period": ["1"]}))
-    # an unseen herd gets a random effect of zero; herd IDs given as text match the numeric ones
+    # an unseen herd is refused by name, as lme4; allowed, it gets a random effect of zero and the rows are
+    # counted; herd IDs given as text match the numeric ones
     new = pd.DataFrame({"period": ["1", "1"], "herd": ["1", "99"]})
-    np.testing.assert_allclose(m.predict(new), [PRED["link_herd1"][0], PRED["link"][0]], atol=1e-7)
+    with pytest.raises(als.ColumnError, match=r"groups not seen in the fit \(herd: 1 group\(s\) \('99'\) in 1 row\(s\)\)"):
+        m.predict(new)
+    with pytest.warns(als.AllianceStatsWarning, match=r"1 of 2 row\(s\) of the new data got the population prediction"):
+        got = m.predict(new, allow_new_levels=True)
+    np.testing.assert_allclose(got, [PRED["link_herd1"][0], PRED["link"][0]], atol=1e-7)

@@ -255,5 +255,5 @@ def test_summary_apa_refit_compare():
     with pytest.raises(als.OptionError, match="REML fits only"):
         m.refit(reml=False)
     smaller = als.lmm("wai ~ session + (1 | therapist/patient)", dataset("kr_alliance4"), df_method="kenward-roger")
-    cmp = als.compare(smaller, m)
+    cmp = als.compare(smaller, m).table
     assert cmp["criterion"].iloc[0] == "ML (refit)" and np.isfinite(cmp["Chisq"].iloc[1])

@@ -307,7 +307,8 @@ def test_pre_post_and_score_reliability():
     got = als.score_reliability(s, "wai_sr_bond", {"wai-sr": "WAISR_{}"})
     first = s[s.groupby("patient")["session"].transform("min") == s["session"]]
     ref = als.reliability(first, "wai-sr", items="WAISR_{}").table.set_index("scale").loc["bond"]
-    assert got["reliability"] == pytest.approx(ref["alpha"], abs=1e-12) and got["n"] == ref["n"]
+    assert isinstance(got, als.ReliabilityResult) and got.table["scale"].tolist() == ["bond"]
+    assert got.table["alpha"].iloc[0] == pytest.approx(ref["alpha"], abs=1e-12) and got.table["n"].iloc[0] == ref["n"]
     with pytest.raises(als.ColumnError, match="'wai_sr_nope' is not a scale of wai-sr"):
         als.score_reliability(s, "wai_sr_nope", {"wai-sr": "WAISR_{}"})
 

@@ -184,6 +184,30 @@ class AR1:
     def vcov_beta(self, theta_phi, sigma):
         return self.engine(float(theta_phi[-1])).vcov_beta(theta_phi[:-1], sigma)
 
+    # -- what inference._satterthwaite asks of an engine: coordinates (theta, phi) as they are ----
+    @property
+    def theta_rowscale(self) -> np.ndarray:
+        return np.ones(self._n_vp)  # set by to_int(), which _satterthwaite calls first
+
+    _n_vp = 0
+
+    def to_int(self, theta_phi) -> np.ndarray:
+        x = np.asarray(theta_phi, float)
+        self._n_vp = len(x)
+        return x
+
+    def to_orig(self, theta_phi) -> np.ndarray:
+        return np.asarray(theta_phi, float)
+
+    def varpar_terms(self, theta_phi, reml: bool) -> dict:
+        """The covariance of beta at sigma = 1 (it scales with sigma^2) and the point itself."""
+        phi = float(theta_phi[-1])
+        cov = self.vcov_beta(theta_phi, 1.0) if -1.0 < phi < 1.0 else np.full((self.d.X.shape[1],) * 2, np.nan)
+        return {"theta_phi": np.asarray(theta_phi, float), "cov": cov}
+
+    def deviance_vp_from(self, terms: dict, sigma: float, reml: bool) -> float:
+        return self.deviance_vp(terms["theta_phi"], sigma, reml)
+
     # -- the fit ------------------------------------------------------------------------------------
     def fit(self, reml: bool, optimizer: str = "bobyqa", start=None, restart: bool = True):
         """(engine at phi-hat, internal theta, OptSummary) at the optimum over (theta, phi); the

@@ -14,7 +14,7 @@ from ..._format import apa_p, fmt_ci, fmt_df, fmt_num, format_frame
 from ..._result import Result, accounting_frame
 from ...exceptions import (AllianceStatsWarning, ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels,
                            user_stacklevel)
-from ...validation import require_frame
+from ...validation import ids_to_text, require_frame
 from .design import Design, group_labels, join_keys
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
@@ -41,8 +41,12 @@ def random_part(design: Design, bs: list, data: pd.DataFrame, hint: str, allow_n
         labels = pd.Index(group_labels(inf, design.data))
         try:
             pos = labels.get_indexer(key.astype(labels.dtype) if labels.dtype != object else key)
-        except (TypeError, ValueError):  # IDs of another type than in the fit: match as text
-            pos = pd.Index(labels.astype(str)).get_indexer(key.astype(str))
+        except (TypeError, ValueError):
+            pos = np.full(len(key), -1)
+        todo = pos < 0
+        if todo.any():  # IDs of another type than in the fit (0 for "0", "1 " for 1): match by the ID rule's text
+            as_text = pd.Index(ids_to_text(pd.Series(np.asarray(labels, object)))[0])
+            pos[todo] = as_text.get_indexer(ids_to_text(pd.Series(np.asarray(key, object)[todo]))[0])
         pos[ids.isna().any(axis=1).to_numpy()] = -1  # a missing ID is no group of the fit
         unseen = pos < 0
         if unseen.any():
@@ -55,12 +59,13 @@ def random_part(design: Design, bs: list, data: pd.DataFrame, hint: str, allow_n
         if not allow_new_levels:
             raise ColumnError(
                 f"new data hold groups not seen in the fit ({what}); the fit has no random effect for them. Pass "
-                "allow_new_levels=True to give them the prediction at a random effect of 0 at that level (as lme4's "
-                f"allow.new.levels = TRUE), or include_random=False for {hint} of all rows"
+                "allow_new_levels=True to give them the population prediction at that level (random effect 0, as "
+                f"lme4's allow.new.levels = TRUE), or include_random=False for {hint} of all rows"
             )
         n_rows = int(np.logical_or.reduce([rows for _, rows, _ in new]).sum())
-        warnings.warn(f"{n_rows} of {len(data)} row(s) of the new data got a random effect of 0 at a level whose group "
-                      f"was not in the fit: {what}", AllianceStatsWarning, stacklevel=user_stacklevel())
+        warnings.warn(f"{n_rows} of {len(data)} row(s) of the new data got the population prediction at a level "
+                      f"whose group was not in the fit (random effect 0): {what}", AllianceStatsWarning,
+                      stacklevel=user_stacklevel())
     return eta
 
 

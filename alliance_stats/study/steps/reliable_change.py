@@ -22,7 +22,8 @@ def run(study) -> Section:
             found = score_reliability(study.sessions, outcome, cfg.instruments())
         except ColumnError as exc:
             raise cfg.error("reliable_change", "reliability", f"give the reliability of {outcome!r}: {exc}") from None
-        rel, rel_note = found["reliability"], found["source"]
+        rel = float(found.table["alpha"].iloc[0])
+        rel_note = f"Cronbach's alpha of the {found.instrument} {found.table['scale'].iloc[0]} scale at each patient's first session"
     cutoff = cfg.get("reliable_change", "cutoff")
     if cutoff is None and inst is not None and inst.cutoffs and outcome == f"{inst.prefix}_total":
         cutoff = inst.cutoffs.get("clinical")
