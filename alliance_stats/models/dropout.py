@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._format import apa_p, fmt_est_ci, fmt_num
+from .._format import apa_p, fmt_ci, fmt_est_ci, fmt_num
 from .._result import Result, accounting_frame
 from ..exceptions import ColumnError, ModelSpecError, OptionError, SessionDataError, _fmt_labels
 from .lmm.glmm import glmm
@@ -156,7 +156,7 @@ class DropoutResult(Result):
             sl = self.effects[self.effects["term"] == "early_slope"].iloc[0]
             slope = (f" Adding the early slope, the change in alliance over sessions {s} was "
                      f"{'' if sl['p'] < 0.05 else 'not '}associated with dropout beyond its level "
-                     f"(OR per SD = {sl['or_sd']:.2f}, 95% CI [{sl['or_sd_low']:.2f}, {sl['or_sd_high']:.2f}], p {apa_p(sl['p'], eq=True)}).")
+                     f"(OR per SD = {fmt_num(sl['or_sd'])}, 95% CI {fmt_ci(sl['or_sd_low'], sl['or_sd_high'])}, p {apa_p(sl['p'], eq=True)}).")
         hz = self.hazard[self.hazard["term"] == "alliance"].iloc[0]
         return (
             f"Early alliance was the mean of the {self.alliance} ratings of sessions {s}, and its linear slope over "
@@ -164,15 +164,15 @@ class DropoutResult(Result):
             f"at each of these sessions and were analysed ({self.n_dropout} dropped out, "
             f"{100 * self.n_dropout / self.n_patients:.1f}%); {self.n_excluded} were left out ({excl}). Dropout "
             f"({self.dropout}) was regressed on early alliance by {model}{covs}. Odds ratios are given per scale point "
-            f"and per standard deviation of early alliance (SD = {m['sd']:.2f}), and converted to d = ln(OR) "
+            f"and per standard deviation of early alliance (SD = {fmt_num(m['sd'])}), and converted to d = ln(OR) "
             f"\u221a3/\u03c0 (Chinn, 2000) for comparison with the meta-analysis of Sharf, Primavera and Diener (2010; "
             f"{SHARF_2010['k']} studies, N = {SHARF_2010['n']:,}, d = .55). Each SD higher early alliance went with "
-            f"{'lower' if m['or_sd'] < 1 else 'higher'} odds of dropout, OR = {m['or_sd']:.2f}, 95% CI "
-            f"[{m['or_sd_low']:.2f}, {m['or_sd_high']:.2f}], p {apa_p(m['p'], eq=True)} (per scale point OR = "
-            f"{m['or']:.2f}), d = {abs(m['d']):.2f} (Sharf et al.: .55).{slope} In a discrete-time survival model "
+            f"{'lower' if m['or_sd'] < 1 else 'higher'} odds of dropout, OR = {fmt_num(m['or_sd'])}, 95% CI "
+            f"{fmt_ci(m['or_sd_low'], m['or_sd_high'])}, p {apa_p(m['p'], eq=True)} (per scale point OR = "
+            f"{fmt_num(m['or'])}), d = {fmt_num(abs(m['d']))} (Sharf et al.: .55).{slope} In a discrete-time survival model "
             f"(logit link; {self.person_periods} patient-sessions from session {max(self.sessions)} on, baseline hazard "
             f"linear in log session), each scale point higher alliance at a session went with an OR of "
-            f"{hz['or']:.2f} (95% CI [{hz['or_low']:.2f}, {hz['or_high']:.2f}], p {apa_p(hz['p'], eq=True)}) for "
+            f"{fmt_num(hz['or'])} (95% CI {fmt_ci(hz['or_low'], hz['or_high'])}, p {apa_p(hz['p'], eq=True)}) for "
             f"leaving after that session."
         )
 
