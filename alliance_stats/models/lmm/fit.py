@@ -19,7 +19,7 @@ from scipy import special
 from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
 from .ar1 import AR1, residuals_option
 from .crossed import CrossedEngine
-from .design import build_design
+from .design import build_design, unbuilt
 from .inference import _satterthwaite, df_method_option
 from .kenward_roger import check_size, kenward_roger
 from .nested import NestedEngine
@@ -189,7 +189,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         # scipy.stats.t without the distribution-object overhead
         p = 2 * special.stdtr(df, -np.abs(t))
         crit = special.stdtrit(df, 0.975)
-    # the tables are built when first read (see result._LazyFrame): at ~3k rows pandas costs as
+    # the tables are built when first read (see design.LazyFrame): at ~3k rows pandas costs as
     # much as the optimisation
     fixed = partial(_fixed_frame, tuple(d.xnames), np.column_stack([beta, se, df, t, p, beta - crit * se, beta + crit * se]))
 
@@ -247,7 +247,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     res = LMMResult(
         formula=formula, fixed=fixed, random=random, llf=float(llf), aic=float(-2 * llf + 2 * npar),
         bic=float(-2 * llf + np.log(n) * npar), reml=reml, converged=converged, n_obs=n,
-        n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
+        n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=unbuilt(d, "dropped"),
         df_method=df_method, theta=theta, sigma=sigma, vcov=partial(_vcov_frame, tuple(d.xnames), vcov),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,

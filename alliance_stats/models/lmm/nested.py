@@ -133,7 +133,7 @@ class ProfiledDeviance:
         n, p = self.n, self.p
         if reml:
             # log|R_X|^2 for the unscaled X: scaled columns X/s give R_X(scaled) = R_X / s
-            ldrx = 2.0 * float(np.log(np.abs(f["RX"].diagonal())).sum()) + self._logxs2
+            ldrx = 2.0 * sum(math.log(abs(v)) for v in f["RX"].diagonal().tolist()) + self._logxs2  # p < 10: no ufuncs
             return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
         return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
 
@@ -277,7 +277,8 @@ class NestedEngine(ProfiledDeviance):
         if self._scalar:
             return self._factor_scalar(theta_int)
         if self._slope_only:  # one level, (1 + x | g) or (1 + x || g): theta is L0's elements
-            return self._factor_q2(*theta_int) if len(theta_int) == 3 else self._factor_q2(theta_int[0], 0.0, theta_int[1])
+            t = np.asarray(theta_int, float).tolist()  # Python floats: the scalar arithmetic costs less
+            return self._factor_q2(*t) if len(t) == 3 else self._factor_q2(t[0], 0.0, t[1])
         lams = self.lambdas(theta_int)
         L0 = lams[0]
         q0 = L0.shape[0]

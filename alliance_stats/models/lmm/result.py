@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from ..._result import Result, accounting_frame
 from ...exceptions import (AllianceStatsWarning, ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels,
                            user_stacklevel)
 from ...validation import ids_to_text, require_frame
-from .design import Design, group_labels, join_keys
+from .design import Design, group_labels, join_keys, lazy_frames
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
 from .optimize import OptSummary
@@ -128,39 +127,7 @@ class MixedResult(Result):
                                  xlabel=xlabel)
 
 
-class _LazyFrame:
-    """A table attribute of a result built on first read: the fit stores a builder (a picklable
-    ``functools.partial`` of numpy arrays) and the DataFrame is made once, when first read. At
-    ~3k rows the pandas constructions cost as much as the optimisation; a fit whose tables are
-    never read (power analysis, all_fit, a refit for a comparison) does not pay for them.
-    Assigning a DataFrame stores it as it is."""
-
-    def __init__(self, name: str):
-        self.slot = "_frame_" + name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        value = obj.__dict__[self.slot]
-        if isinstance(value, partial):
-            value = obj.__dict__[self.slot] = value()
-        return value
-
-    def __set__(self, obj, value):
-        obj.__dict__[self.slot] = value
-
-
-def _lazy_frames(*names):
-    """Class decorator (after ``@dataclass``): the named fields become :class:`_LazyFrame` s, so
-    ``__init__`` accepts a DataFrame or a ``partial`` building it."""
-    def deco(cls):
-        for name in names:
-            setattr(cls, name, _LazyFrame(name))
-        return cls
-    return deco
-
-
-@_lazy_frames("fixed", "random", "vcov")
+@lazy_frames("fixed", "random", "vcov", "dropped")
 @dataclass(repr=False)
 class LMMResult(MixedResult):
     """A fitted linear mixed model (see :func:`alliance_stats.lmm`).
