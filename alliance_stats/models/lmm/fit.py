@@ -262,9 +262,9 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
 
 def _fixed_frame(names: tuple, values: np.ndarray) -> pd.DataFrame:
     """The fixed-effects table from the names and the columns estimate ... ci_high."""
-    out = pd.DataFrame(values, columns=_FIXED_COLUMNS)
-    out.insert(0, "term", pd.Index(names))
-    return out
+    columns = {"term": np.array(names, object)}  # read as pandas' str dtype, as an Index of the names
+    columns.update(zip(_FIXED_COLUMNS, values.T))
+    return pd.DataFrame(columns)
 
 
 _FIXED_COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
