@@ -133,7 +133,7 @@ class ProfiledDeviance:
         n, p = self.n, self.p
         if reml:
             # log|R_X|^2 for the unscaled X: scaled columns X/s give R_X(scaled) = R_X / s
-            ldrx = 2.0 * sum(math.log(abs(v)) for v in f["RX"].diagonal().tolist()) + self._logxs2  # p < 10: no ufuncs
+            ldrx = 2.0 * float(np.log(np.abs(f["RX"].diagonal())).sum()) + self._logxs2
             return f["logdet"] + ldrx + (n - p) * (1.0 + math.log(2.0 * math.pi * f["r2"] / (n - p)))
         return f["logdet"] + n * (1.0 + math.log(2.0 * math.pi * f["r2"] / n))
 
