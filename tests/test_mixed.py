@@ -239,6 +239,28 @@ def test_missing_values_are_counted_by_column_and_input_untouched():
     assert "Rows left out: 4" in m.summary()
 
 
+def test_tables_made_on_first_read_are_the_same_after_pickling_and_can_be_replaced():
+    # fixed, random, vcov and dropped are built when first read (lmm.design.LazyFrame): a result
+    # pickled before any table was read (power analysis' workers) carries its tables' builders
+    import pickle
+
+    d = balanced()
+    d.loc[[0, 5], "y"] = np.nan
+    m = als.lmm("y ~ x + (1 | g)", d, df_method="z")
+    copy = pickle.loads(pickle.dumps(m))
+    pd.testing.assert_frame_equal(copy.fixed, m.fixed)
+    pd.testing.assert_frame_equal(copy.random, m.random)
+    pd.testing.assert_frame_equal(copy.vcov, m.vcov)
+    pd.testing.assert_series_equal(copy.dropped, m.dropped)
+    assert m.fixed["term"].tolist() == m.vcov.index.tolist() == m.vcov.columns.tolist() == ["Intercept", "x"]
+    np.testing.assert_allclose(m.fixed["se"], np.sqrt(np.diag(m.vcov)), rtol=1e-15)
+    assert m.random["sd"].iloc[-1] == m.sigma and m.random["group"].iloc[-1] == "Residual"
+    assert m.dropped.to_dict() == {"missing y": 2}
+    assert m.fixed is m.fixed  # built once
+    m.dropped = pd.Series({"missing y": 1}, name="rows")  # assignment replaces the table (as alliance models do)
+    assert m.dropped.to_dict() == {"missing y": 1}
+
+
 def test_zero_variance_is_reported_as_singular():
     rng = np.random.default_rng(5)
     d = pd.DataFrame({"g": np.repeat(np.arange(20), 5), "y": rng.normal(size=100)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,52 @@ from .formula import parse_formula, parse_response, parse_rhs
 from .modelmatrix import MatrixSpec, Rows, response as model_response
 from .nested import Level
 
+
+class LazyFrame:
+    """A table attribute of a result built on first read: the fit stores a builder (a picklable
+    ``functools.partial`` of numpy arrays) and the DataFrame is made once, when first read. At
+    ~3k rows the pandas constructions cost as much as the optimisation; a fit whose tables are
+    never read (power analysis, all_fit, a refit for a comparison) does not pay for them.
+    Assigning a DataFrame (or Series) stores it as it is; :func:`unbuilt` hands the builder on."""
+
+    def __init__(self, name: str):
+        self.slot = "_frame_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.slot]
+        if isinstance(value, partial):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = value
+
+
+def lazy_frames(*names):
+    """Class decorator (after ``@dataclass``): the named fields become :class:`LazyFrame` s, so
+    ``__init__`` accepts a DataFrame or a ``partial`` building it."""
+    def deco(cls):
+        for name in names:
+            setattr(cls, name, LazyFrame(name))
+        return cls
+    return deco
+
+
+def unbuilt(obj, name: str):
+    """The value of lazy attribute ``name`` as stored: its builder when not yet read (so that
+    another result can take it without building it), else the table."""
+    return obj.__dict__["_frame_" + name]
+
+
+def _dropped_series(reasons: dict) -> pd.Series:
+    """Rows left out by reason ("missing <column>": count)."""
+    # (an empty Series from an array: the same empty Series as from {} at half the cost)
+    return pd.Series(reasons, dtype="int64", name="rows") if reasons else pd.Series(np.empty(0, np.int64), name="rows")
+
+
+@lazy_frames("dropped")  # the Series is made when first read
 @dataclass
 class Design:
     """The model frame and matrices of one fit (see :func:`build_design`)."""
@@ -236,8 +283,7 @@ def build_design(formula: str, data: pd.DataFrame) -> Design:
     else:
         counts = np.zeros(len(cols), int)
     reasons = {f"missing {c}": int(k) for c, k in zip(cols, counts) if k}
-    # (an empty Series from an array: the same empty Series as from {} at half the cost)
-    dropped = pd.Series(reasons, dtype="int64", name="rows") if reasons else pd.Series(np.empty(0, np.int64), name="rows")
+    dropped = partial(_dropped_series, reasons)
     for c in cols:
         if pd.api.types.is_float_dtype(cc.dtypes[c]):  # integer and boolean columns cannot hold infinity
             inf = np.isinf(np.asarray(cc.array(c), float))

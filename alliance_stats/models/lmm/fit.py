@@ -10,6 +10,7 @@ freedom and :mod:`.result` holds the fit.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from scipy import special
 from ...exceptions import ConvergenceWarning, ModelSpecError, OptionError, SingularFitWarning, _fmt_labels, user_stacklevel
 from .ar1 import AR1, residuals_option
 from .crossed import CrossedEngine
-from .design import build_design
+from .design import build_design, unbuilt
 from .inference import _satterthwaite, df_method_option
 from .kenward_roger import check_size, kenward_roger
 from .nested import NestedEngine
@@ -188,8 +189,9 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         # scipy.stats.t without the distribution-object overhead
         p = 2 * special.stdtr(df, -np.abs(t))
         crit = special.stdtrit(df, 0.975)
-    xnames = pd.Index(d.xnames)  # one Index for the three uses (each costs a string array)
-    fixed = pd.DataFrame({"term": xnames, "estimate": beta, "se": se, "df": df, "t": t, "p": p, "ci_low": beta - crit * se, "ci_high": beta + crit * se})
+    # the tables are built when first read (see design.LazyFrame): at ~3k rows pandas costs as
+    # much as the optimisation
+    fixed = partial(_fixed_frame, tuple(d.xnames), np.column_stack([beta, se, df, t, p, beta - crit * se, beta + crit * se]))
 
     # variance components --------------------------------------------------------------------
     rows, sigmas, singular_terms = [], [], []
@@ -210,7 +212,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
                     rows.append({"group": inf["name"], "term1": names[j], "term2": names[i], "variance": S[i, j], "sd": np.nan, "corr": cor})
             off += b
     rows.append({"group": "Residual", "term1": None, "term2": None, "variance": sigma**2, "sd": sigma, "corr": np.nan})
-    random = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
+    random = partial(_random_frame, rows)
 
     # checks and plain-language messages ------------------------------------------------------------
     converged = optsum.converged
@@ -245,8 +247,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     res = LMMResult(
         formula=formula, fixed=fixed, random=random, llf=float(llf), aic=float(-2 * llf + 2 * npar),
         bic=float(-2 * llf + np.log(n) * npar), reml=reml, converged=converged, n_obs=n,
-        n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=d.dropped,
-        df_method=df_method, theta=theta, sigma=sigma, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames),
+        n_groups={lv.name: lv.n_groups for lv in d.levels[::-1]}, n_dropped=d.n_dropped, dropped=unbuilt(d, "dropped"),
+        df_method=df_method, theta=theta, sigma=sigma, vcov=partial(_vcov_frame, tuple(d.xnames), vcov),
         messages=messages, singular=singular, dropped_terms=d.dropped_cols, engine=engine,
         _design=d, _sol=sol, _engine=eng, _sigmas=sigmas, _sat=sat, _kr=kr, optsum=optsum,
         residual_structure=residuals, time=time, residual_params=residual_params,
@@ -256,6 +258,26 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     if d.offset is not None:
         messages.append(f"{' + '.join(d.offset_terms)} entered with coefficient 1 (an offset, not estimated)")
     return res
+
+
+def _fixed_frame(names: tuple, values: np.ndarray) -> pd.DataFrame:
+    """The fixed-effects table from the names and the columns estimate ... ci_high."""
+    columns = {"term": np.array(names, object)}  # read as pandas' str dtype, as an Index of the names
+    columns.update(zip(_FIXED_COLUMNS, values.T))
+    return pd.DataFrame(columns)
+
+
+_FIXED_COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
+
+
+def _vcov_frame(names: tuple, vcov: np.ndarray) -> pd.DataFrame:
+    xnames = pd.Index(names)
+    return pd.DataFrame(vcov, index=xnames, columns=xnames)
+
+
+def _random_frame(rows: list) -> pd.DataFrame:
+    """The variance-component table from its rows (dicts)."""
+    return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
 
 
 def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:

@@ -277,7 +277,8 @@ class NestedEngine(ProfiledDeviance):
         if self._scalar:
             return self._factor_scalar(theta_int)
         if self._slope_only:  # one level, (1 + x | g) or (1 + x || g): theta is L0's elements
-            return self._factor_q2(*theta_int) if len(theta_int) == 3 else self._factor_q2(theta_int[0], 0.0, theta_int[1])
+            t = np.asarray(theta_int, float).tolist()  # Python floats: the scalar arithmetic costs less
+            return self._factor_q2(*t) if len(t) == 3 else self._factor_q2(t[0], 0.0, t[1])
         lams = self.lambdas(theta_int)
         L0 = lams[0]
         q0 = L0.shape[0]

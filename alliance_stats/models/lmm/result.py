@@ -15,7 +15,7 @@ from ..._result import Result, accounting_frame
 from ...exceptions import (AllianceStatsWarning, ArgumentError, ColumnError, ModelSpecError, OptionError, _fmt_labels,
                            user_stacklevel)
 from ...validation import ids_to_text, require_frame
-from .design import Design, group_labels, join_keys
+from .design import Design, group_labels, join_keys, lazy_frames
 from .kenward_roger import ddf_L
 from .nested import NestedEngine
 from .optimize import OptSummary
@@ -127,6 +127,7 @@ class MixedResult(Result):
                                  xlabel=xlabel)
 
 
+@lazy_frames("fixed", "random", "vcov", "dropped")
 @dataclass(repr=False)
 class LMMResult(MixedResult):
     """A fitted linear mixed model (see :func:`alliance_stats.lmm`).
