@@ -725,11 +725,7 @@ class GLMMResult(MixedResult):
                if pd.isna(row.get("term2"))]
         if sds:
             s += " Random effects (link scale): " + ", ".join(sds) + "."
-        if self.singular:
-            s += " The fit was singular (a variance at or near zero, or a correlation of +/-1)."
-        if not self.converged:
-            s += " The optimizer did not report convergence."
-        return s
+        return s + self._fit_caveats()
 
     def plot(self, *, ax=None, intercept: bool = False):
         """Odds ratios (binomial) or rate ratios (Poisson) with 95% CIs, on a log axis."""

@@ -74,6 +74,15 @@ class MixedResult(Result):
     table (``to_frame``), the variance components as a second table, the rows used and left out,
     the fitted-rows random part and conditional modes, and the coefficient plot."""
 
+    def _fit_caveats(self) -> str:
+        """The methods paragraph's closing sentences on a singular or unconverged fit ("" when neither)."""
+        s = ""
+        if self.singular:
+            s += " The fit was singular (a variance at or near zero, or a correlation of +/-1)."
+        if not self.converged:
+            s += " The optimizer did not report convergence."
+        return s
+
     def _groups_text(self) -> str:
         return ", ".join(f"{v} {k} groups" for k, v in self.n_groups.items())
 
@@ -415,11 +424,7 @@ class LMMResult(MixedResult):
         s += " Random effects: " + ", ".join(sds + [f"residual SD = {fmt_num(self.sigma)}"]) + "."
         if self.residual_structure != "iid":
             s += " " + self._residual_sentence()
-        if self.singular:
-            s += " The fit was singular (a variance at or near zero, or a correlation of +/-1)."
-        if not self.converged:
-            s += " The optimizer did not report convergence."
-        return s
+        return s + self._fit_caveats()
 
     def plot(self, *, ax=None, intercept: bool = False):
         """Coefficient plot: fixed effects with 95% CIs."""
