@@ -37,10 +37,12 @@ import pandas as pd
 __all__ = ["MAX_DECIMALS", "FLOOR", "fmt_num", "fmt_p", "apa_p", "fmt_ci", "fmt_est_ci", "fmt_df", "fmt_pct",
            "fmt_bool", "fmt_value", "format_frame", "column_kind"]
 
-#: Most decimals an estimate gets (two significant digits down to 10**-MAX_DECIMALS).
+#: Most decimals an estimate gets (two significant digits down to 10**-(MAX_DECIMALS - 1)).
 MAX_DECIMALS = 6
-#: Below this magnitude an estimate is written in scientific notation (``1.2e-07``).
-FLOOR = 10.0 ** -MAX_DECIMALS
+#: Below this magnitude an estimate is written in scientific notation (``3.6e-06``): the smallest
+#: value that still shows two significant digits in MAX_DECIMALS decimals (0.000036 does; 0.0000036
+#: would print as 0.000004, one digit, 10% off).
+FLOOR = 10.0 ** -(MAX_DECIMALS - 1)
 #: Significant digits shown for small values.
 SIG_DIGITS = 2
 
