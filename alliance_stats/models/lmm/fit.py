@@ -24,7 +24,7 @@ from .inference import _satterthwaite, df_method_option
 from .kenward_roger import check_size, kenward_roger
 from .nested import NestedEngine
 from .optimize import BOUNDARY_TOL, ENGINES, OPTIMIZERS, check_point, optimize_theta
-from .result import LMMResult
+from .result import LMMResult, variance_rows
 
 
 def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str | None = None,
@@ -202,15 +202,7 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
         sigmas.append(S)
         names = inf["term_names"]
         singular_terms += _singular_terms(Lm @ Lm.T, lv.blocks, names, inf["name"])
-        off = 0
-        for b in lv.blocks:
-            for i in range(off, off + b):
-                rows.append({"group": inf["name"], "term1": names[i], "term2": None, "variance": S[i, i], "sd": np.sqrt(S[i, i]), "corr": np.nan})
-            for j in range(off, off + b):
-                for i in range(j + 1, off + b):
-                    cor = S[i, j] / np.sqrt(S[i, i] * S[j, j]) if S[i, i] > 0 and S[j, j] > 0 else np.nan
-                    rows.append({"group": inf["name"], "term1": names[j], "term2": names[i], "variance": S[i, j], "sd": np.nan, "corr": cor})
-            off += b
+        rows += variance_rows(S, lv.blocks, names, inf["name"])
     rows.append({"group": "Residual", "term1": None, "term2": None, "variance": sigma**2, "sd": sigma, "corr": np.nan})
     random = partial(_random_frame, rows)
 

@@ -50,7 +50,7 @@ from ...exceptions import (
 from .design import Design, build_design
 from .nested import _tri_index
 from .formula import _split_top
-from .result import MixedResult, random_part
+from .result import MixedResult, random_part, variance_rows
 
 FAMILIES = ("binomial", "poisson")
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
@@ -908,15 +908,7 @@ def glmm(formula: str, data: pd.DataFrame, *, family: str = "binomial", nagq: in
         for k, v in enumerate(L[ri[dg], ci[dg]]):
             if v < SINGULAR_TOL:
                 singular_terms.append(f"{names[ri[dg][k]]} | {inf['name']}")
-        off = 0
-        for b in blocks:
-            for i in range(off, off + b):
-                rows_r.append({"group": inf["name"], "term1": names[i], "term2": None, "variance": S[i, i], "sd": np.sqrt(S[i, i]), "corr": np.nan})
-            for j in range(off, off + b):
-                for i in range(j + 1, off + b):
-                    cor = S[i, j] / np.sqrt(S[i, i] * S[j, j]) if S[i, i] > 0 and S[j, j] > 0 else np.nan
-                    rows_r.append({"group": inf["name"], "term1": names[j], "term2": names[i], "variance": S[i, j], "sd": np.nan, "corr": cor})
-            off += b
+        rows_r += variance_rows(S, blocks, names, inf["name"])
     random = pd.DataFrame(rows_r, columns=["group", "term1", "term2", "variance", "sd", "corr"])
 
     # checks -------------------------------------------------------------------------------------------

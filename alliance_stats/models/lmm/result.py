@@ -21,6 +21,21 @@ from .nested import NestedEngine
 from .optimize import OptSummary
 
 
+def variance_rows(S: np.ndarray, blocks, names, group: str) -> list[dict]:
+    """Rows of the random-effects table for one grouping factor: a variance and SD per term, and a
+    covariance and correlation per pair of terms within a block of the covariance matrix ``S``."""
+    rows, off = [], 0
+    for b in blocks:
+        for i in range(off, off + b):
+            rows.append({"group": group, "term1": names[i], "term2": None, "variance": S[i, i], "sd": np.sqrt(S[i, i]), "corr": np.nan})
+        for j in range(off, off + b):
+            for i in range(j + 1, off + b):
+                cor = S[i, j] / np.sqrt(S[i, i] * S[j, j]) if S[i, i] > 0 and S[j, j] > 0 else np.nan
+                rows.append({"group": group, "term1": names[j], "term2": names[i], "variance": S[i, j], "sd": np.nan, "corr": cor})
+        off += b
+    return rows
+
+
 def random_part(design: Design, bs: list, data: pd.DataFrame, hint: str, allow_new_levels: bool = False) -> np.ndarray:
     """Z b for new data: each level's random effects ``bs`` (groups x terms) matched to the rows of
     ``data`` by their group IDs. IDs of another type than in the fit (text for numbers) are matched
