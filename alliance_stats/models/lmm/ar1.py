@@ -69,6 +69,11 @@ def residuals_option(residuals, time, engine: str, df_method: str) -> None:
                           hint="Kenward-Roger is not implemented for AR(1) residuals; use Satterthwaite df (default)")
 
 
+#: Largest median gap between consecutive times of a patient that the AR(1) accepts (session numbers
+#: skip a few sessions; a median gap above this is dates or seconds, where phi^gap vanishes).
+MAX_TYPICAL_GAP = 20
+
+
 class AR1:
     """The AR(1) residual structure of one design: group and time of each row, the prewhitening
     transform at a given phi, and the fit over (theta, phi).
@@ -133,6 +138,12 @@ class AR1:
                 f"times within each {self.group_name}: remove or merge the repeated sessions",
                 rows=rows,
             )
+        gaps = dt[same]
+        if len(gaps) and int(np.median(gaps)) > MAX_TYPICAL_GAP:
+            raise ColumnError(
+                f"time={time!r}: consecutive rows of a {self.group_name} are a median of {int(np.median(gaps))} units apart; "
+                f"the AR(1) correlates rows k units apart by phi^k, which cannot be estimated at such gaps. {time!r} looks "
+                "like dates, days or seconds: give the session number (1, 2, 3, ...) instead")
         self.order = order
         self.gap = np.where(same, dt, 0)  # 0 = the first row of a group
         self._later = same

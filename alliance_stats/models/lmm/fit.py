@@ -126,6 +126,8 @@ def lmm(formula: str, data: pd.DataFrame, *, reml: bool = True, df_method: str |
     """
     if not isinstance(reml, (bool, np.bool_)):
         raise OptionError("reml", reml, (True, False), hint="True fits by REML (lmer's default), False by maximum likelihood")
+    if not isinstance(restart, (bool, np.bool_)):
+        raise OptionError("restart", restart, (True, False))
     df_method = df_method_option(df_method, ddf, reml)
     if engine not in ENGINES:
         raise OptionError("engine", engine, ENGINES)
@@ -309,7 +311,9 @@ def all_fit(model: LMMResult, optimizers=OPTIMIZERS) -> pd.DataFrame:
     """
     if not isinstance(model, LMMResult):
         raise ModelSpecError(f"all_fit() takes a fitted model (LMMResult), got {type(model).__name__}")
-    names = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    names = [optimizers] if isinstance(optimizers, str) else list(optimizers) if isinstance(optimizers, (list, tuple)) else []
+    if not names:
+        raise OptionError("optimizers", optimizers, OPTIMIZERS, hint="name one optimizer or a list of them")
     for name in names:
         if name not in OPTIMIZERS:
             raise OptionError("optimizers", name, OPTIMIZERS)

@@ -50,7 +50,7 @@ from ...exceptions import (
 from .design import Design, build_design
 from .nested import _tri_index
 from .formula import _split_top
-from .result import MixedResult, random_part, variance_rows
+from .result import MixedResult, _bool_options, random_part, variance_rows
 
 FAMILIES = ("binomial", "poisson")
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
@@ -646,6 +646,7 @@ class GLMMResult(MixedResult):
         zero), as lme4's ``re.form = NA``."""
         if type not in ("link", "response"):
             raise OptionError("type", type, ("link", "response"))
+        _bool_options(include_random=include_random, allow_new_levels=allow_new_levels)
         d = self._design
         beta = self.fixed["estimate"].to_numpy()
         if data is None:
@@ -848,9 +849,15 @@ def glmm(formula: str, data: pd.DataFrame, *, family: str = "binomial", nagq: in
     # stage 1: theta, with beta from PIRLS ----------------------------------------------------------
     th0 = eng.start_theta()
     x1, f1, n1, c1 = _bobyqa(lambda t: eng.laplace(t), th0, eng.lower, np.full(nt, 0.2), np.full(nt, 1e-8), 1e-10, 5000)
-    s1 = eng.pirls(x1)
-    beta1 = s1["beta"]
-    se1 = np.sqrt(np.clip(np.diag(np.linalg.inv(s1["S"])), 1e-12, None))
+    try:
+        s1 = eng.pirls(x1)
+        beta1 = s1["beta"]
+        se1 = np.sqrt(np.clip(np.diag(np.linalg.inv(s1["S"])), 1e-12, None))
+    except (np.linalg.LinAlgError, FloatingPointError):
+        raise ModelSpecError(
+            f"the model cannot be fitted: {label!r} is predicted (almost) perfectly by the fixed effects or a grouping "
+            "factor (complete or quasi-complete separation), so the estimates run off to infinity; drop or merge the "
+            "predictor or the groups that separate the outcome") from None
     # stage 2: (theta, beta) -------------------------------------------------------------------------
     x0 = np.r_[x1, beta1]
     lower = np.r_[eng.lower, np.full(p, -np.inf)]

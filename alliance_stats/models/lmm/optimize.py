@@ -283,7 +283,10 @@ def check_point(eng: NestedEngine, reml: bool, x_int, name: str, start=None) -> 
 
 
 def _check_start(eng, start):
-    s = np.asarray(start, float).ravel()
+    try:
+        s = np.asarray(start, float).ravel()
+    except (TypeError, ValueError):
+        s = np.full(0, np.nan)
     if s.shape != (eng.n_theta,) or not np.all(np.isfinite(s)) or np.any(s < np.where(np.isfinite(eng.lower), eng.lower, -np.inf)):
         raise OptionError("start", start, (), hint=f"theta needs {eng.n_theta} finite numbers in lme4's order "
                           "(column-major lower triangle of each relative Cholesky factor), diagonal elements >= 0")

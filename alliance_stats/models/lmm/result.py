@@ -21,6 +21,12 @@ from .nested import NestedEngine
 from .optimize import OptSummary
 
 
+def _bool_options(**options) -> None:
+    for name, value in options.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise OptionError(name, value, (True, False))
+
+
 def variance_rows(S: np.ndarray, blocks, names, group: str) -> list[dict]:
     """Rows of the random-effects table for one grouping factor: a variance and SD per term, and a
     covariance and correlation per pair of terms within a block of the covariance matrix ``S``."""
@@ -288,6 +294,7 @@ class LMMResult(MixedResult):
         ``allow.new.levels = TRUE``) those rows get a random effect of zero for that grouping
         factor (the population prediction at that level) and a warning counts the rows and
         groups."""
+        _bool_options(include_random=include_random, allow_new_levels=allow_new_levels)
         d = self._design
         beta = self.fixed["estimate"].to_numpy()
         if data is None:
