@@ -42,7 +42,7 @@ BASE_SCHEMA: dict[str, dict[str, tuple]] = {
                 "formats": (_STRLIST, False, "figure files written besides PNG (default [\"png\", \"pdf\"])"),
                 "width": (_STR, False, "width of saved figures: single (89 mm), double (183 mm) or a number of inches "
                                        "(default: each figure's own size)")},
-    "output": {"seed": (_INT, False, "seed of the random choices (the patient lines drawn in trajectory figures)"),
+    "output": {"seed": (_INT, False, "seed of the random choices (the patient lines drawn in trajectory figures, the agreement bootstrap)"),
                "formats": (_STRLIST, False, "figure formats (older spelling of [figures] formats)")},
 }
 

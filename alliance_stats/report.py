@@ -151,7 +151,7 @@ def write_report(folder, sections: list, info: ReportInfo, caught=()) -> None:
     versions = info.versions
     intro = (f"Made by alliance-stats {versions.set_index('package').at['alliance-stats', 'version']} on {now} "
              f"(Python {platform.python_version()}). Seed {info.seed} (used for the random subset of patient lines drawn "
-             "in the trajectory figures; no estimate depends on it)."
+             "in the trajectory figures and the bootstrap resamples of the agreement section)."
              + (f" Configuration: {info.config_name}." if info.config_name else ""))
     page = _Page(folder, info)
     h, md = page.h, page.md

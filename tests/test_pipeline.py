@@ -174,7 +174,8 @@ def test_analysis_error_names_the_analysis(tmp_path, capsys):
     cfg = _config(tmp_path, body)
     assert main(["analyze", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "analysis 'reliable_change': reliability=1.5 is not a valid value. reliability must lie strictly between 0 and 1" in err
+    assert ("analysis 'reliable_change', configured in [reliable_change] (line 21 of study.toml): reliability=1.5 is not a "
+            "valid value. reliability must lie strictly between 0 and 1") in err
 
 
 def test_reliable_change_uses_the_reliability_of_the_outcome_scale(tmp_path):
@@ -363,3 +364,20 @@ def test_agreement_step_runs_on_client_and_therapist_ratings_of_one_scale(tmp_pa
     apa = pd.read_csv(out / "tables" / "agreement_apa.csv", dtype=str, keep_default_na=False)
     assert apa.astype(str).values.tolist() == ref.to_apa().astype(str).values.tolist()
     assert (out / "figures" / "agreement_surface.png").exists()
+
+
+def test_agreement_needs_both_columns_and_dropout_counts_patients_without_sessions(tmp_path):
+    one = BASE + '\n[analyses]\nrun = ["agreement"]\n\n[agreement]\nclient = "wai_sr_total"\n'
+    with pytest.raises(als.ConfigError, match=r"'client' in \[agreement\].*give 'therapist' too"):
+        run_study(load_config(_config(tmp_path / "a", one)), tmp_path / "a" / "r", progress=False)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pats = pd.read_csv(als.sample_path("patients"))
+    extra = pats.iloc[:2].copy()
+    extra.iloc[:, 0] = ["ZZZ1", "ZZZ2"]
+    pd.concat([pats, extra]).to_csv(folder / "patients.csv", index=False)
+    body = BASE + ('\n[analyses]\nrun = ["dropout"]\n\n[dropout]\nfile = "patients.csv"\n'
+                   f'patient = "{pats.columns[0]}"\ndropout = "dropout"\n')
+    out = run_study(load_config(_config(folder, body)), folder / "r", progress=False)
+    html = (out / "report.html").read_text()
+    assert "2 patient(s) of patients.csv have no session data and were left out." in html

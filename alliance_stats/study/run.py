@@ -223,7 +223,8 @@ def run_study(cfg: StudyConfig, out="results", *, force: bool = False, progress:
                 except ConfigError:
                     raise
                 except AllianceStatsError as exc:
-                    raise exc.with_context(f"analysis {name!r}") from None
+                    where = f", configured in {cfg.where(step.table)}" if step.table and step.table in cfg.values else ""
+                    raise exc.with_context(f"analysis {name!r}{where}") from None
                 bar.update()
             if extra is not None:
                 sections.append(extra(study))

@@ -19,7 +19,12 @@ def _ratings(study):
     from ...instruments import get_instrument
 
     cfg = study.cfg
-    if cfg.get("agreement", "client") and cfg.get("agreement", "therapist"):
+    given = [k for k in ("client", "therapist") if cfg.get("agreement", k)]
+    if len(given) == 1:
+        other = "therapist" if given[0] == "client" else "client"
+        raise cfg.error("agreement", given[0], f"give '{other}' too: agreement needs the client's and the therapist's "
+                                               "score of the same sessions")
+    if given:
         return study.column("agreement", "client"), study.column("agreement", "therapist")
     found = {}
     for name in cfg.instruments():

@@ -25,12 +25,13 @@ def _needs(cfg):
 def _data(study) -> pd.DataFrame:
     """The sessions with the patient-level dropout column (merged from [dropout] file if given)."""
     from ...io import read_table
+    from ...validation import ids_to_text
 
     cfg = study.cfg
     c = cfg.values["dropout"]
     if c.get("file") is None:
         study.column("dropout", "dropout")
-        return study.sessions
+        return study.sessions, 0, None
     if c.get("patient") is None:
         raise cfg.error("dropout", "file", "give 'patient', the patient ID column of the dropout file")
     src = cfg.path("dropout")
@@ -43,19 +44,20 @@ def _data(study) -> pd.DataFrame:
     if clash:
         raise cfg.error("dropout", "file", f"column(s) {', '.join(clash)} are both in the session data and in {src.name}; "
                                            "keep them in one of the two")
-    ids = table[pid].astype(str).str.strip()
+    ids, _ = ids_to_text(table[pid])  # the package's one ID rule, as read_sessions applies it
     if ids.duplicated().any():
         raise cfg.error("dropout", "patient", f"{src.name} has more than one row for patient "
                                               f"{ids[ids.duplicated()].iloc[0]!r}; give one row per patient")
     pat = table[wanted].assign(patient=ids.to_numpy())
-    return study.sessions.merge(pat, on="patient", how="left", validate="many_to_one")
+    unmatched = int((~pat["patient"].isin(study.sessions["patient"])).sum())
+    return study.sessions.merge(pat, on="patient", how="left", validate="many_to_one"), unmatched, src.name
 
 
 def run(study) -> Section:
     from ...models.dropout import early_alliance_dropout
 
     c = study.cfg.values["dropout"]
-    data = _data(study)
+    data, unmatched, src = _data(study)
     res = early_alliance_dropout(data, alliance=study.alliance, dropout=c["dropout"], therapist="therapist" if study.has_therapist else None,
                                  sessions=tuple(c.get("sessions", (1, 2, 3))), covariates=tuple(c.get("covariates", ())))
     sec = Section("dropout", STEP.title)
@@ -65,6 +67,8 @@ def run(study) -> Section:
                    res.plot(ax=None, kind="survival"))
     sec.add_file("dropout_patients", res.patients)
     sec.add_file("dropout_excluded", res.excluded)
+    if unmatched:
+        sec.accounting.append(f"{unmatched} patient(s) of {src} have no session data and were left out.")
     return sec
 
 

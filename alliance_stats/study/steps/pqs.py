@@ -37,11 +37,18 @@ def run(study) -> Section:
     if group:
         study.column("pqs", "group", df=sorts)
     sec = Section("pqs", STEP.title)
-    sec.methods = ("PQS sorts (Jones 1985/2000; 100 items in a forced 9-pile distribution, checked on reading): item "
-                   "means and ranks" + (f" by {group}" if group else "") + ", inter-judge reliability (mean r between the "
-                   "judges' sorts with Spearman–Brown, and per-item ICC(2,1)/ICC(2,k), Shrout & Fleiss 1979), a Q-factor "
-                   "analysis (principal components of the correlations between sorts, varimax), and item-alliance "
-                   "correlations with Benjamini–Hochberg FDR.")
+    parts = ["item means and ranks" + (f" by {group}" if group else "")]
+    if c.get("rater"):
+        parts += ["inter-judge reliability (mean r between the judges' sorts with Spearman–Brown, and per-item "
+                  "ICC(2,1)/ICC(2,k), Shrout & Fleiss 1979)", "a Q-factor analysis of the first judge's sorts"]
+    if c.get("patient"):
+        parts.append("item-alliance correlations with Benjamini–Hochberg FDR")
+    sec.methods = ("PQS sorts (Jones 1985/2000; 100 items in a forced 9-pile distribution, checked on reading): "
+                   + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+    not_run = ([] if c.get("rater") else ["inter-judge reliability and Q-factors (no [pqs] rater)"]) + (
+        [] if c.get("patient") else ["item-alliance correlations (no [pqs] patient to match the sessions)"])
+    if not_run:
+        sec.text.append("Not run: " + "; ".join(not_run) + ".")
     items = pqs_items(sorts, by=group).table
     sec.add_file("pqs_items", items)
     for key, sub in ([(None, items)] if not group else list(items.groupby(group, sort=True))):
